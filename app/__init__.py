@@ -1,0 +1,1 @@
+"""ranklab web application (torch-free)."""

@@ -1,0 +1,65 @@
+"""Typed settings, read once from the environment (prefix ``RANKLAB_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET_KEY = "ranklab-development-secret-change-me"  # noqa: S105 - refused in production
+ROOT_DIR = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Every ranklab setting; documented in the README."""
+
+    model_config = SettingsConfigDict(env_prefix="RANKLAB_", env_file=".env", extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    """Deployment environment; `production` refuses the development secret key."""
+    data_dir: Path = ROOT_DIR / "data"
+    """Folder for the SQLite database, models and checkpoints (created on first use)."""
+    database_url: str = ""
+    """SQLAlchemy URL; empty means `sqlite:///<data_dir>/ranklab.db`."""
+    secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
+    """Signs session cookies, CSRF tokens and API tokens."""
+    session_max_age_s: int = 14 * 24 * 3600
+    """Browser session lifetime in seconds."""
+    token_ttl_s: int = 24 * 3600
+    """Lifetime of bearer API tokens in seconds."""
+    cookie_secure: bool | None = None
+    """Force the Secure cookie flag; default: set when the request came over HTTPS."""
+    login_max_failures: int = Field(default=5, ge=1)
+    """Failed logins allowed per username (and per client address) within the window."""
+    login_window_s: int = Field(default=900, ge=1)
+    """Rate-limit window for failed logins, in seconds."""
+    log_level: str = "INFO"
+    """Root log level."""
+    lease_minutes: int = Field(default=30, ge=1)
+    """How long a labeler holds an assignment before it returns to the pool."""
+    task_kind_order: list[str] = ["gold", "eval", "production"]
+    """Order of preference between task kinds when picking a labeler's next task."""
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.env == "production" and self.secret_key.get_secret_value() == DEV_SECRET_KEY:
+            raise ValueError("RANKLAB_SECRET_KEY must be set to a private value when RANKLAB_ENV=production")
+        if len(self.secret_key.get_secret_value()) < 16:
+            raise ValueError("RANKLAB_SECRET_KEY must be at least 16 characters long")
+        return self
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL, defaulting to a SQLite file in the data folder."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'ranklab.db'}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, validated once."""
+    return Settings()
