@@ -14,15 +14,14 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Index,
-    Integer,
     MetaData,
     String,
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.types import TypeDecorator
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -398,9 +397,7 @@ class Schedule(Base):
     """A cron expression or a data trigger that queues jobs of one kind."""
 
     __tablename__ = "schedules"
-    __table_args__ = (
-        CheckConstraint("cron IS NOT NULL OR min_new_rankings IS NOT NULL", name="has_trigger"),
-    )
+    __table_args__ = (CheckConstraint("cron IS NOT NULL OR min_new_rankings IS NOT NULL", name="has_trigger"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)

@@ -1,0 +1,40 @@
+"""`ranklab migrate` and `ranklab serve`."""
+
+from __future__ import annotations
+
+import typer
+
+from app.cli import cli
+
+
+@cli.command()
+def migrate(revision: str = typer.Argument("head", help="Alembic revision to upgrade to.")) -> None:
+    """Upgrade the database schema (RANKLAB_DATABASE_URL) to the latest revision."""
+    from app import migrate as m
+    from app.config import get_settings
+
+    m.upgrade(get_settings().sqlalchemy_url, revision)
+    typer.echo(f"database is at revision {revision}")
+
+
+@cli.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to bind."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    workers: int = typer.Option(1, help="Number of uvicorn worker processes."),
+    reload: bool = typer.Option(False, help="Reload on code changes (development)."),
+) -> None:
+    """Run the web server (uvicorn). Run `ranklab migrate` first; the server never migrates."""
+    import uvicorn
+
+    uvicorn.run(
+        "app.main:app",
+        host=host,
+        port=port,
+        workers=workers,
+        reload=reload,
+        proxy_headers=True,
+        forwarded_allow_ips="*",
+        access_log=False,
+        log_config=None,
+    )

@@ -1,0 +1,108 @@
+"""Annotated dependency aliases so route signatures read like sentences."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from app.config import Settings, get_settings
+from app.db import get_session
+from app.errors import Forbidden, NotAuthenticated
+from app.models import Role, User, UserStatus
+from app.security import CSRF_FIELD, CSRF_HEADER, SessionData, csrf_matches
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionDep = Annotated[Session, Depends(get_session)]
+
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+_BLOCKED = (UserStatus.suspended, UserStatus.rejected)
+
+
+def browser_session(request: Request) -> SessionData:
+    """The signed cookie session (set up by the session middleware)."""
+    return request.state.session  # type: ignore[no-any-return]
+
+
+BrowserSession = Annotated[SessionData, Depends(browser_session)]
+
+
+async def verify_csrf(request: Request, browser: BrowserSession) -> None:
+    """Reject a state-changing cookie-authenticated request without the session's CSRF token."""
+    if request.method in SAFE_METHODS or _bearer(request):
+        return
+    given = request.headers.get(CSRF_HEADER)
+    if given is None and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        form = await request.form()
+        value = form.get(CSRF_FIELD)
+        given = value if isinstance(value, str) else None
+    if not csrf_matches(browser.csrf, given):
+        raise Forbidden("the form has expired or did not come from this site (CSRF check failed); reload the page")
+
+
+CsrfProtected = Depends(verify_csrf)
+
+
+def _bearer(request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def optional_user(request: Request, session: SessionDep, settings: SettingsDep) -> User | None:
+    """The caller from a bearer token or the session cookie, or None."""
+    token = _bearer(request)
+    if token is not None:
+        uid = request.app.state.signer.read_token(token, settings.token_ttl_s)
+        if uid is None:
+            raise NotAuthenticated("the API token is invalid or expired; get a new one from /api/v1/auth/token")
+    else:
+        uid = request.state.session.user_id
+    if uid is None:
+        return None
+    user = session.get(User, uid)
+    if user is None or user.status in _BLOCKED:
+        return None
+    return user
+
+
+OptionalUser = Annotated[User | None, Depends(optional_user)]
+
+
+def current_user(user: OptionalUser, _csrf: None = CsrfProtected) -> User:
+    """The logged-in user (401 when nobody is logged in)."""
+    if user is None:
+        raise NotAuthenticated("log in first")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def current_labeler(user: CurrentUser) -> User:
+    """Anyone who may rank: labelers in screening or active, and researchers (who rank gold tasks)."""
+    if user.role == Role.labeler and user.status not in (UserStatus.screening, UserStatus.active):
+        raise Forbidden(f"your account is {user.status.value.replace('_', ' ')}; a researcher will get back to you")
+    return user
+
+
+def current_researcher(user: CurrentUser) -> User:
+    """Researchers and admins."""
+    if user.role not in (Role.researcher, Role.admin):
+        raise Forbidden("this page is for researchers")
+    return user
+
+
+def current_admin(user: CurrentUser) -> User:
+    """Admins only."""
+    if user.role != Role.admin:
+        raise Forbidden("this action is for admins")
+    return user
+
+
+CurrentLabeler = Annotated[User, Depends(current_labeler)]
+CurrentResearcher = Annotated[User, Depends(current_researcher)]
+CurrentAdmin = Annotated[User, Depends(current_admin)]

@@ -1,0 +1,70 @@
+"""create_app(): routers, static files, templates and error handlers. Never migrates, never imports torch."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from app.config import Settings, get_settings
+from app.errors import DomainError, NotAuthenticated, RateLimited
+from app.logging_setup import configure_logging
+from app.middleware import AccessLogMiddleware, SessionMiddleware
+from app.routes import auth, pages, users
+from app.security import Signer
+from app.web import render
+
+log = logging.getLogger("ranklab")
+
+# Every router of the app; a feature adds its module here.
+ROUTERS = [pages, auth, users]
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or "text/html" not in request.headers.get("accept", "")
+
+
+async def _domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DomainError)
+    headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
+    if _wants_json(request):
+        return JSONResponse({"detail": exc.message, **exc.details}, status_code=exc.status_code, headers=headers)
+    if isinstance(exc, NotAuthenticated):
+        login = request.app.url_path_for("login_page")
+        return RedirectResponse(f"{login}?next={request.url.path}", status_code=303)
+    return render(request, "error.html", status_code=exc.status_code, message=exc.message, code=exc.status_code)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    parts = [f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}" for e in errors]
+    return JSONResponse(
+        {"detail": "; ".join(parts), "errors": [{"loc": e["loc"], "msg": e["msg"]} for e in errors]},
+        status_code=422,
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the web application."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+    app = FastAPI(title="ranklab", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json")
+    app.state.settings = settings
+    app.state.signer = Signer(settings.secret_key.get_secret_value())
+    app.add_middleware(SessionMiddleware, signer=app.state.signer, settings=settings)
+    app.add_middleware(AccessLogMiddleware)
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    from app.config import ROOT_DIR
+
+    app.mount("/static", StaticFiles(directory=str(ROOT_DIR / "app" / "static")), name="static")
+    for module in ROUTERS:
+        app.include_router(module.router)
+    return app
+
+
+app = create_app()

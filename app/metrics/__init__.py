@@ -1,0 +1,36 @@
+"""Agreement metrics over rankings and labels: pure numpy, no imports from the rest of ``app``."""
+
+from app.metrics.bootstrap import bootstrap_ci, bootstrap_ratio_ci
+from app.metrics.ranking import (
+    PositionBias,
+    buckets_to_ranks,
+    kendall_tau_b,
+    kendall_tau_b_batch,
+    pairwise_agreement,
+    pairwise_agreement_batch,
+    position_bias,
+)
+from app.metrics.reliability import (
+    cohen_kappa,
+    krippendorff_alpha,
+    krippendorff_alpha_ordinal,
+    percent_agreement,
+    ranking_alpha,
+)
+
+__all__ = [
+    "PositionBias",
+    "bootstrap_ci",
+    "bootstrap_ratio_ci",
+    "buckets_to_ranks",
+    "cohen_kappa",
+    "kendall_tau_b",
+    "kendall_tau_b_batch",
+    "krippendorff_alpha",
+    "krippendorff_alpha_ordinal",
+    "pairwise_agreement",
+    "pairwise_agreement_batch",
+    "percent_agreement",
+    "position_bias",
+    "ranking_alpha",
+]

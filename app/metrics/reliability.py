@@ -1,0 +1,118 @@
+"""Inter-rater reliability: Krippendorff's alpha, Cohen's kappa and percent agreement.
+
+Krippendorff's alpha follows K. Krippendorff, "Computing Krippendorff's Alpha-Reliability" (2011):
+build the coincidence matrix o_ck from every pairable value in each unit, then
+alpha = 1 - D_o / D_e = 1 - (n - 1) * sum_ck o_ck d2_ck / sum_ck n_c n_k d2_ck.
+"""
+
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+AlphaLevel = Literal["nominal", "ordinal", "interval"]
+
+
+def _coincidences(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return (values (V,), coincidence matrix o (V, V)) over units with at least two values."""
+    present = ~np.isnan(matrix)  # (coders, units)
+    values, value_codes = np.unique(matrix[present], return_inverse=True)  # (V,) sorted, (M,)
+    n_units, n_values = matrix.shape[1], len(values)
+    unit_codes = np.nonzero(present)[1]  # (M,) unit of each value, same order as matrix[present]
+    # n_uc: how many coders gave unit u the value c.
+    n_uc = np.bincount(unit_codes * n_values + value_codes, minlength=n_units * n_values)
+    n_uc = n_uc.reshape(n_units, n_values).astype(np.float64)  # (U, V)
+    m_u = present.sum(axis=0)  # (U,) pairable values per unit
+    pairable = m_u >= 2
+    n_uc, m_u = n_uc[pairable], m_u[pairable]
+    weights = 1.0 / (m_u - 1)  # (U',)
+    # o_ck = sum_u n_uc (n_uk - [c == k]) / (m_u - 1): pairs of values from different coders.
+    o = (n_uc * weights[:, None]).T @ n_uc - np.diag((n_uc * weights[:, None]).sum(axis=0))  # (V, V)
+    return values, o
+
+
+def _squared_distances(values: np.ndarray, n_c: np.ndarray, level: AlphaLevel) -> np.ndarray:
+    """Return the (V, V) squared distance d2_ck for the chosen measurement level."""
+    if level == "nominal":
+        return 1.0 - np.eye(len(values))
+    if level == "interval":
+        return (values[:, None] - values[None, :]) ** 2
+    if level == "ordinal":
+        # d_ck = sum_{g=c..k} n_g - (n_c + n_k) / 2, i.e. the gap between the values' mid-ranks.
+        mid_rank = np.cumsum(n_c) - n_c / 2.0  # (V,)
+        return (mid_rank[:, None] - mid_rank[None, :]) ** 2
+    raise ValueError(f"unknown level {level!r}; expected 'nominal', 'ordinal' or 'interval'")
+
+
+def krippendorff_alpha(matrix: npt.ArrayLike, *, level: AlphaLevel = "ordinal") -> float:
+    """Krippendorff's alpha for a (n_coders, n_units) matrix with np.nan for missing values.
+
+    Units with fewer than two values are not pairable and are left out. Returns nan when no unit
+    is pairable or when every pairable value is the same (no expected disagreement).
+    """
+    data = np.asarray(matrix, dtype=np.float64)
+    if data.ndim != 2:
+        raise ValueError(f"expected a (n_coders, n_units) matrix, got shape {data.shape}")
+    values, o = _coincidences(data)
+    n_c = o.sum(axis=1)  # (V,) marginals
+    n = n_c.sum()
+    if n == 0:
+        return float("nan")
+    d2 = _squared_distances(values, n_c, level)  # (V, V)
+    expected = (np.outer(n_c, n_c) * d2).sum()
+    if expected == 0:
+        return float("nan")
+    observed = (o * d2).sum()
+    return float(1.0 - (n - 1) * observed / expected)
+
+
+def krippendorff_alpha_ordinal(matrix: npt.ArrayLike) -> float:
+    """Krippendorff's alpha with the ordinal metric for a (n_coders, n_units) matrix (nan = missing)."""
+    return krippendorff_alpha(matrix, level="ordinal")
+
+
+def ranking_alpha(R: npt.ArrayLike) -> float:
+    """Ordinal alpha of many labelers ranking the same K items: R is (n_labelers, K) rank vectors.
+
+    Labelers are the coders, the K items are the units and each value is a labeler's rank of an item;
+    nan marks an item a labeler did not rank.
+    """
+    ranks = np.asarray(R, dtype=np.float64)
+    if ranks.ndim != 2:
+        raise ValueError(f"expected a (n_labelers, K) array of rank vectors, got shape {ranks.shape}")
+    return krippendorff_alpha(ranks, level="ordinal")
+
+
+def _as_label_pair(x: npt.ArrayLike, y: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    x_arr, y_arr = np.asarray(x), np.asarray(y)
+    if x_arr.ndim != 1 or x_arr.shape != y_arr.shape:
+        raise ValueError(f"expected two label vectors of the same length, got {x_arr.shape} and {y_arr.shape}")
+    return x_arr, y_arr
+
+
+def percent_agreement(x: npt.ArrayLike, y: npt.ArrayLike) -> float:
+    """Share of items on which the two label vectors agree (nan when empty)."""
+    x_arr, y_arr = _as_label_pair(x, y)
+    return float(np.mean(x_arr == y_arr)) if x_arr.size else float("nan")
+
+
+def cohen_kappa(x: npt.ArrayLike, y: npt.ArrayLike) -> float:
+    """Cohen's kappa (p_o - p_e) / (1 - p_e) of two binary or categorical label vectors (nan when empty).
+
+    When expected agreement p_e is 1 (both raters used one and the same label throughout) kappa is
+    0/0; we return 1.0 if observed agreement is 1 and 0.0 otherwise, so perfect agreement on a
+    constant flag (e.g. neither ever flagged "sensitive") does not show up as missing.
+    """
+    x_arr, y_arr = _as_label_pair(x, y)
+    if x_arr.size == 0:
+        return float("nan")
+    _, codes = np.unique(np.concatenate([x_arr, y_arr]), return_inverse=True)
+    x_codes, y_codes = codes[: x_arr.size], codes[x_arr.size :]
+    n_labels = int(codes.max()) + 1
+    p_x = np.bincount(x_codes, minlength=n_labels) / x_arr.size  # (L,) marginal of rater x
+    p_y = np.bincount(y_codes, minlength=n_labels) / y_arr.size  # (L,) marginal of rater y
+    p_o = float(np.mean(x_codes == y_codes))
+    p_e = float(p_x @ p_y)
+    if np.isclose(p_e, 1.0):
+        return 1.0 if np.isclose(p_o, 1.0) else 0.0
+    return (p_o - p_e) / (1.0 - p_e)

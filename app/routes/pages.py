@@ -1,0 +1,33 @@
+"""Home page and health check."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from sqlalchemy import text
+
+from app.deps import OptionalUser, SessionDep
+from app.schemas import HealthRead
+from app.web import render
+
+router = APIRouter()
+
+
+@router.get("/", response_class=HTMLResponse, name="home")
+def home(request: Request, user: OptionalUser) -> Response:
+    if user is None:
+        return RedirectResponse(request.app.url_path_for("login_page"), status_code=303)
+    return render(request, "home.html", user=user)
+
+
+@router.get("/healthz", response_model=HealthRead, name="healthz", tags=["ops"])
+def healthz(session: SessionDep) -> Response | HealthRead:
+    start = time.perf_counter()
+    try:
+        session.execute(text("SELECT 1")).scalar_one()
+    except Exception as exc:  # noqa: BLE001 - report any database failure as unhealthy
+        return JSONResponse({"status": "error", "database": type(exc).__name__, "db_roundtrip_ms": -1}, status_code=503)
+    ms = (time.perf_counter() - start) * 1000
+    return HealthRead(status="ok", database=session.get_bind().dialect.name, db_roundtrip_ms=round(ms, 3))

@@ -1,0 +1,90 @@
+"""Password hashing, signed session cookies, CSRF tokens and bearer API tokens."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+SESSION_COOKIE = "ranklab_session"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+
+_hasher = PasswordHasher()
+
+
+def hash_password(password: str) -> str:
+    """Argon2id hash of a password."""
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    """True when the password matches the stored hash."""
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def needs_rehash(password_hash: str) -> bool:
+    """True when the hash was made with weaker parameters than today's."""
+    return _hasher.check_needs_rehash(password_hash)
+
+
+# A hash of a random password: verifying against it keeps failed logins for unknown users as slow as real ones.
+DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
+
+
+@dataclass
+class SessionData:
+    """What the signed session cookie carries."""
+
+    csrf: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    user_id: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"csrf": self.csrf, "uid": self.user_id}
+
+
+class Signer:
+    """Signs and checks session cookies and API tokens with the secret key."""
+
+    def __init__(self, secret_key: str) -> None:
+        self._session = URLSafeTimedSerializer(secret_key, salt="ranklab.session")
+        self._token = URLSafeTimedSerializer(secret_key, salt="ranklab.api-token")
+
+    def dump_session(self, data: SessionData) -> str:
+        return self._session.dumps(data.to_dict())
+
+    def load_session(self, cookie: str | None, max_age_s: int) -> SessionData | None:
+        if not cookie:
+            return None
+        try:
+            raw = self._session.loads(cookie, max_age=max_age_s)
+        except BadSignature:
+            return None
+        if not isinstance(raw, dict) or not isinstance(raw.get("csrf"), str):
+            return None
+        uid = raw.get("uid")
+        return SessionData(csrf=raw["csrf"], user_id=uid if isinstance(uid, int) else None)
+
+    def issue_token(self, user_id: int) -> str:
+        return self._token.dumps({"uid": user_id, "n": secrets.token_hex(4)})
+
+    def read_token(self, token: str, max_age_s: int) -> int | None:
+        try:
+            raw = self._token.loads(token, max_age=max_age_s)
+        except BadSignature:
+            return None
+        uid = raw.get("uid") if isinstance(raw, dict) else None
+        return uid if isinstance(uid, int) else None
+
+
+def csrf_matches(expected: str, given: str | None) -> bool:
+    """Constant-time comparison of CSRF tokens."""
+    return bool(given) and hmac.compare_digest(expected, given or "")

@@ -1,0 +1,119 @@
+"""Accounts: creation, authentication with failed-login rate limiting, status changes."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, RateLimited
+from app.models import AuditLog, LoginAttempt, Role, User, UserStatus, utcnow
+from app.security import DUMMY_HASH, hash_password, needs_rehash, verify_password
+
+USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{3,64}$")
+MIN_PASSWORD_LEN = 8
+
+
+def create_user(
+    session: Session,
+    *,
+    username: str,
+    password: str,
+    role: Role,
+    status: UserStatus | None = None,
+    actor: User | None = None,
+) -> User:
+    """Create an account; labelers start in screening unless a status is given."""
+    if not USERNAME_RE.match(username):
+        raise InvalidInput("username must be 3-64 characters: letters, digits, '_', '.', '@' or '-'")
+    if len(password) < MIN_PASSWORD_LEN:
+        raise InvalidInput(f"password must be at least {MIN_PASSWORD_LEN} characters")
+    if status is None:
+        status = UserStatus.screening if role == Role.labeler else UserStatus.active
+    if session.scalar(select(User.id).where(func.lower(User.username) == username.lower())):
+        raise Conflict(f"a user named {username!r} already exists")
+    user = User(username=username, password_hash=hash_password(password), role=role, status=status)
+    session.add(user)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"a user named {username!r} already exists") from exc
+    _audit(session, actor=actor, action="user.create", target=user, data={"role": role, "status": status})
+    return user
+
+
+def get_user(session: Session, *, user_id: int) -> User:
+    """The user with this id, or NotFound."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"no user with id {user_id}")
+    return user
+
+
+def list_users(session: Session, *, role: Role | None = None) -> list[User]:
+    """All users, optionally of one role, by username."""
+    query = select(User).order_by(User.username)
+    if role is not None:
+        query = query.where(User.role == role)
+    return list(session.scalars(query))
+
+
+def set_status(session: Session, *, user: User, status: UserStatus, actor: User | None, reason: str = "") -> User:
+    """Change a user's status, with an audit-log entry."""
+    old = user.status
+    user.status = status
+    _audit(
+        session,
+        actor=actor,
+        action="user.status",
+        target=user,
+        reason=reason,
+        data={"from": old, "to": status},
+    )
+    return user
+
+
+def _audit(
+    session: Session, *, actor: User | None, action: str, target: User, reason: str = "", data: dict | None = None
+) -> None:
+    session.flush()
+    session.add(
+        AuditLog(
+            actor_id=actor.id if actor else None,
+            action=action,
+            target_user_id=target.id,
+            reason=reason,
+            data={k: str(v) for k, v in (data or {}).items()},
+        )
+    )
+
+
+def authenticate(
+    session: Session, *, username: str, password: str, client: str, max_failures: int, window_s: int
+) -> User:
+    """Check credentials; too many recent failures for the name or the client raise RateLimited."""
+    since = utcnow() - timedelta(seconds=window_s)
+    failures = (
+        select(func.count())
+        .select_from(LoginAttempt)
+        .where(LoginAttempt.succeeded.is_(False), LoginAttempt.at >= since)
+    )
+    by_name = session.scalar(failures.where(LoginAttempt.username == username.lower())) or 0
+    by_client = session.scalar(failures.where(LoginAttempt.client == client)) or 0
+    if by_name >= max_failures or by_client >= max_failures * 4:
+        raise RateLimited("too many failed logins; try again in a few minutes", retry_after_s=window_s)
+    user = session.scalar(select(User).where(func.lower(User.username) == username.lower()))
+    ok = verify_password(user.password_hash if user else DUMMY_HASH, password)
+    session.add(LoginAttempt(username=username.lower()[:64], client=client[:64], succeeded=ok))
+    if not ok or user is None:
+        raise NotAuthenticated("wrong username or password")
+    if user.status in (UserStatus.suspended, UserStatus.rejected):
+        raise NotAuthenticated(f"this account is {user.status.value}; ask a researcher")
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    user.last_login_at = utcnow()
+    return user

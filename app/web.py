@@ -1,0 +1,46 @@
+"""Template rendering shared by the HTML routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from app.config import ROOT_DIR
+from app.models import User
+
+templates = Jinja2Templates(directory=str(ROOT_DIR / "templates"))
+
+
+# (label, route name, roles that see it); entries whose route does not exist yet are left out.
+NAV = [
+    ("Label", "labeling_page", {"labeler", "researcher", "admin"}),
+    ("Guidelines", "guidelines_page", {"labeler", "researcher", "admin"}),
+    ("Prompts", "prompts_page", {"researcher", "admin"}),
+    ("Tasks", "tasks_page", {"researcher", "admin"}),
+    ("Agreement", "dashboard_overview", {"researcher", "admin"}),
+    ("Jobs", "jobs_page", {"researcher", "admin"}),
+    ("Models", "models_page", {"researcher", "admin"}),
+]
+
+
+def nav_for(request: Request, user: User | None) -> list[dict[str, str]]:
+    """Navigation entries this user may see."""
+    if user is None:
+        return []
+    names = {getattr(r, "name", None) for r in request.app.routes}
+    return [
+        {"label": label, "href": request.app.url_path_for(name)}
+        for label, name, roles in NAV
+        if user.role.value in roles and name in names
+    ]
+
+
+def render(
+    request: Request, name: str, *, user: User | None = None, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    """Render a template with the common context (user, CSRF token)."""
+    context.update(user=user, csrf_token=request.state.session.csrf, nav=nav_for(request, user))
+    return templates.TemplateResponse(request, name, context, status_code=status_code)

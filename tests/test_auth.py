@@ -1,0 +1,125 @@
+from sqlalchemy import select
+
+from app.models import LoginAttempt, Role
+from app.security import SESSION_COOKIE
+from tests.factories import PASSWORD, browser_login, csrf_from, token_headers
+
+
+def test_login_page_renders_with_csrf(client):
+    page = client.get("/login")
+    assert page.status_code == 200
+    assert "Log in" in page.text
+    assert csrf_from(page.text)
+    cookie = page.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
+
+
+def test_login_logout_flow(client, factory):
+    user = factory.labeler()
+    assert client.get("/", follow_redirects=False).status_code == 303
+    csrf = browser_login(client, user)
+    home = client.get("/")
+    assert home.status_code == 200 and user.username in home.text
+    resp = client.post("/logout", data={"csrf_token": csrf}, follow_redirects=False)
+    assert resp.status_code == 303
+    assert client.get("/", follow_redirects=False).headers["location"].startswith("/login")
+
+
+def test_wrong_password_shows_error_and_is_recorded(client, factory, db):
+    user = factory.labeler()
+    page = client.get("/login")
+    resp = client.post(
+        "/login", data={"username": user.username, "password": "nope-nope", "csrf_token": csrf_from(page.text)}
+    )
+    assert resp.status_code == 401
+    assert "wrong username or password" in resp.text
+    attempts = db.scalars(select(LoginAttempt).where(LoginAttempt.username == user.username)).all()
+    assert [a.succeeded for a in attempts] == [False]
+
+
+def test_login_without_csrf_is_rejected(client, factory):
+    user = factory.labeler()
+    client.get("/login")
+    resp = client.post("/login", data={"username": user.username, "password": PASSWORD})
+    assert resp.status_code == 403
+    assert "CSRF" in resp.text
+    assert client.get("/", follow_redirects=False).status_code == 303  # still logged out
+
+
+def test_logout_with_wrong_csrf_is_rejected(client, factory):
+    browser_login(client, factory.labeler())
+    resp = client.post("/logout", data={"csrf_token": "forged"})
+    assert resp.status_code == 403
+    assert client.get("/", follow_redirects=False).status_code == 200  # still logged in
+
+
+def test_cookie_api_write_needs_csrf_header(client, factory):
+    browser_login(client, factory.admin())
+    body = {"username": "newbie", "password": "longenough1", "role": "labeler"}
+    assert client.post("/api/v1/users", json=body).status_code == 403
+    csrf = csrf_from(client.get("/").text)
+    assert client.post("/api/v1/users", json=body, headers={"X-CSRF-Token": csrf}).status_code == 201
+
+
+def test_secure_cookie_behind_https(client):
+    resp = client.get("https://testserver/login")
+    assert "Secure" in resp.headers["set-cookie"]
+
+
+def test_token_flow(client, factory):
+    user = factory.user(Role.researcher)
+    headers = token_headers(client, user)
+    resp = client.get("/api/v1/users", headers=headers)
+    assert resp.status_code == 200
+    assert user.username in [u["username"] for u in resp.json()]
+    assert "set-cookie" not in resp.headers
+
+
+def test_token_wrong_password_and_bad_token(client, factory):
+    user = factory.labeler()
+    resp = client.post("/api/v1/auth/token", data={"username": user.username, "password": "wrong-one"})
+    assert resp.status_code == 401
+    assert resp.json()["detail"] == "wrong username or password"
+    bad = client.get("/api/v1/users", headers={"Authorization": "Bearer nonsense"})
+    assert bad.status_code == 401
+    assert "invalid or expired" in bad.json()["detail"]
+
+
+def test_failed_logins_are_rate_limited(client, factory, settings):
+    user = factory.labeler()
+    for _ in range(settings.login_max_failures):
+        r = client.post("/api/v1/auth/token", data={"username": user.username, "password": "wrong-one"})
+        assert r.status_code == 401
+    blocked = client.post("/api/v1/auth/token", data={"username": user.username, "password": PASSWORD})
+    assert blocked.status_code == 429
+    assert int(blocked.headers["retry-after"]) > 0
+    assert "too many failed logins" in blocked.json()["detail"]
+
+
+def test_suspended_user_cannot_log_in(client, factory):
+    from app.models import UserStatus
+
+    user = factory.user(Role.labeler, UserStatus.suspended)
+    resp = client.post("/api/v1/auth/token", data={"username": user.username, "password": PASSWORD})
+    assert resp.status_code == 401
+    assert "suspended" in resp.json()["detail"]
+
+
+def test_open_redirect_is_refused(client, factory):
+    user = factory.labeler()
+    page = client.get("/login")
+    resp = client.post(
+        "/login",
+        data={
+            "username": user.username,
+            "password": PASSWORD,
+            "csrf_token": csrf_from(page.text),
+            "next": "//evil.example.com",
+        },
+        follow_redirects=False,
+    )
+    assert resp.headers["location"] == "/"
+
+
+def test_session_cookie_name(client):
+    assert SESSION_COOKIE in client.get("/login").headers["set-cookie"]
