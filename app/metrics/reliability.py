@@ -113,6 +113,8 @@ def cohen_kappa(x: npt.ArrayLike, y: npt.ArrayLike) -> float:
     p_y = np.bincount(y_codes, minlength=n_labels) / y_arr.size  # (L,) marginal of rater y
     p_o = float(np.mean(x_codes == y_codes))
     p_e = float(p_x @ p_y)
-    if np.isclose(p_e, 1.0):
-        return 1.0 if np.isclose(p_o, 1.0) else 0.0
+    # Exact comparison on purpose: p_e is exactly 1.0 only when a single label was used, while a
+    # tolerance would also swallow real cases such as one disagreement in a million items.
+    if p_e == 1.0:
+        return 1.0 if p_o == 1.0 else 0.0
     return (p_o - p_e) / (1.0 - p_e)
