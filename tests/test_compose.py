@@ -1,0 +1,54 @@
+"""docker compose cannot run here: parse docker-compose.yml and check services, order and shared settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from app.config import ROOT_DIR
+
+
+def _compose() -> dict:
+    return yaml.safe_load((ROOT_DIR / "docker-compose.yml").read_text())
+
+
+def test_services_present():
+    assert set(_compose()["services"]) == {"postgres", "migrate", "web", "worker"}
+
+
+def test_dependency_order():
+    s = _compose()["services"]
+    assert s["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    for name in ("web", "worker"):
+        assert s[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert "healthcheck" in s["postgres"] and "pg_isready" in " ".join(s["postgres"]["healthcheck"]["test"])
+    assert s["migrate"]["command"] == ["ranklab", "migrate"]
+    assert s["migrate"]["restart"] == "no"
+
+
+def test_shared_database_url_points_at_postgres_service():
+    s = _compose()["services"]
+    urls = {s[name]["environment"]["RANKLAB_DATABASE_URL"] for name in ("migrate", "web", "worker")}
+    assert len(urls) == 1
+    url = urls.pop()
+    assert url.startswith("postgresql+psycopg://") and "@postgres:5432/" in url
+    assert s["postgres"]["environment"]["POSTGRES_DB"] == url.rsplit("/", 1)[1]
+    for name in ("migrate", "web", "worker"):
+        assert s[name]["environment"]["RANKLAB_ENV"] == "production"
+
+
+def test_web_runs_several_workers_and_worker_reserves_gpu():
+    s = _compose()["services"]
+    cmd = s["web"]["command"]
+    assert int(cmd[cmd.index("--workers") + 1]) >= 2
+    devices = s["worker"]["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
+    assert "postgres" in _compose()["volumes"] or "pgdata" in _compose()["volumes"]
+
+
+def test_dockerfile_copies_what_the_services_need():
+    text = (ROOT_DIR / "Dockerfile").read_text()
+    for path in ("app", "trainer", "migrations", "templates", "alembic.ini", "pyproject.toml"):
+        assert f"COPY {path}" in text or f" {path} " in text, path
+    assert Path(ROOT_DIR / "alembic.ini").exists()
