@@ -1,0 +1,178 @@
+"""Prompts: normalised-text dedupe, split assignment by prompt, whole-batch imports."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.errors import InvalidInput, NotFound
+from app.models import Prompt, PromptSource, Split, User
+
+DEFAULT_SPLIT_RATIOS: dict[Split, float] = {Split.train: 0.8, Split.validation: 0.1, Split.eval: 0.1}
+"""Share of prompts per split when a prompt arrives without one."""
+MAX_PROMPT_CHARS = 100_000
+_WS = re.compile(r"\s+")
+
+
+def normalise_text(text: str) -> str:
+    """The form used for dedupe: NFC, case-folded, whitespace collapsed, stripped."""
+    return _WS.sub(" ", unicodedata.normalize("NFC", text).casefold()).strip()
+
+
+def content_hash(text: str) -> str:
+    """SHA-256 hex digest of the normalised text."""
+    return hashlib.sha256(normalise_text(text).encode("utf-8")).hexdigest()
+
+
+def split_for_hash(digest: str, ratios: Mapping[Split, float] | None = None) -> Split:
+    """Deterministic split of a prompt from its content hash and the ratios (which need not sum to 1)."""
+    ratios = ratios or DEFAULT_SPLIT_RATIOS
+    total = sum(ratios.values())
+    if total <= 0 or any(v < 0 for v in ratios.values()):
+        raise InvalidInput("split ratios must be non-negative and not all zero")
+    point = int(digest[:12], 16) / float(16**12) * total
+    acc = 0.0
+    for split in (Split.train, Split.validation, Split.eval):
+        acc += ratios.get(split, 0.0)
+        if point < acc:
+            return split
+    return next(s for s in (Split.eval, Split.validation, Split.train) if ratios.get(s, 0.0) > 0)
+
+
+def parse_split_ratios(spec: str) -> dict[Split, float]:
+    """Parse 'train,validation,eval' shares such as '0.8,0.1,0.1'."""
+    parts = [p.strip() for p in spec.split(",")]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError as exc:
+        raise InvalidInput(f"split ratio {spec!r} must be three numbers such as 0.8,0.1,0.1") from exc
+    if len(values) != 3:
+        raise InvalidInput(f"split ratio {spec!r} must be three numbers such as 0.8,0.1,0.1")
+    ratios = dict(zip((Split.train, Split.validation, Split.eval), values, strict=True))
+    split_for_hash("0" * 12, ratios)  # validates
+    return ratios
+
+
+def check_prompt_text(text: Any) -> str:
+    """The text if it is a usable prompt; InvalidInput otherwise."""
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidInput("prompt text is empty")
+    if len(text) > MAX_PROMPT_CHARS:
+        raise InvalidInput(f"prompt text is longer than {MAX_PROMPT_CHARS} characters")
+    return text
+
+
+def get_or_create_prompt(
+    session: Session,
+    *,
+    text: str,
+    split: Split | None = None,
+    source: PromptSource = PromptSource.import_,
+    metadata: dict[str, Any] | None = None,
+    created_by: User | None = None,
+    split_ratios: Mapping[Split, float] | None = None,
+) -> tuple[Prompt, bool]:
+    """The prompt with this normalised text, creating it if new; returns (prompt, created)."""
+    check_prompt_text(text)
+    digest = content_hash(text)
+    existing = session.scalar(select(Prompt).where(Prompt.content_hash == digest))
+    if existing is not None:
+        return existing, False
+    prompt = Prompt(
+        text=text,
+        content_hash=digest,
+        source=source,
+        split=split or split_for_hash(digest, split_ratios),
+        meta=dict(metadata or {}),
+        created_by_id=created_by.id if created_by else None,
+    )
+    session.add(prompt)
+    session.flush()
+    return prompt, True
+
+
+@dataclass
+class NewPrompt:
+    """One prompt of an import batch."""
+
+    text: str
+    split: Split | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PromptImportResult:
+    created: int
+    duplicates: int
+    ids: list[int]
+    duplicate_ids: list[int]
+
+
+def import_prompts(
+    session: Session,
+    *,
+    prompts: Sequence[NewPrompt],
+    source: PromptSource = PromptSource.import_,
+    created_by: User | None = None,
+    split_ratios: Mapping[Split, float] | None = None,
+) -> PromptImportResult:
+    """Create the new prompts of a batch; duplicates (also within the batch) are counted, not re-created."""
+    problems = [f"prompt {i + 1}: {_problem(p)}" for i, p in enumerate(prompts) if _problem(p)]
+    if problems:
+        raise InvalidInput("nothing was imported: " + "; ".join(problems[:20]))
+    ids: list[int] = []
+    duplicate_ids: list[int] = []
+    created = 0
+    for item in prompts:
+        prompt, is_new = get_or_create_prompt(
+            session,
+            text=item.text,
+            split=item.split,
+            source=source,
+            metadata=item.metadata,
+            created_by=created_by,
+            split_ratios=split_ratios,
+        )
+        ids.append(prompt.id)
+        if is_new:
+            created += 1
+        else:
+            duplicate_ids.append(prompt.id)
+    return PromptImportResult(created=created, duplicates=len(duplicate_ids), ids=ids, duplicate_ids=duplicate_ids)
+
+
+def _problem(item: NewPrompt) -> str | None:
+    try:
+        check_prompt_text(item.text)
+    except InvalidInput as exc:
+        return exc.message
+    return None
+
+
+def get_prompt(session: Session, *, prompt_id: int) -> Prompt:
+    """The prompt with this id, or NotFound."""
+    prompt = session.get(Prompt, prompt_id)
+    if prompt is None:
+        raise NotFound(f"no prompt with id {prompt_id}")
+    return prompt
+
+
+def search_prompts(
+    session: Session, *, query: str = "", split: Split | None = None, limit: int = 50, offset: int = 0
+) -> tuple[list[Prompt], int]:
+    """Prompts whose text contains `query` (case-insensitive), newest first, with the total count."""
+    where = []
+    if query.strip():
+        where.append(Prompt.text.icontains(query.strip(), autoescape=True))
+    if split is not None:
+        where.append(Prompt.split == split)
+    total = session.scalar(select(func.count()).select_from(Prompt).where(*where)) or 0
+    rows = session.scalars(select(Prompt).where(*where).order_by(Prompt.id.desc()).limit(limit).offset(offset))
+    return list(rows), total

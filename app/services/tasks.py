@@ -1,0 +1,210 @@
+"""Ranking tasks: creation from completions (ours or sampled elsewhere), look-up and listing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from app.errors import InvalidInput, NotFound
+from app.models import (
+    MAX_K,
+    MIN_K,
+    Completion,
+    Prompt,
+    PromptSource,
+    Ranking,
+    RankingTask,
+    TaskCompletion,
+    TaskKind,
+    TaskStatus,
+    User,
+)
+from app.services import prompts as prompt_service
+
+MAX_COMPLETION_CHARS = 100_000
+
+
+@dataclass
+class NewCompletion:
+    """One completion to store with a new task."""
+
+    text: str
+    sampling_params: dict[str, Any] = field(default_factory=dict)
+    token_count: int | None = None
+    finish_reason: str | None = None
+
+
+def check_k(count: int) -> None:
+    """InvalidInput unless a task would have between MIN_K and MAX_K completions."""
+    if not MIN_K <= count <= MAX_K:
+        raise InvalidInput(f"a ranking task needs {MIN_K} to {MAX_K} completions, got {count}")
+
+
+def check_completion_text(text: Any, index: int) -> None:
+    """InvalidInput unless the completion text is a string of sensible size."""
+    if not isinstance(text, str):
+        raise InvalidInput(f"completion {index + 1} is not text")
+    if len(text) > MAX_COMPLETION_CHARS:
+        raise InvalidInput(f"completion {index + 1} is longer than {MAX_COMPLETION_CHARS} characters")
+
+
+def create_task(
+    session: Session,
+    *,
+    prompt: Prompt,
+    completions: list[NewCompletion],
+    kind: TaskKind = TaskKind.production,
+    overlap: int = 1,
+    model_version_id: int | None = None,
+    model_name: str = "",
+    job_id: int | None = None,
+    created_by: User | None = None,
+    priority: int = 0,
+) -> RankingTask:
+    """Store the completions and a task ranking them, in the order given."""
+    check_k(len(completions))
+    for i, c in enumerate(completions):
+        check_completion_text(c.text, i)
+    if overlap < 1:
+        raise InvalidInput(f"overlap must be at least 1, got {overlap}")
+    rows = [
+        Completion(
+            prompt_id=prompt.id,
+            model_version_id=model_version_id,
+            model_name=model_name,
+            text=c.text,
+            sampling_params=dict(c.sampling_params),
+            token_count=c.token_count,
+            finish_reason=c.finish_reason,
+        )
+        for c in completions
+    ]
+    session.add_all(rows)
+    session.flush()
+    task = RankingTask(
+        prompt_id=prompt.id,
+        kind=kind,
+        status=TaskStatus.open,
+        k=len(rows),
+        overlap=overlap,
+        slots_taken=0,
+        priority=priority,
+        model_version_id=model_version_id,
+        job_id=job_id,
+        created_by_id=created_by.id if created_by else None,
+    )
+    task.items = [TaskCompletion(position=i, completion_id=c.id) for i, c in enumerate(rows)]
+    session.add(task)
+    session.flush()
+    return task
+
+
+@dataclass
+class ExternalTask:
+    """A task sampled elsewhere: prompt text or id, completion texts, model name."""
+
+    prompt: str | int
+    completions: list[str]
+    model: str = ""
+    kind: TaskKind = TaskKind.production
+    overlap: int = 1
+    priority: int = 0
+
+
+def resolve_prompt(session: Session, *, prompt: str | int, created_by: User | None) -> Prompt:
+    """An existing prompt by id, or the prompt with this text (created from the API if new)."""
+    if isinstance(prompt, int):
+        return prompt_service.get_prompt(session, prompt_id=prompt)
+    found, _ = prompt_service.get_or_create_prompt(session, text=prompt, source=PromptSource.api, created_by=created_by)
+    return found
+
+
+def create_external_task(session: Session, *, spec: ExternalTask, created_by: User | None) -> RankingTask:
+    """Create one task from outside samples (the API and the JSONL bulk import)."""
+    check_k(len(spec.completions))
+    prompt = resolve_prompt(session, prompt=spec.prompt, created_by=created_by)
+    return create_task(
+        session,
+        prompt=prompt,
+        completions=[NewCompletion(text=t) for t in spec.completions],
+        kind=spec.kind,
+        overlap=spec.overlap,
+        model_name=spec.model,
+        created_by=created_by,
+        priority=spec.priority,
+    )
+
+
+def create_external_tasks(
+    session: Session, *, specs: Sequence[ExternalTask], created_by: User | None
+) -> list[RankingTask]:
+    """Create a batch of tasks; any bad entry rejects the whole batch with its number."""
+    problems = []
+    for i, spec in enumerate(specs):
+        try:
+            check_k(len(spec.completions))
+            for j, text in enumerate(spec.completions):
+                check_completion_text(text, j)
+            if isinstance(spec.prompt, str):
+                prompt_service.check_prompt_text(spec.prompt)
+            if spec.overlap < 1:
+                raise InvalidInput(f"overlap must be at least 1, got {spec.overlap}")
+        except InvalidInput as exc:
+            problems.append(f"task {i + 1}: {exc.message}")
+    if problems:
+        raise InvalidInput("nothing was imported: " + "; ".join(problems[:20]))
+    return [create_external_task(session, spec=s, created_by=created_by) for s in specs]
+
+
+def get_task(session: Session, *, task_id: int) -> RankingTask:
+    """The task with this id (items loaded), or NotFound."""
+    task = session.scalar(
+        select(RankingTask)
+        .where(RankingTask.id == task_id)
+        .options(selectinload(RankingTask.items).selectinload(TaskCompletion.completion))
+    )
+    if task is None:
+        raise NotFound(f"no ranking task with id {task_id}")
+    return task
+
+
+def completion_ids(task: RankingTask) -> list[int]:
+    """The task's completion ids in their stored order."""
+    return [item.completion_id for item in task.items]
+
+
+def list_tasks(
+    session: Session,
+    *,
+    kind: TaskKind | None = None,
+    status: TaskStatus | None = None,
+    query: str = "",
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[tuple[RankingTask, Prompt, int]], int]:
+    """Tasks with their prompt and number of rankings, newest first, plus the total count."""
+    where = []
+    if kind is not None:
+        where.append(RankingTask.kind == kind)
+    if status is not None:
+        where.append(RankingTask.status == status)
+    if query.strip():
+        where.append(Prompt.text.icontains(query.strip(), autoescape=True))
+    base = select(RankingTask).join(Prompt, Prompt.id == RankingTask.prompt_id).where(*where)
+    total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
+    n_rankings = (
+        select(func.count(Ranking.id)).where(Ranking.task_id == RankingTask.id).correlate(RankingTask).scalar_subquery()
+    )
+    stmt = (
+        select(RankingTask, Prompt, n_rankings)
+        .join(Prompt, Prompt.id == RankingTask.prompt_id)
+        .where(*where)
+        .order_by(RankingTask.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return [(t, p, int(n)) for t, p, n in session.execute(stmt).all()], total
