@@ -42,6 +42,22 @@ class Settings(BaseSettings):
     """How long a labeler holds an assignment before it returns to the pool."""
     task_kind_order: list[str] = ["gold", "eval", "production"]
     """Order of preference between task kinds when picking a labeler's next task."""
+    screening_set_size: int = Field(default=10, ge=1)
+    """How many screening tasks a new labeler ranks before the screening gate decides."""
+    screening_cutoff: float = Field(default=0.75, ge=0, le=1)
+    """Ranking agreement with researchers needed to pass screening (and to stay unflagged on hidden gold)."""
+    flag_cutoff: float = Field(default=0.75, ge=0, le=1)
+    """Flag agreement with researchers (share of completions with the same flag set) needed to pass screening."""
+    hidden_gold_share: float = Field(default=0.05, ge=0, le=1)
+    """Share of an active labeler's tasks that are hidden gold checks."""
+    gold_window: int = Field(default=20, ge=1)
+    """Hidden gold rankings in the rolling agreement window."""
+    auto_pause: bool = False
+    """Pause a labeler whose rolling gold agreement falls under the cutoff (otherwise only flag them)."""
+    adaptive_overlap_max: int = Field(default=5, ge=1)
+    """Largest overlap adaptive overlap may raise a task to."""
+    adaptive_overlap_threshold: float = Field(default=0.6, ge=0, le=1)
+    """Inter-labeler agreement under which a fully ranked task gets one more labeler."""
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
