@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -36,8 +37,10 @@ def needs_rehash(password_hash: str) -> bool:
     return _hasher.check_needs_rehash(password_hash)
 
 
-# A hash of a random password: verifying against it keeps failed logins for unknown users as slow as real ones.
-DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
+@lru_cache
+def dummy_hash() -> str:
+    """A hash of a random password: checking it keeps failed logins for unknown users as slow as real ones."""
+    return hash_password(secrets.token_urlsafe(16))
 
 
 @dataclass

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, RateLimited
 from app.models import AuditLog, LoginAttempt, Role, User, UserStatus, utcnow
-from app.security import DUMMY_HASH, hash_password, needs_rehash, verify_password
+from app.security import dummy_hash, hash_password, needs_rehash, verify_password
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{3,64}$")
 MIN_PASSWORD_LEN = 8
@@ -107,7 +107,7 @@ def authenticate(
     if by_name >= max_failures or by_client >= max_failures * 4:
         raise RateLimited("too many failed logins; try again in a few minutes", retry_after_s=window_s)
     user = session.scalar(select(User).where(func.lower(User.username) == username.lower()))
-    ok = verify_password(user.password_hash if user else DUMMY_HASH, password)
+    ok = verify_password(user.password_hash if user else password)
     session.add(LoginAttempt(username=username.lower()[:64], client=client[:64], succeeded=ok))
     if not ok or user is None:
         raise NotAuthenticated("wrong username or password")
