@@ -107,7 +107,7 @@ def authenticate(
     if by_name >= max_failures or by_client >= max_failures * 4:
         raise RateLimited("too many failed logins; try again in a few minutes", retry_after_s=window_s)
     user = session.scalar(select(User).where(func.lower(User.username) == username.lower()))
-    ok = verify_password(user.password_hash if user else password)
+    ok = verify_password(user.password_hash if user else dummy_hash(), password)
     session.add(LoginAttempt(username=username.lower()[:64], client=client[:64], succeeded=ok))
     if not ok or user is None:
         raise NotAuthenticated("wrong username or password")
