@@ -1,0 +1,307 @@
+"""Agreement over stored rankings: labelers against researchers, labelers against each other.
+
+Every figure is built from *ranking pairs*: two rankings of the same task by different people,
+compared with ``app.metrics.pairwise_agreement_batch`` on rank vectors aligned to the task's
+completion ids. A labeler's agreement with researchers pools, over their rankings of tasks that a
+researcher also ranked, the item pairs both ordered strictly and the share ordered the same way
+(``sum agree / sum comparable``); each of the labeler's rankings is one bootstrap unit.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app import metrics
+from app.models import FLAGS, Assignment, Ranking, RankingItem, RankingTask, TaskCompletion, TaskKind
+
+GOLD_KINDS = (TaskKind.gold, TaskKind.screening)
+
+
+@dataclass
+class RankingRecord:
+    """One usable ranking as a rank vector over its task's completions."""
+
+    id: int
+    task_id: int
+    user_id: int
+    by_researcher: bool
+    kind: TaskKind
+    created_at: datetime
+    ranks: np.ndarray  # (K,) bucket index per completion, aligned to TaskRankings.item_ids
+    time_spent_ms: int | None
+    first_shown_won: bool | None
+
+    @property
+    def day(self) -> date:
+        return self.created_at.date()
+
+
+@dataclass
+class TaskRankings:
+    """All usable rankings of one task."""
+
+    task_id: int
+    kind: TaskKind
+    item_ids: list[int]
+    rankings: list[RankingRecord] = field(default_factory=list)
+
+    @property
+    def labeler_rankings(self) -> list[RankingRecord]:
+        return [r for r in self.rankings if not r.by_researcher]
+
+    @property
+    def researcher_rankings(self) -> list[RankingRecord]:
+        return [r for r in self.rankings if r.by_researcher]
+
+
+@dataclass(frozen=True)
+class RankingPair:
+    """Two rankings of one task by different people, with their pair counts."""
+
+    a: RankingRecord
+    b: RankingRecord
+    agree: int
+    comparable: int
+
+
+def _first_shown_won(display_order: Sequence[int] | None, item_ids: list[int], ranks: np.ndarray) -> bool | None:
+    """Whether the first-shown completion landed in the best bucket (display order holds completion ids)."""
+    if not display_order:
+        return None
+    first = display_order[0]
+    if first not in item_ids:
+        return None
+    return bool(ranks[item_ids.index(first)] == ranks.min())
+
+
+def load_task_rankings(
+    session: Session,
+    *,
+    task_ids: Iterable[int] | None = None,
+    kinds: Sequence[TaskKind] | None = None,
+) -> dict[int, TaskRankings]:
+    """Usable (rankable) rankings grouped by task, optionally for some tasks or task kinds only."""
+    where = [Ranking.not_rankable.is_(False)]
+    if task_ids is not None:
+        where.append(Ranking.task_id.in_(list(task_ids)))
+    if kinds is not None:
+        where.append(RankingTask.kind.in_(list(kinds)))
+    rows = session.execute(
+        select(
+            Ranking.id,
+            Ranking.task_id,
+            Ranking.labeler_id,
+            Ranking.by_researcher,
+            Ranking.buckets,
+            Ranking.time_spent_ms,
+            Ranking.created_at,
+            RankingTask.kind,
+            Assignment.display_order,
+        )
+        .join(RankingTask, RankingTask.id == Ranking.task_id)
+        .outerjoin(Assignment, Assignment.id == Ranking.assignment_id)
+        .where(*where)
+        .order_by(Ranking.task_id, Ranking.created_at, Ranking.id)
+    ).all()
+    ids = sorted({r.task_id for r in rows})
+    items: dict[int, list[int]] = defaultdict(list)
+    for chunk in range(0, len(ids), 1000):
+        for task_id, completion_id in session.execute(
+            select(TaskCompletion.task_id, TaskCompletion.completion_id)
+            .where(TaskCompletion.task_id.in_(ids[chunk : chunk + 1000]))
+            .order_by(TaskCompletion.task_id, TaskCompletion.position)
+        ):
+            items[task_id].append(completion_id)
+    tasks: dict[int, TaskRankings] = {}
+    for r in rows:
+        task = tasks.setdefault(r.task_id, TaskRankings(r.task_id, r.kind, items[r.task_id]))
+        try:
+            ranks = metrics.buckets_to_ranks(r.buckets, task.item_ids)
+        except ValueError:
+            continue  # a ranking that no longer matches its task's completions cannot be compared
+        task.rankings.append(
+            RankingRecord(
+                id=r.id,
+                task_id=r.task_id,
+                user_id=r.labeler_id,
+                by_researcher=r.by_researcher,
+                kind=r.kind,
+                created_at=r.created_at,
+                ranks=ranks,
+                time_spent_ms=r.time_spent_ms,
+                first_shown_won=_first_shown_won(r.display_order, task.item_ids, ranks),
+            )
+        )
+    return tasks
+
+
+def ranking_pairs(tasks: Iterable[TaskRankings]) -> list[RankingPair]:
+    """Every pair of rankings of the same task by different people, with agree / comparable counts."""
+    candidates = [
+        (a, b)
+        for task in tasks
+        for i, a in enumerate(task.rankings)
+        for b in task.rankings[i + 1 :]
+        if a.user_id != b.user_id
+    ]
+    by_k: dict[int, list[int]] = defaultdict(list)
+    for index, (a, _) in enumerate(candidates):
+        by_k[len(a.ranks)].append(index)
+    counts = np.zeros((len(candidates), 2), dtype=np.int64)
+    for indexes in by_k.values():
+        A = np.stack([candidates[i][0].ranks for i in indexes])  # (N, K)
+        B = np.stack([candidates[i][1].ranks for i in indexes])  # (N, K)
+        agree, comparable = metrics.pairwise_agreement_batch(A, B)
+        counts[indexes, 0], counts[indexes, 1] = agree, comparable
+    return [RankingPair(a, b, int(n), int(d)) for (a, b), (n, d) in zip(candidates, counts, strict=True)]
+
+
+@dataclass
+class Pooled:
+    """A pooled pairwise agreement with its n (units) and bootstrap 95% interval."""
+
+    value: float | None
+    n: int
+    ci_low: float | None
+    ci_high: float | None
+    pairs: int = 0
+
+
+def _finite(x: float) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+def pooled(agree: Sequence[int], comparable: Sequence[int], *, seed: int = 0) -> Pooled:
+    """sum(agree) / sum(comparable) over units, with a percentile bootstrap interval over units."""
+    total = int(np.sum(comparable)) if len(comparable) else 0
+    if total == 0:
+        return Pooled(None, len(agree), None, None, 0)
+    low, high = metrics.bootstrap_ratio_ci(agree, comparable, seed=seed)
+    return Pooled(float(np.sum(agree)) / total, len(agree), _finite(low), _finite(high), total)
+
+
+def researcher_units(pairs: Iterable[RankingPair]) -> dict[int, tuple[RankingRecord, int, int]]:
+    """Per non-researcher ranking: (ranking, agree, comparable) summed over the researcher rankings of its task."""
+    units: dict[int, tuple[RankingRecord, int, int]] = {}
+    for p in pairs:
+        for mine, other in ((p.a, p.b), (p.b, p.a)):
+            if other.by_researcher and not mine.by_researcher:
+                _, n, d = units.get(mine.id, (mine, 0, 0))
+                units[mine.id] = (mine, n + p.agree, d + p.comparable)
+    return units
+
+
+def peer_units(pairs: Iterable[RankingPair]) -> dict[int, tuple[RankingRecord, int, int]]:
+    """Per non-researcher ranking: (ranking, agree, comparable) summed over other labelers' rankings of its task."""
+    units: dict[int, tuple[RankingRecord, int, int]] = {}
+    for p in pairs:
+        if p.a.by_researcher or p.b.by_researcher:
+            continue
+        for mine in (p.a, p.b):
+            _, n, d = units.get(mine.id, (mine, 0, 0))
+            units[mine.id] = (mine, n + p.agree, d + p.comparable)
+    return units
+
+
+def pooled_by_user(units: dict[int, tuple[RankingRecord, int, int]]) -> dict[int, Pooled]:
+    """Pool units per user."""
+    grouped: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for record, n, d in units.values():
+        grouped[record.user_id].append((n, d))
+    return {uid: pooled([n for n, _ in v], [d for _, d in v]) for uid, v in grouped.items()}
+
+
+def inter_labeler_pairs(pairs: Iterable[RankingPair]) -> list[RankingPair]:
+    """Pairs where neither ranking is a researcher's."""
+    return [p for p in pairs if not p.a.by_researcher and not p.b.by_researcher]
+
+
+def task_alpha(task: TaskRankings) -> float | None:
+    """Krippendorff ordinal alpha of the labelers' rankings of one task (None under two labelers)."""
+    rankings = task.labeler_rankings
+    if len({r.user_id for r in rankings}) < 2:
+        return None
+    return _finite(metrics.ranking_alpha(np.stack([r.ranks for r in rankings])))
+
+
+@dataclass
+class FlagStats:
+    """A labeler's flags against researchers' flags on the same completions."""
+
+    labels: dict[str, tuple[list[bool], list[bool]]] = field(default_factory=dict)
+    same_set: int = 0
+    total: int = 0
+
+    @property
+    def agreement(self) -> float | None:
+        """Share of completions where the labeler's set of flags equals the researcher's."""
+        return self.same_set / self.total if self.total else None
+
+    def kappa(self) -> dict[str, float | None]:
+        """Cohen kappa per flag (None when no completion was compared)."""
+        return {
+            flag: _finite(metrics.cohen_kappa(*self.labels[flag])) if flag in self.labels else None for flag in FLAGS
+        }
+
+
+def flag_stats(session: Session, *, pairs: Sequence[RankingPair]) -> dict[int, FlagStats]:
+    """Per labeler: flags compared item by item with each researcher ranking of the same task."""
+    pairs = [p for p in pairs if p.a.by_researcher != p.b.by_researcher]
+    ids = sorted({r.id for p in pairs for r in (p.a, p.b)})
+    flags: dict[tuple[int, int], set[str]] = {}
+    for chunk in range(0, len(ids), 1000):
+        for ranking_id, completion_id, item_flags in session.execute(
+            select(RankingItem.ranking_id, RankingItem.completion_id, RankingItem.flags).where(
+                RankingItem.ranking_id.in_(ids[chunk : chunk + 1000])
+            )
+        ):
+            flags[(ranking_id, completion_id)] = set(item_flags or [])
+    completions_of: dict[int, set[int]] = defaultdict(set)
+    for ranking_id, completion_id in flags:
+        completions_of[ranking_id].add(completion_id)
+    stats: dict[int, FlagStats] = defaultdict(FlagStats)
+    for p in pairs:
+        mine, gold = (p.b, p.a) if p.a.by_researcher else (p.a, p.b)
+        s = stats[mine.user_id]
+        for completion_id in sorted(completions_of[mine.id] & completions_of[gold.id]):
+            x, y = flags[(mine.id, completion_id)], flags[(gold.id, completion_id)]
+            s.total += 1
+            s.same_set += x == y
+            for flag in FLAGS:
+                xs, ys = s.labels.setdefault(flag, ([], []))
+                xs.append(flag in x)
+                ys.append(flag in y)
+    return dict(stats)
+
+
+def median_seconds(records: Iterable[RankingRecord]) -> float | None:
+    """Median time spent per ranking, in seconds."""
+    times = [r.time_spent_ms / 1000 for r in records if r.time_spent_ms is not None]
+    return float(np.median(times)) if times else None
+
+
+def position_bias(records: Iterable[RankingRecord]) -> metrics.PositionBias:
+    """How often the first-shown completion was ranked best, against chance (1 / k)."""
+    shown = [r for r in records if r.first_shown_won is not None]
+    return metrics.position_bias([bool(r.first_shown_won) for r in shown], [len(r.ranks) for r in shown])
+
+
+def user_gold_units(session: Session, *, user_id: int, kinds: Sequence[TaskKind] = GOLD_KINDS) -> list[RankingPair]:
+    """The user's rankings of gold-kind tasks compared with the researchers', oldest first (one pair per researcher)."""
+    task_ids = select(Ranking.task_id).where(Ranking.labeler_id == user_id)
+    tasks = load_task_rankings(session, task_ids=session.scalars(task_ids).all(), kinds=kinds)
+    pairs = ranking_pairs(tasks.values())
+    mine = []
+    for p in pairs:
+        if p.a.user_id == user_id and p.b.by_researcher:
+            mine.append(p)
+        elif p.b.user_id == user_id and p.a.by_researcher:
+            mine.append(RankingPair(p.b, p.a, p.agree, p.comparable))
+    return sorted(mine, key=lambda p: (p.a.created_at, p.a.id))

@@ -1,0 +1,273 @@
+"""Screening gate, researcher decisions, hidden gold checks, adaptive overlap and gold tasks.
+
+``after_submission`` is the one hook the ranking submission calls: it runs the gate when a
+screening labeler has ranked their screening set, re-checks an active labeler's rolling hidden
+gold agreement, and gives a low-agreement task one more labeler.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Literal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.config import Settings
+from app.errors import Conflict, InvalidInput
+from app.models import (
+    AuditLog,
+    Ranking,
+    RankingItem,
+    RankingTask,
+    Role,
+    TaskKind,
+    TaskStatus,
+    User,
+    UserStatus,
+    utcnow,
+)
+from app.schemas.agreement import ScreeningResultRead
+from app.services import agreement as ag
+
+LabelerAction = Literal["approve", "reject", "pause", "resume"]
+
+
+def _audit(
+    session: Session,
+    *,
+    actor: User | None,
+    action: str,
+    target: User | None,
+    reason: str = "",
+    data: dict | None = None,
+) -> None:
+    session.add(
+        AuditLog(
+            actor_id=actor.id if actor else None,
+            action=action,
+            target_user_id=target.id if target else None,
+            reason=reason,
+            data=data or {},
+        )
+    )
+
+
+def screening_rankings_done(session: Session, *, user: User) -> int:
+    """How many screening tasks this user has submitted a ranking for."""
+    return (
+        session.scalar(
+            select(func.count(Ranking.id))
+            .join(RankingTask, RankingTask.id == Ranking.task_id)
+            .where(Ranking.labeler_id == user.id, RankingTask.kind == TaskKind.screening)
+        )
+        or 0
+    )
+
+
+def screening_tasks_remaining(session: Session, *, settings: Settings, user: User) -> int:
+    """Screening tasks a labeler in screening still has to rank (0 for everybody else)."""
+    if user.role != Role.labeler or user.status != UserStatus.screening:
+        return 0
+    return max(0, settings.screening_set_size - screening_rankings_done(session, user=user))
+
+
+def wants_hidden_gold(rng: random.Random, *, settings: Settings) -> bool:
+    """Whether an active labeler's next task should be a hidden gold check (share `hidden_gold_share`)."""
+    return rng.random() < settings.hidden_gold_share
+
+
+def gold_agreement(session: Session, *, user: User, kinds: Sequence[TaskKind]) -> tuple[ag.Pooled, float | None, int]:
+    """(pooled ranking agreement, flag agreement, tasks) of a user's rankings of gold-kind tasks with researchers'."""
+    pairs = ag.user_gold_units(session, user_id=user.id, kinds=kinds)
+    units = ag.researcher_units(pairs)
+    ranking = ag.pooled([n for _, n, _ in units.values()], [d for _, _, d in units.values()])
+    flags = ag.flag_stats(session, pairs=pairs).get(user.id)
+    return ranking, flags.agreement if flags else None, len({p.a.task_id for p in pairs})
+
+
+def evaluate_gate(session: Session, *, settings: Settings, user: User) -> ScreeningResultRead | None:
+    """Once a screening labeler has ranked the screening set: active at or above both cutoffs, else pending review."""
+    if user.role != Role.labeler or user.status != UserStatus.screening:
+        return None
+    if screening_rankings_done(session, user=user) < settings.screening_set_size:
+        return None
+    ranking, flags, n_tasks = gold_agreement(session, user=user, kinds=(TaskKind.screening,))
+    passed = (
+        ranking.value is not None
+        and ranking.value >= settings.screening_cutoff
+        and (flags is None or flags >= settings.flag_cutoff)
+    )
+    user.screening_agreement = ranking.value
+    user.screening_flag_agreement = flags
+    user.screening_completed_at = utcnow()
+    user.status = UserStatus.active if passed else UserStatus.pending_review
+    _audit(
+        session,
+        actor=None,
+        action="screening.gate",
+        target=user,
+        data={"ranking_agreement": ranking.value, "flag_agreement": flags, "tasks": n_tasks, "to": user.status.value},
+    )
+    session.flush()
+    return ScreeningResultRead(
+        user_id=user.id, status=user.status, ranking_agreement=ranking.value, flag_agreement=flags, n_tasks=n_tasks
+    )
+
+
+_TRANSITIONS: dict[str, tuple[tuple[UserStatus, ...], UserStatus]] = {
+    "approve": ((UserStatus.screening, UserStatus.pending_review, UserStatus.rejected), UserStatus.active),
+    "reject": ((UserStatus.screening, UserStatus.pending_review), UserStatus.rejected),
+    "pause": ((UserStatus.active,), UserStatus.paused),
+    "resume": ((UserStatus.paused,), UserStatus.active),
+}
+
+
+def act_on_labeler(session: Session, *, user: User, actor: User, action: LabelerAction, reason: str = "") -> User:
+    """A researcher approves, rejects, pauses or resumes a labeler; the reason goes to the audit log."""
+    if user.role != Role.labeler:
+        raise InvalidInput(f"{user.username} is not a labeler")
+    if action not in _TRANSITIONS:
+        raise InvalidInput(f"unknown action {action!r}; use approve, reject, pause or resume")
+    allowed, target = _TRANSITIONS[action]
+    if user.status not in allowed:
+        raise Conflict(f"cannot {action} {user.username}: their account is {user.status.value.replace('_', ' ')}")
+    if action == "reject" and not reason.strip():
+        raise InvalidInput("give a reason for rejecting a labeler; it is kept in the audit log")
+    old = user.status
+    user.status = target
+    if action in ("approve", "resume"):
+        user.gold_alert = False
+    _audit(
+        session,
+        actor=actor,
+        action=f"labeler.{action}",
+        target=user,
+        reason=reason.strip(),
+        data={"from": old.value, "to": target.value},
+    )
+    session.flush()
+    return user
+
+
+def check_hidden_gold(session: Session, *, settings: Settings, user: User) -> float | None:
+    """Re-check the rolling agreement over the last `gold_window` hidden gold tasks; flag (and maybe pause)."""
+    if user.role != Role.labeler:
+        return None
+    pairs = ag.user_gold_units(session, user_id=user.id, kinds=(TaskKind.gold,))
+    units = sorted(ag.researcher_units(pairs).values(), key=lambda u: (u[0].created_at, u[0].id))[
+        -settings.gold_window :
+    ]
+    comparable = sum(d for _, _, d in units)
+    if not comparable:
+        return None
+    rolling = sum(n for _, n, _ in units) / comparable
+    below = rolling < settings.screening_cutoff
+    if below != user.gold_alert:
+        user.gold_alert = below
+        _audit(
+            session,
+            actor=None,
+            action="gold.alert" if below else "gold.recovered",
+            target=user,
+            data={"rolling_agreement": rolling, "window": len(units)},
+        )
+    if below and settings.auto_pause and user.status == UserStatus.active:
+        user.status = UserStatus.paused
+        _audit(
+            session,
+            actor=None,
+            action="labeler.auto_pause",
+            target=user,
+            reason=f"rolling gold agreement {rolling:.2f} under {settings.screening_cutoff:.2f}",
+        )
+    session.flush()
+    return rolling
+
+
+def adapt_overlap(session: Session, *, settings: Settings, task: RankingTask) -> bool:
+    """Give a fully ranked overlap task one more labeler when its inter-labeler agreement is low."""
+    if task.overlap < 2 or task.overlap >= settings.adaptive_overlap_max or task.kind != TaskKind.production:
+        return False
+    record = ag.load_task_rankings(session, task_ids=[task.id]).get(task.id)
+    if record is None or len({r.user_id for r in record.labeler_rankings}) < task.overlap:
+        return False
+    pairs = ag.inter_labeler_pairs(ag.ranking_pairs([record]))
+    comparable = sum(p.comparable for p in pairs)
+    if not comparable or sum(p.agree for p in pairs) / comparable >= settings.adaptive_overlap_threshold:
+        return False
+    task.overlap += 1
+    task.status = TaskStatus.open
+    _audit(
+        session,
+        actor=None,
+        action="task.overlap",
+        target=None,
+        data={"task_id": task.id, "overlap": task.overlap, "agreement": sum(p.agree for p in pairs) / comparable},
+    )
+    session.flush()
+    return True
+
+
+def after_submission(session: Session, *, settings: Settings, ranking: Ranking) -> None:
+    """Hook for the ranking submission: screening gate, hidden gold check, adaptive overlap."""
+    user = session.get(User, ranking.labeler_id)
+    task = session.get(RankingTask, ranking.task_id)
+    if user is None or task is None or ranking.by_researcher:
+        return
+    if task.kind == TaskKind.screening:
+        evaluate_gate(session, settings=settings, user=user)
+    elif task.kind == TaskKind.gold:
+        check_hidden_gold(session, settings=settings, user=user)
+    else:
+        adapt_overlap(session, settings=settings, task=task)
+
+
+def promote_to_gold(session: Session, *, task: RankingTask, actor: User) -> RankingTask:
+    """Turn a task into a hidden gold task; researchers are then served it to rank if they have not yet."""
+    if task.kind == TaskKind.gold:
+        raise Conflict(f"task {task.id} is already a gold task")
+    old = task.kind
+    task.kind = TaskKind.gold
+    _audit(session, actor=actor, action="task.promote_gold", target=None, data={"task_id": task.id, "from": old.value})
+    session.flush()
+    return task
+
+
+def import_gold_ranking(
+    session: Session,
+    *,
+    task: RankingTask,
+    researcher: User,
+    gold_ranking: list[list[int]],
+    flags: dict[int, list[str]] | None = None,
+) -> Ranking:
+    """Store a researcher's ranking given as buckets of completion indexes (0-based, best first)."""
+    if task.kind not in ag.GOLD_KINDS:
+        raise InvalidInput("gold_ranking is only accepted for tasks of kind 'gold' or 'screening'")
+    if researcher.role not in (Role.researcher, Role.admin):
+        raise InvalidInput("only researchers can give a gold ranking")
+    ids = [item.completion_id for item in task.items]
+    seen = [i for bucket in gold_ranking for i in bucket]
+    if sorted(seen) != list(range(len(ids))) or any(not bucket for bucket in gold_ranking):
+        raise InvalidInput(
+            f"gold_ranking must be non-empty buckets that hold each completion index 0..{len(ids) - 1} exactly once"
+        )
+    if session.scalar(select(Ranking.id).where(Ranking.task_id == task.id, Ranking.labeler_id == researcher.id)):
+        raise Conflict(f"{researcher.username} has already ranked task {task.id}")
+    ranking = Ranking(
+        task_id=task.id,
+        labeler_id=researcher.id,
+        by_researcher=True,
+        buckets=[[ids[i] for i in bucket] for bucket in gold_ranking],
+        idempotency_key=f"gold-import-{task.id}",
+    )
+    ranking.items = [
+        RankingItem(completion_id=ids[i], rank=b, flags=list((flags or {}).get(i, [])))
+        for b, bucket in enumerate(gold_ranking)
+        for i in bucket
+    ]
+    session.add(ranking)
+    session.flush()
+    return ranking
