@@ -58,6 +58,16 @@ class Settings(BaseSettings):
     """Largest overlap adaptive overlap may raise a task to."""
     adaptive_overlap_threshold: float = Field(default=0.6, ge=0, le=1)
     """Inter-labeler agreement under which a fully ranked task gets one more labeler."""
+    worker_heartbeat_s: float = Field(default=10.0, gt=0)
+    """How often a worker refreshes the heartbeat of the job it runs, in seconds."""
+    worker_stale_after_s: float = Field(default=120.0, gt=0)
+    """A running job whose heartbeat is older than this returns to the queue (its worker is presumed dead)."""
+    worker_poll_s: float = Field(default=2.0, gt=0)
+    """How long an idle worker sleeps between looks at the queue, in seconds."""
+    job_max_attempts: int = Field(default=3, ge=1)
+    """Claims a job gets before a stale heartbeat fails it instead of re-queueing it."""
+    scheduler_lease_s: float = Field(default=60.0, gt=0)
+    """Lifetime of the scheduler lease that lets one worker at a time evaluate schedules, in seconds."""
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -1,0 +1,202 @@
+"""Jobs, schedules and the model registry: request/response models and one params model per job kind."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from app.models import MAX_K, MIN_K, JobKind, JobStatus, ModelKind, Split
+
+
+class _Params(BaseModel):
+    """Base of every job's params: unknown keys are refused so a typo is a 422, not a silent default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class SampleParams(_Params):
+    """Sample K completions per prompt from a policy and turn each prompt into one ranking task."""
+
+    prompt_ids: list[int] | None = Field(default=None, min_length=1, max_length=100_000)
+    """Exactly these prompts (ids). Give this, or `split`, or `n_unlabeled`."""
+    split: Split | None = None
+    """Prompts of this split, lowest ids first (with `limit`); with `n_unlabeled` it narrows those."""
+    limit: int | None = Field(default=None, ge=1, le=100_000)
+    """With `split`: at most this many prompts (default: all of the split)."""
+    n_unlabeled: int | None = Field(default=None, ge=1, le=100_000)
+    """Up to this many prompts that have no ranking task yet, lowest ids first."""
+    k: int = Field(default=4, ge=MIN_K, le=MAX_K)
+    """Completions per prompt (4..9)."""
+    policy_version: int | None = Field(default=None, ge=1)
+    """ModelVersion id to sample from; default: the newest policy, else the newest SFT model."""
+    temperature: float = Field(default=1.0, ge=0.0, le=5.0)
+    """Softmax temperature; 0 is greedy decoding."""
+    top_p: float = Field(default=0.95, gt=0.0, le=1.0)
+    """Nucleus sampling mass in (0, 1]."""
+    max_new_tokens: int = Field(default=128, ge=1, le=4096)
+    """Most tokens generated per completion."""
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    """Run seed; the same seed, prompts and model give the same completions on the same device."""
+    overlap: int = Field(default=1, ge=1, le=100)
+    """How many labelers should rank each new task."""
+    priority: int = Field(default=0, ge=-1000, le=1000)
+    """Priority of the new tasks in the labelers' pool (higher first)."""
+    batch_size: int = Field(default=32, ge=1, le=4096)
+    """Sequences per generate call; tasks are written after every batch of prompts."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SampleParams:
+        by_ids = self.prompt_ids is not None
+        by_unlabeled = self.n_unlabeled is not None
+        by_split = self.split is not None and not by_unlabeled
+        if by_ids + by_unlabeled + by_split != 1:
+            raise ValueError("choose the prompts with exactly one of prompt_ids, split (+ limit) or n_unlabeled")
+        if self.limit is not None and not by_split:
+            raise ValueError("limit goes with split (n_unlabeled is its own limit)")
+        return self
+
+    def sampling_record(self) -> dict[str, Any]:
+        """The sampling parameters recorded on every completion."""
+        return {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_new_tokens": self.max_new_tokens,
+            "seed": self.seed,
+            "k": self.k,
+        }
+
+
+class TrainRewardParams(_Params):
+    """Train a reward model on the rankings collected so far."""
+
+    base_model_version: int | None = Field(default=None, ge=1)
+    """ModelVersion id of the backbone; default: the newest SFT model."""
+    epochs: int = Field(default=1, ge=1, le=100)
+    """Passes over the training rankings."""
+    learning_rate: float = Field(default=9e-6, gt=0, le=1.0)
+    """AdamW learning rate."""
+    batch_size: int = Field(default=8, ge=1, le=4096)
+    """Rankings (each K completions) per optimiser step."""
+    seed: int = Field(default=0, ge=0)
+    """Random seed."""
+
+
+class TrainPolicyParams(_Params):
+    """Fine-tune the policy with PPO against a reward model."""
+
+    reward_model_version: int | None = Field(default=None, ge=1)
+    """ModelVersion id of the reward model; default: the newest."""
+    policy_version: int | None = Field(default=None, ge=1)
+    """ModelVersion id to start from; default: the newest SFT model."""
+    steps: int = Field(default=100, ge=1, le=1_000_000)
+    """PPO optimisation steps."""
+    kl_coef: float = Field(default=0.02, ge=0)
+    """Per-token KL penalty coefficient (beta)."""
+    learning_rate: float = Field(default=1e-6, gt=0, le=1.0)
+    """AdamW learning rate."""
+    seed: int = Field(default=0, ge=0)
+    """Random seed."""
+
+
+class EvaluateParams(_Params):
+    """Evaluate a model version (RM accuracy, or policy win rate and KL)."""
+
+    model_version: int | None = Field(default=None, ge=1)
+    """ModelVersion id to evaluate; default: the newest of its kind."""
+    split: Split = Split.validation
+    """Prompts/rankings to evaluate on."""
+
+
+class ExportParams(_Params):
+    """Export rankings (and comparisons) to a file under the data folder."""
+
+    format: str = Field(default="jsonl", pattern="^(jsonl|csv)$")
+    """File format: jsonl or csv."""
+    include_gold: bool = False
+    """Include researchers' gold rankings."""
+
+
+PARAMS_MODELS: dict[JobKind, type[_Params]] = {
+    JobKind.sample: SampleParams,
+    JobKind.train_reward: TrainRewardParams,
+    JobKind.train_policy: TrainPolicyParams,
+    JobKind.evaluate: EvaluateParams,
+    JobKind.export: ExportParams,
+}
+
+
+class JobCreate(BaseModel):
+    kind: JobKind
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class JobRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    kind: JobKind
+    status: JobStatus
+    params: dict[str, Any]
+    progress: float
+    metrics: list[Any]
+    log_tail: str
+    error: str | None
+    worker_id: str | None
+    device: str | None
+    heartbeat_at: datetime | None
+    attempts: int
+    max_attempts: int
+    cancel_requested: bool
+    output_model_id: int | None
+    schedule_id: int | None
+    created_by_id: int | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class ScheduleCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    kind: JobKind
+    params: dict[str, Any] = Field(default_factory=dict)
+    cron: str | None = Field(default=None, max_length=100)
+    min_new_rankings: int | None = Field(default=None, ge=1)
+    enabled: bool = True
+
+
+class ScheduleUpdate(BaseModel):
+    params: dict[str, Any] | None = None
+    cron: str | None = Field(default=None, max_length=100)
+    min_new_rankings: int | None = Field(default=None, ge=1)
+    enabled: bool | None = None
+
+
+class ScheduleRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    kind: JobKind
+    params: dict[str, Any]
+    cron: str | None
+    min_new_rankings: int | None
+    enabled: bool
+    last_run_at: datetime | None
+    next_run_at: datetime | None
+    last_job_id: int | None
+    created_at: datetime
+
+
+class ModelVersionRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    kind: ModelKind
+    name: str
+    path: str
+    parent_id: int | None
+    job_id: int | None
+    metrics: dict[str, Any]
+    created_at: datetime

@@ -1,0 +1,188 @@
+"""Schedules: cron expressions and data triggers that queue jobs, evaluated by one worker at a time (a lease)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from croniter import croniter
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.errors import Conflict, InvalidInput, NotFound
+from app.models import Job, JobKind, JobStatus, Lease, Ranking, Schedule, User, utcnow
+from app.services import jobs as job_service
+
+SCHEDULER_LEASE = "scheduler"
+
+
+def check_cron(cron: str) -> str:
+    """The expression if croniter accepts it; InvalidInput naming it otherwise."""
+    cron = cron.strip()
+    if not croniter.is_valid(cron):
+        raise InvalidInput(f"cron: {cron!r} is not a valid cron expression (e.g. '0 3 * * *' = every day at 03:00)")
+    return cron
+
+
+def next_cron_time(cron: str, after: datetime) -> datetime:
+    """The first cron time strictly after `after` (UTC)."""
+    result: datetime = croniter(cron, after).get_next(datetime)
+    return result
+
+
+def create_schedule(
+    session: Session,
+    *,
+    name: str,
+    kind: JobKind,
+    params: dict[str, Any],
+    cron: str | None = None,
+    min_new_rankings: int | None = None,
+    enabled: bool = True,
+    now: datetime | None = None,
+) -> Schedule:
+    """A new schedule; it needs a cron expression, a data trigger, or both (then both must hold)."""
+    if cron is None and min_new_rankings is None:
+        raise InvalidInput("a schedule needs a cron expression or min_new_rankings (or both)")
+    if session.scalar(select(Schedule.id).where(Schedule.name == name)) is not None:
+        raise Conflict(f"a schedule named {name!r} already exists")
+    now = now or utcnow()
+    cron = check_cron(cron) if cron else None
+    schedule = Schedule(
+        name=name,
+        kind=kind,
+        params=job_service.validate_params(session, kind=kind, params=params),
+        cron=cron,
+        min_new_rankings=min_new_rankings,
+        enabled=enabled,
+        next_run_at=next_cron_time(cron, now) if cron else None,
+    )
+    session.add(schedule)
+    session.flush()
+    return schedule
+
+
+def get_schedule(session: Session, *, schedule_id: int) -> Schedule:
+    """The schedule with this id, or NotFound."""
+    schedule = session.get(Schedule, schedule_id)
+    if schedule is None:
+        raise NotFound(f"no schedule with id {schedule_id}")
+    return schedule
+
+
+def list_schedules(session: Session) -> list[Schedule]:
+    """All schedules by name."""
+    return list(session.scalars(select(Schedule).order_by(Schedule.name)))
+
+
+def update_schedule(
+    session: Session,
+    *,
+    schedule: Schedule,
+    changes: dict[str, Any],
+    now: datetime | None = None,
+) -> Schedule:
+    """Change params, triggers or enabled; only the keys present in `changes` are touched."""
+    if "params" in changes and changes["params"] is not None:
+        schedule.params = job_service.validate_params(session, kind=schedule.kind, params=changes["params"])
+    if "cron" in changes:
+        schedule.cron = check_cron(changes["cron"]) if changes["cron"] else None
+        schedule.next_run_at = next_cron_time(schedule.cron, now or utcnow()) if schedule.cron else None
+    if "min_new_rankings" in changes:
+        schedule.min_new_rankings = changes["min_new_rankings"]
+    if changes.get("enabled") is not None:
+        schedule.enabled = bool(changes["enabled"])
+    if schedule.cron is None and schedule.min_new_rankings is None:
+        raise InvalidInput("a schedule needs a cron expression or min_new_rankings (or both)")
+    session.flush()
+    return schedule
+
+
+def delete_schedule(session: Session, *, schedule: Schedule) -> None:
+    """Remove a schedule; the jobs it queued stay."""
+    session.execute(update(Job).where(Job.schedule_id == schedule.id).values(schedule_id=None))
+    session.delete(schedule)
+    session.flush()
+
+
+def acquire_lease(session: Session, *, name: str, holder: str, ttl_s: float, now: datetime | None = None) -> bool:
+    """Take or renew the named lease; False while someone else holds an unexpired one."""
+    now = now or utcnow()
+    expires = now + timedelta(seconds=ttl_s)
+    renewed = session.execute(
+        update(Lease)
+        .where(Lease.name == name, (Lease.holder == holder) | (Lease.expires_at < now))
+        .values(holder=holder, expires_at=expires)
+        .execution_options(synchronize_session=False)
+    )
+    if renewed.rowcount == 1:
+        return True
+    if session.get(Lease, name) is not None:
+        return False
+    try:
+        with session.begin_nested():
+            session.add(Lease(name=name, holder=holder, expires_at=expires))
+    except IntegrityError:
+        return False  # another worker created it first
+    return True
+
+
+def new_rankings_since(session: Session, *, kind: JobKind) -> int:
+    """Rankings that arrived since the last (not failed/cancelled) job of this kind was queued."""
+    last = session.scalar(
+        select(func.max(Job.created_at)).where(
+            Job.kind == kind, Job.status.in_([JobStatus.queued, JobStatus.running, JobStatus.succeeded])
+        )
+    )
+    stmt = select(func.count()).select_from(Ranking)
+    if last is not None:
+        stmt = stmt.where(Ranking.created_at > last)
+    return session.scalar(stmt) or 0
+
+
+def _kind_busy(session: Session, kind: JobKind) -> bool:
+    busy = select(Job.id).where(Job.kind == kind, Job.status.in_([JobStatus.queued, JobStatus.running]))
+    return session.scalar(busy.limit(1)) is not None
+
+
+def is_due(session: Session, *, schedule: Schedule, now: datetime) -> bool:
+    """Cron time reached (if cron) and enough new rankings (if a data trigger)."""
+    if not schedule.enabled:
+        return False
+    if schedule.cron and (schedule.next_run_at is None or schedule.next_run_at > now):
+        return False
+    if schedule.min_new_rankings is not None:
+        if _kind_busy(session, schedule.kind):
+            return False
+        return new_rankings_since(session, kind=schedule.kind) >= schedule.min_new_rankings
+    return True
+
+
+def run_due_schedules(
+    session: Session, *, now: datetime | None = None, created_by: User | None = None, max_attempts: int = 3
+) -> list[Job]:
+    """Queue one job for every due schedule and move its cron clock past `now`. Hold the scheduler lease."""
+    now = now or utcnow()
+    queued = []
+    schedules = session.scalars(
+        select(Schedule).where(Schedule.enabled.is_(True)).order_by(Schedule.id).with_for_update()
+    ).all()
+    for schedule in schedules:
+        if not is_due(session, schedule=schedule, now=now):
+            continue
+        job = job_service.enqueue_job(
+            session,
+            kind=schedule.kind,
+            params=dict(schedule.params),
+            created_by=created_by,
+            schedule_id=schedule.id,
+            max_attempts=max_attempts,
+        )
+        job_service.append_log(job, message=f"queued by schedule {schedule.name!r}")
+        schedule.last_run_at, schedule.last_job_id = now, job.id
+        if schedule.cron:
+            schedule.next_run_at = next_cron_time(schedule.cron, now)
+        queued.append(job)
+    session.flush()
+    return queued

@@ -1,0 +1,76 @@
+"""Worker tests: jobs that really commit need their own database (a fresh SQLite file, or PostgreSQL)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.config import Settings
+from app.db import make_engine
+from app.migrate import upgrade
+from tests.pg import fresh_postgres_database
+
+
+def fast_settings(url: str, data_dir: Path, **overrides: object) -> Settings:
+    """Settings with short worker timings, for tests."""
+    base: dict[str, object] = {
+        "env": "test",
+        "database_url": url,
+        "data_dir": data_dir,
+        "worker_heartbeat_s": 0.2,
+        "worker_stale_after_s": 2.0,
+        "worker_poll_s": 0.05,
+        "scheduler_lease_s": 5.0,
+    }
+    return Settings(**{**base, **overrides})  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database (dropped afterwards)."""
+    with fresh_postgres_database("rl_worker") as url:
+        upgrade(url)
+        yield url
+
+
+@pytest.fixture
+def committed_url(tmp_path: Path) -> Iterator[str]:
+    """A fresh migrated database: PostgreSQL when the suite runs on it, else a SQLite file."""
+    if os.environ.get("RANKLAB_TEST_DATABASE_URL", "").startswith("postgresql"):
+        with fresh_postgres_database("rl_worker") as url:
+            upgrade(url)
+            yield url
+        return
+    url = f"sqlite:///{tmp_path / 'worker.db'}"
+    upgrade(url)
+    yield url
+
+
+@pytest.fixture
+def committed_engine(committed_url: str) -> Iterator[Engine]:
+    engine = make_engine(committed_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sessions(committed_engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(bind=committed_engine, expire_on_commit=False)
+
+
+@pytest.fixture
+def worker_settings(committed_url: str, tmp_path: Path) -> Settings:
+    return fast_settings(committed_url, tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Llama with its tokenizer, in HF format (built once per test session)."""
+    from trainer.models import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-llama", seed=0)

@@ -1,0 +1,115 @@
+"""The worker loop with test handlers on a database that really commits."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.models import Job, JobKind, JobStatus
+from app.services import jobs as job_service
+from trainer.worker import JobContext, WorkerConfig, work
+
+
+def _queue(sessions: sessionmaker[Session], kind: JobKind = JobKind.export, **params) -> int:
+    with sessions.begin() as session:
+        return job_service.enqueue_job(session, kind=kind, params=params).id
+
+
+def _job(sessions: sessionmaker[Session], job_id: int) -> Job:
+    with sessions() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        return job
+
+
+def _cfg(settings, **overrides) -> WorkerConfig:
+    return WorkerConfig.from_settings(settings, once=True, **overrides)
+
+
+def test_once_runs_every_queued_job_and_records_it(sessions, worker_settings):
+    def handler(ctx: JobContext) -> None:
+        for step in range(3):
+            ctx.check_cancelled()
+            ctx.progress((step + 1) / 3)
+            ctx.metrics(step=step, loss=1.0 / (step + 1))
+        ctx.log(f"exported {ctx.params['format']}")
+
+    ids = [_queue(sessions), _queue(sessions, format="csv")]
+    assert work(_cfg(worker_settings), sessions, worker_settings, handlers={JobKind.export: handler}) == 2
+    for job_id, fmt in zip(ids, ("jsonl", "csv"), strict=True):
+        job = _job(sessions, job_id)
+        assert job.status == JobStatus.succeeded and job.progress == 1.0 and job.finished_at is not None
+        assert [p["step"] for p in job.metrics] == [0, 1, 2] and job.metrics[-1]["loss"] == 1 / 3
+        assert f"exported {fmt}" in job.log_tail and job.attempts == 1 and job.error is None
+
+
+def test_failing_handler_fails_the_job_with_its_error(sessions, worker_settings):
+    def handler(ctx: JobContext) -> None:
+        raise RuntimeError("disk full")
+
+    job_id = _queue(sessions)
+    work(_cfg(worker_settings), sessions, worker_settings, handlers={JobKind.export: handler})
+    job = _job(sessions, job_id)
+    assert job.status == JobStatus.failed and job.error == "RuntimeError: disk full"
+    assert "disk full" in job.log_tail
+
+
+def test_worker_only_takes_its_kinds(sessions, worker_settings):
+    sample_id = _queue(sessions, JobKind.sample, n_unlabeled=3)
+    export_id = _queue(sessions)
+    ran = work(_cfg(worker_settings), sessions, worker_settings, handlers={JobKind.export: lambda ctx: None})
+    assert ran == 1
+    assert _job(sessions, export_id).status == JobStatus.succeeded
+    assert _job(sessions, sample_id).status == JobStatus.queued
+
+
+def test_cancelled_job_stops_at_its_next_checkpoint(sessions, worker_settings):
+    steps_run: list[int] = []
+    started = threading.Event()
+
+    def handler(ctx: JobContext) -> None:
+        for step in range(200):
+            ctx.check_cancelled()
+            steps_run.append(step)
+            started.set()
+            time.sleep(0.02)
+
+    job_id = _queue(sessions)
+    thread = threading.Thread(
+        target=work, args=(_cfg(worker_settings), sessions, worker_settings), kwargs={"handlers": {JobKind.export: handler}}
+    )
+    thread.start()
+    assert started.wait(10)
+    with sessions.begin() as session:
+        job_service.request_cancel(session, job_id=job_id)
+    thread.join(timeout=30)
+    job = _job(sessions, job_id)
+    assert job.status == JobStatus.cancelled and job.finished_at is not None
+    assert 0 < len(steps_run) < 200, "the handler did not stop early"
+
+
+def test_stale_job_is_resumed_from_checkpoint_by_another_worker(sessions, worker_settings):
+    """A worker that stops heartbeating loses the job; the next worker resumes from the checkpoint."""
+    seen: list[tuple[int, str | None]] = []
+
+    def first_attempt(ctx: JobContext) -> None:
+        with ctx.transaction() as session:
+            ctx.save_checkpoint(session, "3", progress=0.3)
+        raise SystemExit  # stands in for a crash: no finish, no more heartbeats
+
+    def resumed(ctx: JobContext) -> None:
+        seen.append((ctx.attempt, ctx.checkpoint))
+
+    job_id = _queue(sessions)
+    try:
+        work(_cfg(worker_settings), sessions, worker_settings, handlers={JobKind.export: first_attempt})
+    except SystemExit:
+        pass
+    assert _job(sessions, job_id).status == JobStatus.running
+    time.sleep(worker_settings.worker_stale_after_s + 0.5)
+    work(_cfg(worker_settings), sessions, worker_settings, handlers={JobKind.export: resumed})
+    job = _job(sessions, job_id)
+    assert seen == [(2, "3")]
+    assert job.status == JobStatus.succeeded and job.attempts == 2 and "stopped heartbeating" in job.log_tail

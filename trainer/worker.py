@@ -1,0 +1,306 @@
+"""The worker loop: requeue stale jobs, evaluate schedules (one worker at a time), claim a job, run it, record it.
+
+A handler gets a `JobContext`; it does its own database work in `ctx.transaction()` sessions, reports progress,
+metrics and log lines, checks for cancellation at its checkpoints and saves a checkpoint string that a later
+attempt resumes from after a stale-heartbeat requeue. Only the worker CLI imports this module (it may pull in torch).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.config import Settings
+from app.models import Job, JobKind, JobStatus
+from app.services import jobs as job_service
+from app.services import schedules as schedule_service
+from app.services.jobs import Control, JobLost
+
+logger = logging.getLogger("ranklab.worker")
+PROGRESS_WRITE_S = 1.0
+"""Progress reaches the database at most this often (the heartbeat also carries it)."""
+
+
+class JobCancelled(Exception):
+    """A researcher cancelled the job; raised by `JobContext.check_cancelled` at a checkpoint."""
+
+
+def new_worker_id() -> str:
+    """host:pid:random, unique per worker process run."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def detect_device(requested: str = "auto") -> str:
+    """'cuda' when asked for or available (auto), else 'cpu'; refuses cuda without a GPU."""
+    if requested == "cpu":
+        return "cpu"
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if requested == "cuda":
+        raise RuntimeError("--device cuda was asked for, but torch sees no CUDA device")
+    return "cpu"
+
+
+@dataclass
+class WorkerConfig:
+    """How one worker process behaves."""
+
+    worker_id: str = field(default_factory=new_worker_id)
+    """Unique name recorded on the jobs it claims."""
+    device: str = "cpu"
+    """Device handlers run on: cuda or cpu."""
+    kinds: tuple[JobKind, ...] | None = None
+    """Job kinds this worker takes; None = every kind it has a handler for."""
+    once: bool = False
+    """Work through the queued jobs and return instead of polling forever."""
+    heartbeat_s: float = 10.0
+    """Seconds between heartbeats of the running job."""
+    stale_after_s: float = 120.0
+    """A running job with an older heartbeat is requeued (or failed when out of attempts)."""
+    poll_s: float = 2.0
+    """Idle sleep between looks at the queue."""
+    lease_s: float = 60.0
+    """Lifetime of the scheduler lease."""
+    max_attempts: int = 3
+    """Attempts given to jobs queued by schedules."""
+    run_scheduler: bool = True
+    """Whether this worker competes for the scheduler lease."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> WorkerConfig:
+        """Timing fields from Settings, the rest from keyword arguments."""
+        base = {
+            "heartbeat_s": settings.worker_heartbeat_s,
+            "stale_after_s": settings.worker_stale_after_s,
+            "poll_s": settings.worker_poll_s,
+            "lease_s": settings.scheduler_lease_s,
+            "max_attempts": settings.job_max_attempts,
+        }
+        return cls(**{**base, **overrides})
+
+
+class JobContext:
+    """What a handler sees of its job: params, checkpoint, device, and ways to report back."""
+
+    def __init__(self, job: Job, cfg: WorkerConfig, sessions: sessionmaker[Session], settings: Settings) -> None:
+        self.job_id, self.kind, self.attempt = job.id, job.kind, job.attempts
+        self.params: dict[str, Any] = dict(job.params)
+        self.checkpoint: str | None = job.checkpoint
+        self.created_by_id = job.created_by_id
+        self.device, self.worker_id = cfg.device, cfg.worker_id
+        self.settings, self.sessions = settings, sessions
+        self.data_dir: Path = Path(settings.data_dir)
+        self.latest_progress: float | None = None
+        self._written_at = 0.0
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session whose transaction commits when the block ends without error."""
+        with self.sessions.begin() as session:
+            yield session
+
+    def owned(self, session: Session) -> Job:
+        """This job, locked, while this worker still owns it (JobLost otherwise)."""
+        return job_service.owned_job(session, job_id=self.job_id, worker_id=self.worker_id, attempt=self.attempt)
+
+    def progress(self, fraction: float) -> None:
+        """Report progress in [0, 1]; written at most once a second."""
+        self.latest_progress = fraction
+        if time.monotonic() - self._written_at >= PROGRESS_WRITE_S or fraction >= 1.0:
+            self._written_at = time.monotonic()
+            with self.transaction() as session:
+                control = job_service.heartbeat(
+                    session, job_id=self.job_id, worker_id=self.worker_id, attempt=self.attempt, progress=fraction
+                )
+            if control == Control.lost:
+                raise JobLost(f"job {self.job_id} was taken from this worker")
+
+    def metrics(self, **values: Any) -> None:
+        """Append one point to the metrics time series (give `step` for the x axis)."""
+        with self.transaction() as session:
+            job_service.append_metrics(self.owned(session), point=values)
+
+    def log(self, message: str) -> None:
+        """Append a line to the job's log tail (and the worker's own log)."""
+        logger.info("job %s: %s", self.job_id, message)
+        with self.transaction() as session:
+            job_service.append_log(self.owned(session), message=message)
+
+    def save_checkpoint(self, session: Session, checkpoint: str, *, progress: float | None = None) -> None:
+        """Record the resume point inside the handler's own transaction, so results and checkpoint commit together."""
+        job = self.owned(session)
+        job.checkpoint = checkpoint
+        if progress is not None:
+            job_service.set_progress(job, progress=progress)
+            self.latest_progress = progress
+        self.checkpoint = checkpoint
+
+    def check_cancelled(self) -> None:
+        """Raise JobCancelled if a researcher cancelled the job, JobLost if it is no longer ours."""
+        with self.transaction() as session:
+            row = session.execute(
+                select(Job.cancel_requested, Job.worker_id, Job.attempts, Job.status).where(Job.id == self.job_id)
+            ).one()
+        if row.worker_id != self.worker_id or row.attempts != self.attempt or row.status != JobStatus.running:
+            raise JobLost(f"job {self.job_id} was taken from this worker")
+        if row.cancel_requested:
+            raise JobCancelled(f"job {self.job_id} was cancelled")
+
+
+Handler = Callable[[JobContext], "int | None"]
+"""Runs one job; returns the id of the ModelVersion it produced, if any."""
+
+
+def default_handlers() -> dict[JobKind, Handler]:
+    """The job kinds this code base can run so far."""
+    from trainer.jobs_sample import run_sample_job
+
+    return {JobKind.sample: run_sample_job}
+
+
+class Heartbeat(threading.Thread):
+    """Refreshes the running job's heartbeat until stopped."""
+
+    def __init__(self, ctx: JobContext, interval_s: float) -> None:
+        super().__init__(name=f"heartbeat-{ctx.job_id}", daemon=True)
+        self.ctx, self.interval_s, self.stopped = ctx, interval_s, threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.interval_s):
+            try:
+                with self.ctx.transaction() as session:
+                    control = job_service.heartbeat(
+                        session,
+                        job_id=self.ctx.job_id,
+                        worker_id=self.ctx.worker_id,
+                        attempt=self.ctx.attempt,
+                        progress=self.ctx.latest_progress,
+                    )
+            except Exception:  # noqa: BLE001 - a missed beat is retried; staleness handles a dead database
+                logger.exception("heartbeat for job %s failed", self.ctx.job_id)
+                continue
+            if control == Control.lost:
+                logger.warning("job %s was taken from this worker", self.ctx.job_id)
+                return
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join(timeout=self.interval_s + 5)
+
+
+def _outcome(handler: Handler, ctx: JobContext) -> tuple[JobStatus, str | None, int | None]:
+    """Run the handler; map its ending to (status, error, output model id). JobLost propagates."""
+    try:
+        output = handler(ctx)
+    except JobCancelled:
+        return JobStatus.cancelled, None, None
+    except JobLost:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any handler error fails the job with its message
+        logger.exception("job %s failed", ctx.job_id)
+        tail = "".join(traceback.format_exception(exc)[-3:])
+        try:
+            ctx.log(tail)
+        except Exception:  # noqa: BLE001
+            logger.exception("could not write the traceback of job %s", ctx.job_id)
+        return JobStatus.failed, f"{type(exc).__name__}: {exc}", None
+    return JobStatus.succeeded, None, output
+
+
+def run_job(job: Job, handler: Handler, cfg: WorkerConfig, sessions: sessionmaker[Session], settings: Settings) -> str:
+    """Run one claimed job to its end; returns the final status (or 'lost')."""
+    ctx = JobContext(job, cfg, sessions, settings)
+    resume = " from its checkpoint" if ctx.checkpoint else ""
+    ctx.log(f"attempt {ctx.attempt} started on {cfg.worker_id} ({cfg.device}){resume}")
+    beat = Heartbeat(ctx, cfg.heartbeat_s)
+    beat.start()
+    try:
+        status, error, output = _outcome(handler, ctx)
+    except JobLost as exc:
+        logger.warning("%s", exc)
+        return "lost"
+    finally:
+        beat.stop()
+    try:
+        with sessions.begin() as session:
+            job_service.finish_job(
+                session,
+                job_id=ctx.job_id,
+                worker_id=cfg.worker_id,
+                attempt=ctx.attempt,
+                status=status,
+                error=error,
+                output_model_id=output,
+            )
+    except JobLost as exc:
+        logger.warning("%s", exc)
+        return "lost"
+    return status.value
+
+
+def maintain(cfg: WorkerConfig, sessions: sessionmaker[Session]) -> None:
+    """Requeue stale jobs and, while holding the scheduler lease, queue due scheduled jobs."""
+    with sessions.begin() as session:
+        for job in job_service.requeue_stale(session, stale_after_s=cfg.stale_after_s):
+            logger.warning("job %s had a stale heartbeat: now %s", job.id, job.status.value)
+    if not cfg.run_scheduler:
+        return
+    with sessions.begin() as session:
+        if schedule_service.acquire_lease(
+            session, name=schedule_service.SCHEDULER_LEASE, holder=cfg.worker_id, ttl_s=cfg.lease_s
+        ):
+            for job in schedule_service.run_due_schedules(session, max_attempts=cfg.max_attempts):
+                logger.info("schedule queued job %s (%s)", job.id, job.kind.value)
+
+
+def claim_next(cfg: WorkerConfig, sessions: sessionmaker[Session], kinds: Sequence[JobKind]) -> Job | None:
+    """Claim one job in its own committed transaction."""
+    with sessions.begin() as session:
+        return job_service.claim_job(session, worker_id=cfg.worker_id, device=cfg.device, kinds=kinds)
+
+
+def work(
+    cfg: WorkerConfig,
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    *,
+    handlers: Mapping[JobKind, Handler] | None = None,
+    stop: threading.Event | None = None,
+) -> int:
+    """The worker loop; returns how many jobs it ran. With `cfg.once` it returns when the queue is empty."""
+    handlers = dict(handlers) if handlers is not None else default_handlers()
+    kinds = cfg.kinds or tuple(handlers)
+    missing = [k.value for k in kinds if k not in handlers]
+    if missing:
+        raise ValueError(f"this worker cannot run job kind(s) {', '.join(missing)} yet")
+    stop = stop or threading.Event()
+    ran = 0
+    logger.info("worker %s on %s takes %s", cfg.worker_id, cfg.device, ", ".join(k.value for k in kinds))
+    while not stop.is_set():
+        maintain(cfg, sessions)
+        job = claim_next(cfg, sessions, kinds)
+        if job is None:
+            if cfg.once:
+                break
+            stop.wait(cfg.poll_s)
+            continue
+        logger.info("claimed job %s (%s, attempt %s)", job.id, job.kind.value, job.attempts)
+        status = run_job(job, handlers[job.kind], cfg, sessions, settings)
+        logger.info("job %s ended: %s", job.id, status)
+        ran += 1
+    return ran
