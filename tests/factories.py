@@ -62,3 +62,27 @@ def token_headers(client: TestClient, user: User, password: str = PASSWORD) -> d
     resp = client.post("/api/v1/auth/token", data={"username": user.username, "password": password})
     assert resp.status_code == 200, resp.text
     return {"Authorization": f"Bearer {resp.json()['access_token']}"}
+
+
+def make_task(
+    session: Session,
+    *,
+    k: int = 4,
+    kind: str = "production",
+    overlap: int = 1,
+    prompt_text: str | None = None,
+    priority: int = 0,
+):  # -> app.models.RankingTask
+    """A ranking task with k short completions (through app.services.tasks.create_task)."""
+    from app.models import TaskKind
+    from app.services.prompts import get_or_create_prompt
+    from app.services.tasks import NewCompletion, create_task
+
+    n = next(_seq)
+    prompt, _ = get_or_create_prompt(session, text=prompt_text or f"Prompt number {n}: say something.")
+    completions = [NewCompletion(text=f"answer {i + 1} to prompt {n}") for i in range(k)]
+    task = create_task(
+        session, prompt=prompt, completions=completions, kind=TaskKind(kind), overlap=overlap, priority=priority
+    )
+    session.flush()
+    return task

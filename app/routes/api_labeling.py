@@ -1,0 +1,183 @@
+"""JSON API: prompts, ranking tasks, and the labeling loop (next, submit, skip)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+
+from app.deps import CurrentLabeler, CurrentResearcher, SessionDep, SettingsDep
+from app.models import Assignment, Ranking, RankingTask, Split, TaskKind, TaskStatus
+from app.schemas.labeling import (
+    AssignmentRead,
+    CompletionRead,
+    LabelingStats,
+    PromptPage,
+    PromptRead,
+    PromptsCreate,
+    PromptsCreated,
+    PromptView,
+    RankingRead,
+    RankingSubmit,
+    SkipIn,
+    SkipRead,
+    TaskCreate,
+    TaskCreated,
+    TaskDetail,
+    TaskPage,
+    TaskSummary,
+)
+from app.services import assignment as assignment_service
+from app.services import prompts as prompt_service
+from app.services import rankings as ranking_service
+from app.services import tasks as task_service
+from app.services.rankings import RankingSubmission
+
+router = APIRouter(prefix="/api/v1", tags=["labeling"])
+
+
+@router.post("/prompts", response_model=PromptsCreated, status_code=201, name="api_create_prompts")
+def create_prompts(body: PromptsCreate, session: SessionDep, researcher: CurrentResearcher) -> PromptsCreated:
+    ratios = prompt_service.parse_split_ratios(body.split_ratio) if body.split_ratio else None
+    items = [prompt_service.NewPrompt(text=p.text, split=p.split, metadata=p.metadata) for p in body.prompts]
+    result = prompt_service.import_prompts(session, prompts=items, created_by=researcher, split_ratios=ratios)
+    return PromptsCreated(**vars(result))
+
+
+@router.get("/prompts", response_model=PromptPage, name="api_list_prompts")
+def list_prompts(
+    session: SessionDep,
+    _r: CurrentResearcher,
+    q: str = "",
+    split: Split | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> PromptPage:
+    rows, total = prompt_service.search_prompts(session, query=q, split=split, limit=min(limit, 500), offset=offset)
+    return PromptPage(total=total, items=[PromptRead.model_validate(p) for p in rows])
+
+
+@router.post("/tasks", response_model=TaskCreated, status_code=201, name="api_create_task")
+def create_task(body: TaskCreate, session: SessionDep, researcher: CurrentResearcher) -> TaskCreated:
+    spec = task_service.ExternalTask(**body.model_dump())
+    task = task_service.create_external_task(session, spec=spec, created_by=researcher)
+    return TaskCreated(id=task.id, prompt_id=task.prompt_id, completion_ids=task_service.completion_ids(task))
+
+
+@router.get("/tasks", response_model=TaskPage, name="api_list_tasks")
+def list_tasks(
+    session: SessionDep,
+    _r: CurrentResearcher,
+    q: str = "",
+    kind: TaskKind | None = None,
+    status: TaskStatus | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> TaskPage:
+    rows, total = task_service.list_tasks(
+        session, kind=kind, status=status, query=q, limit=min(limit, 500), offset=offset
+    )
+    return TaskPage(total=total, items=[_summary(t, p.text, n) for t, p, n in rows])
+
+
+@router.get("/tasks/{task_id}", response_model=TaskDetail, name="api_get_task")
+def get_task(task_id: int, session: SessionDep, _r: CurrentResearcher) -> TaskDetail:
+    task = task_service.get_task(session, task_id=task_id)
+    rankings = ranking_service.rankings_for_task(session, task_id=task_id)
+    return TaskDetail(
+        id=task.id,
+        prompt=CompletionRead(
+            id=task.prompt_id, text=prompt_service.get_prompt(session, prompt_id=task.prompt_id).text
+        ),
+        kind=task.kind,
+        status=task.status,
+        overlap=task.overlap,
+        slots_taken=task.slots_taken,
+        completions=[CompletionRead(id=i.completion_id, text=i.completion.text) for i in task.items],
+        rankings=[ranking_read(r) for r, _name in rankings],
+    )
+
+
+@router.get(
+    "/labeling/next", response_model=AssignmentRead, name="api_next_task", responses={204: {"description": "no task"}}
+)
+def next_task(session: SessionDep, settings: SettingsDep, labeler: CurrentLabeler) -> Response | AssignmentRead:
+    assignment = assignment_service.next_assignment(session, labeler=labeler, settings=settings)
+    if assignment is None:
+        return Response(status_code=204)
+    return _assignment_read(session, assignment)
+
+
+@router.post(
+    "/labeling/assignments/{assignment_id}/ranking",
+    response_model=RankingRead,
+    status_code=201,
+    name="api_submit_ranking",
+    responses={200: {"description": "replay of an already stored ranking"}},
+)
+def submit_ranking(
+    assignment_id: int, body: RankingSubmit, session: SessionDep, labeler: CurrentLabeler
+) -> RankingRead | JSONResponse:
+    ranking, replayed = ranking_service.submit_ranking(
+        session, labeler=labeler, assignment_id=assignment_id, submission=RankingSubmission(**body.model_dump())
+    )
+    read = ranking_read(ranking)
+    read.submitted_today = ranking_service.submitted_today(session, labeler=labeler)
+    if replayed:
+        return JSONResponse(read.model_dump(mode="json"), status_code=200)
+    return read
+
+
+@router.post("/labeling/assignments/{assignment_id}/skip", response_model=SkipRead, name="api_skip_assignment")
+def skip(assignment_id: int, body: SkipIn, session: SessionDep, labeler: CurrentLabeler) -> SkipRead:
+    done = assignment_service.skip_assignment(session, labeler=labeler, assignment_id=assignment_id, reason=body.reason)
+    return SkipRead(assignment_id=done.id, status=done.status.value)
+
+
+@router.get("/labeling/stats", response_model=LabelingStats, name="api_labeling_stats")
+def stats(session: SessionDep, labeler: CurrentLabeler) -> LabelingStats:
+    return LabelingStats(submitted_today=ranking_service.submitted_today(session, labeler=labeler))
+
+
+def _assignment_read(session: SessionDep, assignment: Assignment) -> AssignmentRead:
+    task, texts = assignment_service.assignment_view(session, assignment=assignment)
+    prompt = prompt_service.get_prompt(session, prompt_id=task.prompt_id)
+    return AssignmentRead(
+        assignment_id=assignment.id,
+        prompt=PromptView(id=prompt.id, text=prompt.text),
+        completions=[CompletionRead(id=cid, text=texts[cid]) for cid in assignment.display_order],
+        expires_at=assignment.expires_at,
+    )
+
+
+def _summary(task: RankingTask, prompt_text: str, n_rankings: int) -> TaskSummary:
+    return TaskSummary(
+        id=task.id,
+        prompt_id=task.prompt_id,
+        prompt_text=prompt_text,
+        kind=task.kind,
+        status=task.status,
+        k=task.k,
+        overlap=task.overlap,
+        slots_taken=task.slots_taken,
+        rankings=n_rankings,
+        created_at=task.created_at,
+    )
+
+
+def ranking_read(ranking: Ranking) -> RankingRead:
+    """The API view of a stored ranking."""
+    return RankingRead(
+        id=ranking.id,
+        assignment_id=ranking.assignment_id,
+        task_id=ranking.task_id,
+        labeler_id=ranking.labeler_id,
+        by_researcher=ranking.by_researcher,
+        ranking=ranking.buckets,
+        not_rankable=ranking.not_rankable,
+        ratings={i.completion_id: i.rating for i in ranking.items if i.rating is not None},
+        flags={i.completion_id: list(i.flags) for i in ranking.items if i.flags},
+        note=ranking.note,
+        time_spent_ms=ranking.time_spent_ms,
+        guideline_version=ranking.guideline_version,
+        created_at=ranking.created_at,
+    )

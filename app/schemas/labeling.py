@@ -1,0 +1,149 @@
+"""Request/response models for prompts, ranking tasks, assignments and rankings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.models import Split, TaskKind, TaskStatus
+
+
+class PromptIn(BaseModel):
+    text: str = Field(max_length=100_000)
+    split: Split | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class PromptsCreate(BaseModel):
+    prompts: list[PromptIn] = Field(min_length=1, max_length=10_000)
+    split_ratio: str | None = Field(default=None, description="train,validation,eval shares, e.g. 0.8,0.1,0.1")
+
+
+class PromptsCreated(BaseModel):
+    created: int
+    duplicates: int
+    ids: list[int]
+    duplicate_ids: list[int] = []
+
+
+class PromptRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    text: str
+    split: Split
+    source: str
+    metadata: dict[str, Any] = Field(validation_alias="meta")
+    created_at: datetime
+
+
+class PromptPage(BaseModel):
+    total: int
+    items: list[PromptRead]
+
+
+class TaskCreate(BaseModel):
+    prompt: int | str = Field(description="an existing prompt id, or the prompt text")
+    completions: list[str]
+    model: str = Field(default="", max_length=200)
+    kind: TaskKind = TaskKind.production
+    overlap: int = Field(default=1, ge=1, le=100)
+    priority: int = 0
+
+
+class TaskCreated(BaseModel):
+    id: int
+    prompt_id: int
+    completion_ids: list[int]
+
+
+class TasksCreated(BaseModel):
+    created: int
+    tasks: list[TaskCreated]
+
+
+class TaskSummary(BaseModel):
+    id: int
+    prompt_id: int
+    prompt_text: str
+    kind: TaskKind
+    status: TaskStatus
+    k: int
+    overlap: int
+    slots_taken: int
+    rankings: int
+    created_at: datetime
+
+
+class TaskPage(BaseModel):
+    total: int
+    items: list[TaskSummary]
+
+
+class CompletionRead(BaseModel):
+    id: int
+    text: str
+
+
+class RankingRead(BaseModel):
+    id: int
+    assignment_id: int | None
+    task_id: int
+    labeler_id: int
+    by_researcher: bool
+    ranking: list[list[int]]
+    not_rankable: bool
+    ratings: dict[int, int]
+    flags: dict[int, list[str]]
+    note: str
+    time_spent_ms: int | None
+    guideline_version: int | None
+    created_at: datetime
+    submitted_today: int | None = None
+
+
+class TaskDetail(BaseModel):
+    id: int
+    prompt: CompletionRead
+    kind: TaskKind
+    status: TaskStatus
+    overlap: int
+    slots_taken: int
+    completions: list[CompletionRead]
+    rankings: list[RankingRead]
+
+
+class PromptView(BaseModel):
+    id: int
+    text: str
+
+
+class AssignmentRead(BaseModel):
+    assignment_id: int
+    prompt: PromptView
+    completions: list[CompletionRead]
+    expires_at: datetime
+
+
+class RankingSubmit(BaseModel):
+    ranking: list[list[int]] = Field(max_length=20)
+    not_rankable: bool = False
+    ratings: dict[int, int] = Field(default_factory=dict)
+    flags: dict[int, list[str]] = Field(default_factory=dict)
+    note: str = ""
+    idempotency_key: str
+
+
+class SkipIn(BaseModel):
+    reason: str
+
+
+class SkipRead(BaseModel):
+    assignment_id: int
+    status: str
+
+
+class LabelingStats(BaseModel):
+    submitted_today: int

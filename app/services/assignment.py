@@ -1,0 +1,215 @@
+"""Assignment policy: which task a labeler gets next, as a pipeline of small functions.
+
+next_assignment = sweep_expired -> live_assignment | (candidate_kinds -> pick_task -> lease).
+Each step is a plain function so the screening issue can plug in its own kinds or a hidden-gold share.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from app.config import Settings
+from app.errors import Conflict, Forbidden, InvalidInput, NotFound
+from app.models import (
+    Assignment,
+    AssignmentStatus,
+    Completion,
+    RankingTask,
+    Role,
+    TaskCompletion,
+    TaskKind,
+    TaskStatus,
+    User,
+    UserStatus,
+    utcnow,
+)
+
+OPEN_ENDED_KINDS = frozenset({TaskKind.gold, TaskKind.screening})
+"""Kinds whose overlap is ignored: every researcher (gold) or screened labeler (screening) ranks them."""
+LABELER_KINDS = frozenset({TaskKind.production, TaskKind.eval})
+"""Kinds an active labeler is given (hidden gold is added by the screening feature)."""
+RESEARCHER_KINDS = (TaskKind.gold, TaskKind.screening)
+MAX_SKIP_REASON = 2000
+
+
+def candidate_kinds(labeler: User, settings: Settings) -> list[TaskKind]:
+    """Task kinds this person may get now, most preferred first."""
+    if labeler.role in (Role.researcher, Role.admin):
+        return list(RESEARCHER_KINDS)
+    if labeler.status == UserStatus.screening:
+        return [TaskKind.screening]
+    if labeler.status != UserStatus.active:
+        return []
+    return [TaskKind(k) for k in settings.task_kind_order if k in LABELER_KINDS]
+
+
+def has_free_slot() -> ColumnElement[bool]:
+    """SQL condition: the task still needs labelers (always true for open-ended kinds)."""
+    return or_(RankingTask.slots_taken < RankingTask.overlap, RankingTask.kind.in_(OPEN_ENDED_KINDS))
+
+
+def pick_task(session: Session, *, labeler: User, kinds: list[TaskKind]) -> RankingTask | None:
+    """Lock and return the first open task of the first kind that has one, never one this labeler has seen."""
+    for kind in kinds:
+        task = pick_task_of_kind(session, labeler=labeler, kind=kind)
+        if task is not None:
+            return task
+    return None
+
+
+def pick_task_of_kind(session: Session, *, labeler: User, kind: TaskKind) -> RankingTask | None:
+    """Highest priority, then newest, open task of one kind; row-locked, skipping rows others hold (PostgreSQL)."""
+    seen = exists().where(and_(Assignment.task_id == RankingTask.id, Assignment.labeler_id == labeler.id))
+    stmt = (
+        select(RankingTask)
+        .where(RankingTask.status == TaskStatus.open, RankingTask.kind == kind, has_free_slot(), ~seen)
+        .order_by(RankingTask.priority.desc(), RankingTask.id.desc())
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+    return session.scalars(stmt).first()
+
+
+def display_order(task: RankingTask, rng: random.Random | None = None) -> list[int]:
+    """The task's completion ids shuffled for one labeler."""
+    ids = [item.completion_id for item in task.items]
+    (rng or random.SystemRandom()).shuffle(ids)
+    return ids
+
+
+def lease(
+    session: Session, *, task: RankingTask, labeler: User, settings: Settings, now: datetime | None = None
+) -> Assignment:
+    """Give the (locked) task to the labeler: take a slot and record the shuffled order and the lease."""
+    now = now or utcnow()
+    session.execute(
+        update(RankingTask).where(RankingTask.id == task.id).values(slots_taken=RankingTask.slots_taken + 1)
+    )
+    assignment = Assignment(
+        task_id=task.id,
+        labeler_id=labeler.id,
+        status=AssignmentStatus.active,
+        display_order=display_order(task),
+        created_at=now,
+        expires_at=now + timedelta(minutes=settings.lease_minutes),
+    )
+    session.add(assignment)
+    session.flush()
+    return assignment
+
+
+def release_slots(session: Session, *, task_ids: list[int]) -> None:
+    """Give back one slot per entry (a task id may repeat), in id order to keep lock order stable."""
+    for task_id, n in sorted(Counter(task_ids).items()):
+        session.execute(
+            update(RankingTask).where(RankingTask.id == task_id).values(slots_taken=RankingTask.slots_taken - n)
+        )
+
+
+def sweep_expired(session: Session, *, now: datetime | None = None) -> int:
+    """Mark live assignments past their lease as expired and give their slots back; returns how many."""
+    now = now or utcnow()
+    rows = session.execute(
+        update(Assignment)
+        .where(Assignment.status == AssignmentStatus.active, Assignment.expires_at <= now)
+        .values(status=AssignmentStatus.expired)
+        .returning(Assignment.task_id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    release_slots(session, task_ids=[r[0] for r in rows])
+    return len(rows)
+
+
+def live_assignment(session: Session, *, labeler: User, now: datetime | None = None) -> Assignment | None:
+    """The labeler's assignment that is still leased, if any."""
+    now = now or utcnow()
+    stmt = (
+        select(Assignment)
+        .where(
+            Assignment.labeler_id == labeler.id,
+            Assignment.status == AssignmentStatus.active,
+            Assignment.expires_at > now,
+        )
+        .order_by(Assignment.id)
+        .limit(1)
+    )
+    return session.scalars(stmt).first()
+
+
+def lock_labeler(session: Session, *, labeler: User) -> None:
+    """Serialise one labeler's own `next` calls (PostgreSQL row lock; SQLite transactions are serial already)."""
+    session.execute(select(User.id).where(User.id == labeler.id).with_for_update())
+
+
+def next_assignment(
+    session: Session, *, labeler: User, settings: Settings, now: datetime | None = None
+) -> Assignment | None:
+    """The labeler's live assignment, or a newly leased one, or None when there is nothing to do."""
+    now = now or utcnow()
+    sweep_expired(session, now=now)
+    lock_labeler(session, labeler=labeler)
+    live = live_assignment(session, labeler=labeler, now=now)
+    if live is not None:
+        return live
+    task = pick_task(session, labeler=labeler, kinds=candidate_kinds(labeler, settings))
+    if task is None:
+        return None
+    return lease(session, task=task, labeler=labeler, settings=settings, now=now)
+
+
+def get_own_assignment(session: Session, *, labeler: User, assignment_id: int, lock: bool = False) -> Assignment:
+    """The caller's assignment (row-locked if asked); 404 if missing, 403 if someone else's."""
+    stmt = select(Assignment).where(Assignment.id == assignment_id).execution_options(populate_existing=True)
+    assignment = session.scalars(stmt.with_for_update() if lock else stmt).first()
+    if assignment is None:
+        raise NotFound(f"no assignment with id {assignment_id}")
+    if assignment.labeler_id != labeler.id:
+        raise Forbidden(f"assignment {assignment_id} belongs to another labeler")
+    return assignment
+
+
+def skip_assignment(
+    session: Session, *, labeler: User, assignment_id: int, reason: str, now: datetime | None = None
+) -> Assignment:
+    """Hand a live assignment back with a reason; the task returns to the pool for others."""
+    now = now or utcnow()
+    if not reason.strip():
+        raise InvalidInput("say why you skip this task (reason is empty)")
+    if len(reason) > MAX_SKIP_REASON:
+        raise InvalidInput(f"the reason is longer than {MAX_SKIP_REASON} characters")
+    assignment = get_own_assignment(session, labeler=labeler, assignment_id=assignment_id, lock=True)
+    if assignment.status != AssignmentStatus.active:
+        raise Conflict(f"assignment {assignment_id} is already {assignment.status.value}")
+    assignment.status = AssignmentStatus.skipped if assignment.expires_at > now else AssignmentStatus.expired
+    assignment.skip_reason = reason.strip()
+    release_slots(session, task_ids=[assignment.task_id])
+    session.flush()
+    return assignment
+
+
+def assignment_view(session: Session, *, assignment: Assignment) -> tuple[RankingTask, dict[int, str]]:
+    """The task and its completion texts by id, for showing an assignment."""
+    task = session.get(RankingTask, assignment.task_id)
+    if task is None:  # pragma: no cover - foreign key guarantees it
+        raise NotFound(f"task {assignment.task_id} is gone")
+    rows = session.execute(
+        select(Completion.id, Completion.text)
+        .join(TaskCompletion, TaskCompletion.completion_id == Completion.id)
+        .where(TaskCompletion.task_id == task.id)
+    ).all()
+    return task, {cid: text for cid, text in rows}
+
+
+def count_open(session: Session, *, kind: TaskKind | None = None) -> int:
+    """Open tasks (optionally of one kind) that still need labelers."""
+    where = [RankingTask.status == TaskStatus.open, has_free_slot()]
+    if kind is not None:
+        where.append(RankingTask.kind == kind)
+    return session.scalar(select(func.count()).select_from(RankingTask).where(*where)) or 0
