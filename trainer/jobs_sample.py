@@ -95,6 +95,11 @@ def load_plan(ctx: JobContext, params: SampleParams) -> SamplePlan:
     return plan
 
 
+def storable_text(text: str) -> str:
+    """The completion without NUL characters (PostgreSQL text cannot hold them; a byte-level model can emit them)."""
+    return text.replace("\x00", "")
+
+
 def chunk_seed(seed: int, start: int) -> int:
     """A well-mixed seed for the chunk that starts at prompt index `start` (stable across resumes)."""
     return int(np.random.SeedSequence([seed, start]).generate_state(1)[0])
@@ -134,7 +139,8 @@ def write_chunk(
 def prompt_texts(ctx: JobContext, prompt_ids: list[int]) -> list[str]:
     """Texts of these prompts, in the same order ('' for a prompt deleted meanwhile)."""
     with ctx.transaction() as session:
-        texts = dict(session.execute(select(Prompt.id, Prompt.text).where(Prompt.id.in_(prompt_ids))).tuples())
+        rows = session.execute(select(Prompt.id, Prompt.text).where(Prompt.id.in_(prompt_ids)))
+        texts = {row.id: row.text for row in rows}
     return [texts.get(i, "") for i in prompt_ids]
 
 
@@ -176,7 +182,7 @@ def run_sample_job(ctx: JobContext) -> int | None:
         rows = [
             [
                 NewCompletion(
-                    text=c.text,
+                    text=storable_text(c.text),
                     sampling_params={**c.sampling_params, **record},
                     token_count=c.token_count,
                     finish_reason=c.finish_reason,

@@ -1,0 +1,95 @@
+"""`ranklab worker`, `ranklab models add|list` and `ranklab demo`. Torch is imported only inside the commands."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+
+import typer
+
+from app.cli import cli
+from app.models import JobKind, ModelKind
+
+models_cli = typer.Typer(help="The model registry (SFT, reward and policy versions).", no_args_is_help=True)
+cli.add_typer(models_cli, name="models")
+
+
+def parse_kinds(text: str | None) -> tuple[JobKind, ...] | None:
+    """'sample,train_reward' -> job kinds; None or '' -> None (every kind the worker can run)."""
+    if not text:
+        return None
+    try:
+        return tuple(JobKind(part.strip()) for part in text.split(",") if part.strip())
+    except ValueError as exc:
+        known = ", ".join(k.value for k in JobKind)
+        raise typer.BadParameter(f"{exc}; job kinds are {known}", param_hint="--kinds") from exc
+
+
+@cli.command()
+def worker(
+    once: bool = typer.Option(False, "--once", help="Work through the queued jobs, then exit."),
+    kinds: str | None = typer.Option(None, "--kinds", help="Comma-separated job kinds to take (default: all)."),
+    device: str = typer.Option("auto", "--device", help="auto, cuda or cpu."),
+    scheduler: bool = typer.Option(True, "--scheduler/--no-scheduler", help="Compete to evaluate schedules."),
+) -> None:
+    """Run the background worker: claims queued jobs (sampling, training, ...) and runs them."""
+    from app.db import get_sessionmaker
+    from app.config import get_settings
+    from app.logging_setup import configure_logging
+    from trainer.worker import WorkerConfig, detect_device, work
+
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    if device not in ("auto", "cuda", "cpu"):
+        raise typer.BadParameter("choose auto, cuda or cpu", param_hint="--device")
+    cfg = WorkerConfig.from_settings(
+        settings, device=detect_device(device), kinds=parse_kinds(kinds), once=once, run_scheduler=scheduler
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())  # finish the current job, then exit
+    try:
+        ran = work(cfg, get_sessionmaker(), settings, stop=stop)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"worker {cfg.worker_id} ran {ran} job(s)")
+
+
+@models_cli.command("add")
+def models_add(
+    path: Path = typer.Argument(..., help="Folder of a Hugging Face-format model (config, safetensors, tokenizer)."),
+    kind: ModelKind = typer.Option(..., "--kind", help="sft, reward or policy."),
+    name: str | None = typer.Option(None, "--name", help="Display name (default: the folder name)."),
+    parent: int | None = typer.Option(None, "--parent", help="ModelVersion id this one was trained from."),
+) -> None:
+    """Register a local Hugging Face model folder as a model version (the folder is used in place)."""
+    from app.db import get_sessionmaker
+    from app.errors import DomainError
+    from app.services import model_registry
+
+    with get_sessionmaker().begin() as session:
+        try:
+            version = model_registry.register_model(
+                session, kind=kind, name=name or path.resolve().name, path=path, parent_id=parent
+            )
+        except DomainError as exc:
+            typer.echo(f"error: {exc.message}", err=True)
+            raise typer.Exit(1) from exc
+        typer.echo(f"registered {version.kind.value} model {version.name!r} as version {version.id} ({version.path})")
+
+
+@models_cli.command("list")
+def models_list(kind: ModelKind | None = typer.Option(None, "--kind", help="Only this kind.")) -> None:
+    """List model versions, newest first."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from app.db import get_sessionmaker
+    from app.services import model_registry
+
+    table = Table("id", "kind", "name", "parent", "job", "path")
+    with get_sessionmaker()() as session:
+        for m in model_registry.list_models(session, kind=kind):
+            table.add_row(str(m.id), m.kind.value, m.name, str(m.parent_id or ""), str(m.job_id or ""), m.path)
+    Console().print(table)

@@ -1,0 +1,80 @@
+"""Jobs, schedules and model registry JSON API (researchers)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, Response
+
+from app.deps import CurrentResearcher, SessionDep, SettingsDep
+from app.models import JobKind, JobStatus, ModelKind
+from app.schemas.jobs import JobCreate, JobRead, ModelVersionRead, ScheduleCreate, ScheduleRead, ScheduleUpdate
+from app.services import jobs as job_service
+from app.services import model_registry
+from app.services import schedules as schedule_service
+
+router = APIRouter(prefix="/api/v1", tags=["jobs"])
+
+
+@router.post("/jobs", response_model=JobRead, status_code=201, name="create_job")
+def create_job(body: JobCreate, session: SessionDep, settings: SettingsDep, user: CurrentResearcher) -> JobRead:
+    job = job_service.enqueue_job(
+        session, kind=body.kind, params=body.params, created_by=user, max_attempts=settings.job_max_attempts
+    )
+    return JobRead.model_validate(job)
+
+
+@router.get("/jobs", response_model=list[JobRead], name="list_jobs")
+def list_jobs(
+    session: SessionDep,
+    _user: CurrentResearcher,
+    status: JobStatus | None = None,
+    kind: JobKind | None = None,
+    limit: int = Query(100, ge=1, le=1000),
+) -> list[JobRead]:
+    return [JobRead.model_validate(j) for j in job_service.list_jobs(session, status=status, kind=kind, limit=limit)]
+
+
+@router.get("/jobs/{job_id}", response_model=JobRead, name="get_job")
+def get_job(job_id: int, session: SessionDep, _user: CurrentResearcher) -> JobRead:
+    return JobRead.model_validate(job_service.get_job(session, job_id=job_id))
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=JobRead, name="cancel_job")
+def cancel_job(job_id: int, session: SessionDep, user: CurrentResearcher) -> JobRead:
+    return JobRead.model_validate(job_service.request_cancel(session, job_id=job_id, actor=user))
+
+
+@router.get("/schedules", response_model=list[ScheduleRead], name="list_schedules")
+def list_schedules(session: SessionDep, _user: CurrentResearcher) -> list[ScheduleRead]:
+    return [ScheduleRead.model_validate(s) for s in schedule_service.list_schedules(session)]
+
+
+@router.post("/schedules", response_model=ScheduleRead, status_code=201, name="create_schedule")
+def create_schedule(body: ScheduleCreate, session: SessionDep, _user: CurrentResearcher) -> ScheduleRead:
+    schedule = schedule_service.create_schedule(session, **body.model_dump())
+    return ScheduleRead.model_validate(schedule)
+
+
+@router.get("/schedules/{schedule_id}", response_model=ScheduleRead, name="get_schedule")
+def get_schedule(schedule_id: int, session: SessionDep, _user: CurrentResearcher) -> ScheduleRead:
+    return ScheduleRead.model_validate(schedule_service.get_schedule(session, schedule_id=schedule_id))
+
+
+@router.patch("/schedules/{schedule_id}", response_model=ScheduleRead, name="update_schedule")
+def update_schedule(
+    schedule_id: int, body: ScheduleUpdate, session: SessionDep, _user: CurrentResearcher
+) -> ScheduleRead:
+    schedule = schedule_service.get_schedule(session, schedule_id=schedule_id)
+    changes = body.model_dump(exclude_unset=True)
+    return ScheduleRead.model_validate(schedule_service.update_schedule(session, schedule=schedule, changes=changes))
+
+
+@router.delete("/schedules/{schedule_id}", status_code=204, response_class=Response, name="delete_schedule")
+def delete_schedule(schedule_id: int, session: SessionDep, _user: CurrentResearcher) -> Response:
+    schedule = schedule_service.get_schedule(session, schedule_id=schedule_id)
+    schedule_service.delete_schedule(session, schedule=schedule)
+    return Response(status_code=204)
+
+
+@router.get("/models", response_model=list[ModelVersionRead], name="list_models")
+def list_models(session: SessionDep, _user: CurrentResearcher, kind: ModelKind | None = None) -> list[ModelVersionRead]:
+    return [ModelVersionRead.model_validate(m) for m in model_registry.list_models(session, kind=kind)]
