@@ -29,6 +29,7 @@ from app.schemas.labeling import (
 from app.services import assignment as assignment_service
 from app.services import prompts as prompt_service
 from app.services import rankings as ranking_service
+from app.services import screening as screening_service
 from app.services import tasks as task_service
 from app.services.rankings import RankingSubmission
 
@@ -58,8 +59,10 @@ def list_prompts(
 
 @router.post("/tasks", response_model=TaskCreated, status_code=201, name="api_create_task")
 def create_task(body: TaskCreate, session: SessionDep, researcher: CurrentResearcher) -> TaskCreated:
-    spec = task_service.ExternalTask(**body.model_dump())
-    task = task_service.create_external_task(session, spec=spec, created_by=researcher)
+    spec = task_service.ExternalTask(**body.model_dump(exclude={"gold_ranking"}))
+    task = screening_service.create_task_with_gold(
+        session, spec=spec, gold_ranking=body.gold_ranking, created_by=researcher
+    )
     return TaskCreated(id=task.id, prompt_id=task.prompt_id, completion_ids=task_service.completion_ids(task))
 
 
@@ -115,10 +118,14 @@ def next_task(session: SessionDep, settings: SettingsDep, labeler: CurrentLabele
     responses={200: {"description": "replay of an already stored ranking"}},
 )
 def submit_ranking(
-    assignment_id: int, body: RankingSubmit, session: SessionDep, labeler: CurrentLabeler
+    assignment_id: int, body: RankingSubmit, session: SessionDep, settings: SettingsDep, labeler: CurrentLabeler
 ) -> RankingRead | JSONResponse:
     ranking, replayed = ranking_service.submit_ranking(
-        session, labeler=labeler, assignment_id=assignment_id, submission=RankingSubmission(**body.model_dump())
+        session,
+        labeler=labeler,
+        assignment_id=assignment_id,
+        submission=RankingSubmission(**body.model_dump()),
+        settings=settings,
     )
     read = ranking_read(ranking)
     read.submitted_today = ranking_service.submitted_today(session, labeler=labeler)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -151,6 +152,18 @@ class ScreeningDecisionCreate(BaseModel):
 
     approve: bool
     reason: str = Field("", max_length=2000)
+
+
+class LabelerActionCreate(BaseModel):
+    """approve / reject (reason required) / pause / resume a labeler."""
+
+    action: Literal["approve", "reject", "pause", "resume"]
+    reason: str = Field("", max_length=2000)
+
+
+class TaskKindRead(BaseModel):
+    id: int
+    kind: TaskKind
 
 
 class ScreeningResultRead(BaseModel):

@@ -51,6 +51,9 @@ class TaskCreate(BaseModel):
     kind: TaskKind = TaskKind.production
     overlap: int = Field(default=1, ge=1, le=100)
     priority: int = 0
+    gold_ranking: list[list[int]] | None = Field(
+        default=None, description="gold and screening kinds: the researcher's ranking, buckets of completion indexes"
+    )
 
 
 class TaskCreated(BaseModel):

@@ -11,15 +11,20 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.config import Settings
-from app.models import Ranking, RankingTask, Role, TaskKind, TaskStatus, User
+from app.errors import NotFound
+from app.models import Completion, Prompt, Ranking, RankingTask, Role, TaskCompletion, TaskKind, TaskStatus, User
 from app.schemas.agreement import (
     DayRead,
+    DisagreementRead,
     Interval,
     LabelerAgreementRead,
+    LabelerDetailRead,
+    LabelerTaskRead,
     MatrixCell,
     MatrixRead,
     MatrixRow,
     OverviewRead,
+    RankingView,
     ResearcherRef,
     TaskAgreementRead,
 )
@@ -236,3 +241,117 @@ def matrix(session: Session) -> MatrixRead:
             for uid in row_order
         ],
     )
+
+
+def _labels(task: ag.TaskRankings, record: ag.RankingRecord) -> list[list[str]]:
+    """Buckets of completion letters (A = the task's first completion), best first."""
+    buckets: dict[int, list[str]] = defaultdict(list)
+    for position, rank in enumerate(record.ranks):
+        buckets[int(rank)].append(chr(ord("A") + position))
+    return [buckets[b] for b in sorted(buckets)]
+
+
+def _views(
+    task: ag.TaskRankings, records: Sequence[ag.RankingRecord], users: dict[int, User], gold: dict[int, float | None]
+) -> list[RankingView]:
+    return [
+        RankingView(
+            ranking_id=r.id,
+            user_id=r.user_id,
+            username=users[r.user_id].username,
+            by_researcher=r.by_researcher,
+            buckets=_labels(task, r),
+            agreement_with_researchers=gold.get(r.id),
+        )
+        for r in records
+    ]
+
+
+def _texts(session: Session, task_ids: Sequence[int]) -> tuple[dict[int, str], dict[int, list[str]]]:
+    prompts = {
+        tid: text
+        for tid, text in session.execute(
+            select(RankingTask.id, Prompt.text)
+            .join(Prompt, Prompt.id == RankingTask.prompt_id)
+            .where(RankingTask.id.in_(list(task_ids)))
+        )
+    }
+    completions: dict[int, list[str]] = defaultdict(list)
+    for tid, text in session.execute(
+        select(TaskCompletion.task_id, Completion.text)
+        .join(Completion, Completion.id == TaskCompletion.completion_id)
+        .where(TaskCompletion.task_id.in_(list(task_ids)))
+        .order_by(TaskCompletion.task_id, TaskCompletion.position)
+    ):
+        completions[tid].append(text)
+    return prompts, completions
+
+
+def _unit_agreement(units: dict[int, tuple[ag.RankingRecord, int, int]]) -> dict[int, float | None]:
+    return {rid: (n / d if d else None) for rid, (_, n, d) in units.items()}
+
+
+def disagreement_queue(session: Session, *, limit: int = 20) -> list[DisagreementRead]:
+    """Tasks ranked by two or more people, lowest agreement among all their rankings first."""
+    tasks = ag.load_task_rankings(session)
+    pairs = ag.ranking_pairs(tasks.values())
+    per_task: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for p in pairs:
+        per_task[p.a.task_id][0] += p.agree
+        per_task[p.a.task_id][1] += p.comparable
+    scored = sorted(
+        ((n / d if d else 1.0, tid) for tid, (n, d) in per_task.items() if tid in tasks),
+        key=lambda item: item,
+    )[:limit]
+    ids = [tid for _, tid in scored]
+    prompts, completions = _texts(session, ids)
+    gold = _unit_agreement(ag.researcher_units(pairs))
+    users = {
+        u.id: u
+        for u in session.scalars(select(User).where(User.id.in_({r.user_id for t in ids for r in tasks[t].rankings})))
+    }
+    return [
+        DisagreementRead(
+            task_id=tid,
+            kind=tasks[tid].kind,
+            prompt=prompts.get(tid, ""),
+            completions=completions[tid],
+            agreement=score,
+            alpha=ag.task_alpha(tasks[tid]),
+            rankings=_views(tasks[tid], tasks[tid].rankings, users, gold),
+        )
+        for score, tid in scored
+    ]
+
+
+def labeler_detail(session: Session, *, settings: Settings, user: User) -> LabelerDetailRead:
+    """A labeler's row plus, task by task, their ranking next to the researchers' rankings."""
+    rows = labeler_rows(session, settings=settings, user_ids=[user.id])
+    if not rows:
+        raise NotFound(f"no labeler with id {user.id}")
+    task_ids = session.scalars(select(Ranking.task_id).where(Ranking.labeler_id == user.id)).all()
+    tasks = ag.load_task_rankings(session, task_ids=task_ids)
+    pairs = ag.ranking_pairs(tasks.values())
+    gold = _unit_agreement(ag.researcher_units(pairs))
+    shown = [t for t in tasks.values() if t.researcher_rankings and any(r.user_id == user.id for r in t.rankings)]
+    prompts, _ = _texts(session, [t.task_id for t in shown])
+    users = {
+        u.id: u
+        for u in session.scalars(select(User).where(User.id.in_({r.user_id for t in shown for r in t.rankings})))
+    }
+    items = []
+    for task in shown:
+        mine = next(r for r in task.rankings if r.user_id == user.id)
+        items.append(
+            LabelerTaskRead(
+                task_id=task.task_id,
+                kind=task.kind,
+                prompt=prompts.get(task.task_id, ""),
+                ranked_at=mine.created_at,
+                agreement=gold.get(mine.id),
+                mine=_views(task, [mine], users, gold)[0],
+                gold=_views(task, task.researcher_rankings, users, gold),
+            )
+        )
+    items.sort(key=lambda t: t.ranked_at, reverse=True)
+    return LabelerDetailRead(labeler=rows[0], tasks=items)

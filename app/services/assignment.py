@@ -29,6 +29,7 @@ from app.models import (
     UserStatus,
     utcnow,
 )
+from app.services import screening
 
 OPEN_ENDED_KINDS = frozenset({TaskKind.gold, TaskKind.screening})
 """Kinds whose overlap is ignored: every researcher (gold) or screened labeler (screening) ranks them."""
@@ -149,7 +150,12 @@ def lock_labeler(session: Session, *, labeler: User) -> None:
 
 
 def next_assignment(
-    session: Session, *, labeler: User, settings: Settings, now: datetime | None = None
+    session: Session,
+    *,
+    labeler: User,
+    settings: Settings,
+    now: datetime | None = None,
+    rng: random.Random | None = None,
 ) -> Assignment | None:
     """The labeler's live assignment, or a newly leased one, or None when there is nothing to do."""
     now = now or utcnow()
@@ -158,7 +164,8 @@ def next_assignment(
     live = live_assignment(session, labeler=labeler, now=now)
     if live is not None:
         return live
-    task = pick_task(session, labeler=labeler, kinds=candidate_kinds(labeler, settings))
+    kinds = screening.with_hidden_gold(candidate_kinds(labeler, settings), labeler=labeler, settings=settings, rng=rng)
+    task = pick_task(session, labeler=labeler, kinds=kinds)
     if task is None:
         return None
     return lease(session, task=task, labeler=labeler, settings=settings, now=now)

@@ -9,6 +9,7 @@ from datetime import datetime, time
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from app.config import Settings
 from app.errors import Conflict, Gone, InvalidInput
 from app.models import (
     FLAGS,
@@ -26,6 +27,7 @@ from app.models import (
     utcnow,
 )
 from app.services import guidelines as guideline_service
+from app.services import screening
 from app.services.assignment import OPEN_ENDED_KINDS, get_own_assignment
 
 MAX_NOTE_CHARS = 5000
@@ -120,9 +122,18 @@ def check_assignment_open(assignment: Assignment, now: datetime) -> None:
 
 
 def submit_ranking(
-    session: Session, *, labeler: User, assignment_id: int, submission: RankingSubmission, now: datetime | None = None
+    session: Session,
+    *,
+    labeler: User,
+    assignment_id: int,
+    submission: RankingSubmission,
+    now: datetime | None = None,
+    settings: Settings | None = None,
 ) -> tuple[Ranking, bool]:
-    """Store a ranking for the caller's live assignment; returns (ranking, replayed)."""
+    """Store a ranking for the caller's live assignment; returns (ranking, replayed).
+
+    With settings, the screening hook runs too (screening gate, hidden gold check, adaptive overlap).
+    """
     now = now or utcnow()
     assignment = get_own_assignment(session, labeler=labeler, assignment_id=assignment_id, lock=True)
     replay = find_replay(session, labeler=labeler, key=submission.idempotency_key, assignment_id=assignment_id)
@@ -142,6 +153,8 @@ def submit_ranking(
     assignment.submitted_at = now
     session.flush()
     _maybe_complete(session, task=task)
+    if settings is not None:
+        screening.after_submission(session, settings=settings, ranking=ranking)
     return ranking, False
 
 

@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.errors import Conflict, InvalidInput
 from app.models import (
+    Assignment,
+    AssignmentStatus,
     AuditLog,
     Ranking,
     RankingItem,
@@ -30,6 +32,9 @@ from app.models import (
 )
 from app.schemas.agreement import ScreeningResultRead
 from app.services import agreement as ag
+from app.services import tasks as task_service
+from app.services import users as user_service
+from app.services.tasks import ExternalTask
 
 LabelerAction = Literal["approve", "reject", "pause", "resume"]
 
@@ -151,6 +156,20 @@ def act_on_labeler(session: Session, *, user: User, actor: User, action: Labeler
     return user
 
 
+def act_on_labeler_id(session: Session, *, user_id: int, actor: User, action: LabelerAction, reason: str = "") -> User:
+    """act_on_labeler by user id (404 when there is no such user)."""
+    return act_on_labeler(
+        session, user=user_service.get_user(session, user_id=user_id), actor=actor, action=action, reason=reason
+    )
+
+
+def decide(session: Session, *, user_id: int, actor: User, approve: bool, reason: str = "") -> User:
+    """A researcher's screening decision: approve (active) or reject (reason required)."""
+    return act_on_labeler_id(
+        session, user_id=user_id, actor=actor, action="approve" if approve else "reject", reason=reason
+    )
+
+
 def check_hidden_gold(session: Session, *, settings: Settings, user: User) -> float | None:
     """Re-check the rolling agreement over the last `gold_window` hidden gold tasks; flag (and maybe pause)."""
     if user.role != Role.labeler:
@@ -188,7 +207,11 @@ def check_hidden_gold(session: Session, *, settings: Settings, user: User) -> fl
 
 def adapt_overlap(session: Session, *, settings: Settings, task: RankingTask) -> bool:
     """Give a fully ranked overlap task one more labeler when its inter-labeler agreement is low."""
-    if task.overlap < 2 or task.overlap >= settings.adaptive_overlap_max or task.kind != TaskKind.production:
+    if (
+        task.overlap < 2
+        or task.overlap >= settings.adaptive_overlap_max
+        or task.kind not in (TaskKind.production, TaskKind.eval)
+    ):
         return False
     record = ag.load_task_rankings(session, task_ids=[task.id]).get(task.id)
     if record is None or len({r.user_id for r in record.labeler_rankings}) < task.overlap:
@@ -235,6 +258,11 @@ def promote_to_gold(session: Session, *, task: RankingTask, actor: User) -> Rank
     return task
 
 
+def promote_task_id(session: Session, *, task_id: int, actor: User) -> RankingTask:
+    """promote_to_gold by task id (404 when there is no such task)."""
+    return promote_to_gold(session, task=task_service.get_task(session, task_id=task_id), actor=actor)
+
+
 def import_gold_ranking(
     session: Session,
     *,
@@ -254,12 +282,30 @@ def import_gold_ranking(
         raise InvalidInput(
             f"gold_ranking must be non-empty buckets that hold each completion index 0..{len(ids) - 1} exactly once"
         )
-    if session.scalar(select(Ranking.id).where(Ranking.task_id == task.id, Ranking.labeler_id == researcher.id)):
+    taken = select(Assignment.id).where(Assignment.task_id == task.id, Assignment.labeler_id == researcher.id)
+    if session.scalar(select(Ranking.id).where(Ranking.task_id == task.id, Ranking.labeler_id == researcher.id)) or (
+        session.scalar(taken)
+    ):
         raise Conflict(f"{researcher.username} has already ranked task {task.id}")
+    now = utcnow()
+    # A submitted assignment keeps the assignment policy from serving this task to the researcher again.
+    assignment = Assignment(
+        task_id=task.id,
+        labeler_id=researcher.id,
+        status=AssignmentStatus.submitted,
+        display_order=ids,
+        created_at=now,
+        expires_at=now,
+        submitted_at=now,
+    )
+    session.add(assignment)
+    session.flush()
     ranking = Ranking(
+        assignment_id=assignment.id,
         task_id=task.id,
         labeler_id=researcher.id,
         by_researcher=True,
+        created_at=now,
         buckets=[[ids[i] for i in bucket] for bucket in gold_ranking],
         idempotency_key=f"gold-import-{task.id}",
     )
@@ -271,3 +317,29 @@ def import_gold_ranking(
     session.add(ranking)
     session.flush()
     return ranking
+
+
+def create_task_with_gold(
+    session: Session, *, spec: ExternalTask, gold_ranking: list[list[int]] | None, created_by: User
+) -> RankingTask:
+    """POST /api/v1/tasks: create a task and, when given (gold and screening kinds), the researcher's gold ranking."""
+    if gold_ranking is not None and spec.kind not in ag.GOLD_KINDS:
+        raise InvalidInput("gold_ranking is only accepted for tasks of kind 'gold' or 'screening'")
+    task = task_service.create_external_task(session, spec=spec, created_by=created_by)
+    if gold_ranking is not None:
+        import_gold_ranking(session, task=task, researcher=created_by, gold_ranking=gold_ranking)
+    return task
+
+
+_RNG = random.SystemRandom()
+
+
+def with_hidden_gold(
+    kinds: list[TaskKind], *, labeler: User, settings: Settings, rng: random.Random | None = None
+) -> list[TaskKind]:
+    """For an active labeler, put hidden gold first with probability `hidden_gold_share` (seed `rng` in tests)."""
+    if labeler.role != Role.labeler or labeler.status != UserStatus.active or not kinds:
+        return kinds
+    if wants_hidden_gold(rng or _RNG, settings=settings):
+        return [TaskKind.gold, *kinds]
+    return kinds
