@@ -1,0 +1,74 @@
+"""HTML: the ranking page and the versioned guidelines page."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from app.deps import CurrentLabeler, CurrentResearcher, CurrentUser, SessionDep
+from app.models import FLAGS, Role
+from app.services import guidelines as guideline_service
+from app.services import rankings as ranking_service
+from app.web import render
+
+router = APIRouter(tags=["labeling pages"])
+
+FLAG_KEYS = {
+    "fails_instruction": ("f", "fails to follow the instruction"),
+    "inappropriate_for_assistant": ("i", "inappropriate for a customer assistant"),
+    "hallucination": ("h", "hallucination"),
+    "satisfies_constraint": ("c", "satisfies the constraint in the instruction"),
+    "sexual_content": ("s", "sexual content"),
+    "violent_content": ("v", "violent content"),
+    "encourages_harm": ("e", "encourages or fails to discourage violence, abuse, terrorism or self-harm"),
+    "denigrates_protected_class": ("d", "denigrates a protected class"),
+    "harmful_advice": ("a", "gives harmful advice"),
+    "expresses_opinion": ("o", "expresses an opinion"),
+    "moral_judgment": ("m", "expresses a moral judgment"),
+}
+"""Keyboard key and human label of every flag (keys avoid j/k/t/n, which move, tie and mark not rankable)."""
+FLAG_VIEW = [{"name": f, "key": FLAG_KEYS[f][0], "label": FLAG_KEYS[f][1]} for f in FLAGS]
+
+
+@router.get("/label", response_class=HTMLResponse, name="labeling_page")
+def labeling_page(request: Request, session: SessionDep, labeler: CurrentLabeler) -> Response:
+    app = request.app
+    view = {
+        "next_url": app.url_path_for("api_next_task"),
+        "submit_url_template": app.url_path_for("api_submit_ranking", assignment_id="0").replace("/0/", "/{id}/"),
+        "skip_url_template": app.url_path_for("api_skip_assignment", assignment_id="0").replace("/0/", "/{id}/"),
+        "guidelines_url": app.url_path_for("guidelines_page"),
+        "guideline_version": guideline_service.current_version(session),
+        "submitted_today": ranking_service.submitted_today(session, labeler=labeler),
+        "flags": FLAG_VIEW,
+        "flag_keys_json": json.dumps(FLAG_VIEW),
+    }
+    return render(request, "labeling/rank.html", user=labeler, view=view)
+
+
+@router.get("/guidelines", response_class=HTMLResponse, name="guidelines_page")
+def guidelines_page(request: Request, session: SessionDep, user: CurrentUser, version: int | None = None) -> Response:
+    shown = guideline_service.get_guideline(session, version=version)
+    view = {
+        "version": shown.version if shown else None,
+        "html": guideline_service.render_markdown(shown.body) if shown else None,
+        "body": shown.body if shown else "",
+        "created_at": f"{shown.created_at:%Y-%m-%d %H:%M} UTC" if shown else "",
+        "versions": [
+            {"version": g.version, "href": f"{request.url.path}?version={g.version}"}
+            for g in guideline_service.list_versions(session)
+        ],
+        "can_edit": user.role in (Role.researcher, Role.admin),
+    }
+    return render(request, "labeling/guidelines.html", user=user, view=view)
+
+
+@router.post("/guidelines", name="publish_guidelines")
+def publish_guidelines(
+    request: Request, session: SessionDep, researcher: CurrentResearcher, body: Annotated[str, Form()]
+) -> Response:
+    guideline_service.publish_guideline(session, body=body, author=researcher)
+    return RedirectResponse(request.app.url_path_for("guidelines_page"), status_code=303)

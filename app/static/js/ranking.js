@@ -1,0 +1,259 @@
+/* The ranking page: fetch a task, rank by drag-and-drop or keyboard, submit, fetch the next.
+   All task text goes into the page with textContent, never innerHTML. */
+(function () {
+  "use strict";
+  const root = document.getElementById("ranker");
+  if (!root) return;
+  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  const FLAGS = JSON.parse(root.dataset.flags);
+  const LABELS = "ABCDEFGHI";
+  const $ = (id) => document.getElementById(id);
+  let current = null; // {assignment_id, prompt, completions, expires_at, key, started}
+  let lastSlot = null; // slot index where an output was last placed (for "tie with previous")
+  let busy = false;
+
+  function el(tag, attrs, text) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function setStatus(message, isError) {
+    $("status").textContent = message || "";
+    $("status").classList.toggle("error", !!isError);
+  }
+
+  function newKey() {
+    const bytes = new Uint8Array(16);
+    crypto.getRandomValues(bytes);
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  async function api(method, url, body) {
+    const resp = await fetch(url, {
+      method,
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "Accept": "application/json", "X-CSRF-Token": csrf },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    let data = null;
+    if (resp.status !== 204) {
+      try { data = await resp.json(); } catch (e) { data = null; }
+    }
+    return { status: resp.status, data };
+  }
+
+  function buildCard(completion, index) {
+    const card = el("article", { class: "output", tabindex: "0", "data-id": String(completion.id) });
+    const head = el("div", { class: "output-head" });
+    head.append(el("span", { class: "drag-handle", title: "Drag to a rank", "aria-hidden": "true" }, "⠿"));
+    head.append(el("span", { class: "output-label" }, "Output " + LABELS[index]));
+    head.append(el("span", { class: "output-rank" }, "unranked"));
+    const expand = el("button", { type: "button", class: "link expand" }, "expand");
+    expand.addEventListener("click", () => card.classList.toggle("expanded"));
+    head.append(expand);
+    card.append(head, el("div", { class: "output-text" }, completion.text));
+    const tools = el("div", { class: "output-tools" });
+    const rating = el("span", { class: "rating" }, "Rating:");
+    for (let r = 1; r <= 7; r++) {
+      const lab = el("label", { title: "rate " + r });
+      const input = el("input", { type: "radio", name: "rating-" + completion.id, value: String(r) });
+      lab.append(input, document.createTextNode(String(r)));
+      rating.append(lab);
+    }
+    const flags = el("details", { class: "flag-box" });
+    flags.append(el("summary", {}, "Flags"));
+    const list = el("div", { class: "flags" });
+    for (const f of FLAGS) {
+      const lab = el("label", {});
+      lab.append(el("input", { type: "checkbox", "data-flag": f.name }), document.createTextNode(f.label + " (" + f.key + ")"));
+      list.append(lab);
+    }
+    flags.append(list);
+    tools.append(rating, flags);
+    card.append(tools);
+    card.addEventListener("focus", () => select(card));
+    return card;
+  }
+
+  function makeSortable(node) {
+    // Handle + touch delay: scrolling a phone screen never reorders; fallback mode behaves the same everywhere.
+    Sortable.create(node, {
+      group: "ranking", handle: ".drag-handle", animation: 120, forceFallback: true,
+      delay: 150, delayOnTouchOnly: true, touchStartThreshold: 5,
+      onAdd: (evt) => { if (evt.to.dataset.slot !== "pool") lastSlot = Number(evt.to.dataset.slot); refresh(); },
+      onSort: refresh,
+    });
+  }
+
+  function buildSlots(k) {
+    const slots = $("slots");
+    slots.replaceChildren();
+    for (let i = 0; i < k; i++) {
+      const row = el("li", { class: "slot-row" });
+      row.append(el("span", { class: "slot-label" }, "Rank " + (i + 1) + (i === 0 ? " (best)" : i === k - 1 ? " (worst)" : "")));
+      const slot = el("div", { class: "slot", "data-slot": String(i) });
+      row.append(slot);
+      slots.append(row);
+      makeSortable(slot);
+    }
+  }
+
+  function cards() { return Array.from(document.querySelectorAll("#task .output")); }
+  function slotNodes() { return Array.from(document.querySelectorAll("#slots .slot")); }
+  function selected() { return document.querySelector("#task .output.selected"); }
+
+  function select(card) {
+    for (const c of cards()) c.classList.toggle("selected", c === card);
+    if (card && document.activeElement !== card) card.focus({ preventScroll: false });
+  }
+
+  function refresh() {
+    for (const slot of slotNodes()) {
+      const n = slot.querySelectorAll(".output").length;
+      slot.classList.toggle("tied", n > 1);
+      for (const card of slot.querySelectorAll(".output")) {
+        card.querySelector(".output-rank").textContent = "rank " + (Number(slot.dataset.slot) + 1) + (n > 1 ? " (tie)" : "");
+      }
+    }
+    for (const card of $("pool").querySelectorAll(".output")) card.querySelector(".output-rank").textContent = "unranked";
+  }
+
+  function placeAt(card, slotIndex) {
+    const slot = slotNodes()[slotIndex];
+    if (!slot || !card) return;
+    slot.append(card);
+    lastSlot = slotIndex;
+    refresh();
+    const next = cards().find((c) => c.parentElement.id === "pool");
+    select(next || card);
+  }
+
+  function unrank(card) { if (card) { $("pool").append(card); refresh(); select(card); } }
+
+  function rate(card, value) {
+    const input = card && card.querySelector('input[type=radio][value="' + value + '"]');
+    if (input) input.checked = true;
+  }
+
+  function toggleFlag(card, name) {
+    const box = card && card.querySelector('input[data-flag="' + name + '"]');
+    if (box) { box.checked = !box.checked; card.querySelector(".flag-box").open = true; }
+  }
+
+  function show(task) {
+    current = Object.assign({}, task, { key: newKey(), started: Date.now() });
+    lastSlot = null;
+    $("prompt-text").textContent = task.prompt.text;
+    const pool = $("pool");
+    pool.replaceChildren(...task.completions.map(buildCard));
+    buildSlots(task.completions.length);
+    $("note").value = "";
+    $("not-rankable").checked = false;
+    $("lease").textContent = "lease until " + new Date(task.expires_at).toLocaleTimeString();
+    $("empty").hidden = true;
+    $("task").hidden = false;
+    refresh();
+    select(cards()[0]);
+  }
+
+  async function loadNext() {
+    const { status, data } = await api("GET", root.dataset.nextUrl);
+    if (status === 204) {
+      current = null;
+      $("task").hidden = true;
+      $("empty").hidden = false;
+      return;
+    }
+    if (status !== 200) { setStatus((data && data.detail) || "could not load a task", true); return; }
+    show(data);
+  }
+
+  function collect() {
+    const ranking = slotNodes()
+      .map((slot) => Array.from(slot.querySelectorAll(".output"), (c) => Number(c.dataset.id)))
+      .filter((bucket) => bucket.length > 0);
+    const ratings = {}, flags = {};
+    for (const card of cards()) {
+      const id = card.dataset.id;
+      const checked = card.querySelector("input[type=radio]:checked");
+      if (checked) ratings[id] = Number(checked.value);
+      const names = Array.from(card.querySelectorAll("input[data-flag]:checked"), (b) => b.dataset.flag);
+      if (names.length) flags[id] = names;
+    }
+    const notRankable = $("not-rankable").checked;
+    const unranked = $("pool").querySelectorAll(".output").length;
+    return { ranking: notRankable && unranked ? [] : ranking, not_rankable: notRankable, ratings, flags,
+             note: $("note").value, idempotency_key: current.key, unranked };
+  }
+
+  async function submit() {
+    if (!current || busy) return;
+    const body = collect();
+    if (body.unranked && !body.not_rankable) {
+      setStatus("Rank every output (or mark the task not rankable): " + body.unranked + " left.", true);
+      return;
+    }
+    delete body.unranked;
+    busy = true;
+    try {
+      const url = root.dataset.submitUrl.replace("{id}", String(current.assignment_id));
+      const { status, data } = await api("POST", url, body);
+      if (status === 201 || status === 200) {
+        $("today-count").textContent = String(data.submitted_today);
+        setStatus("Saved. Here is the next one.");
+        await loadNext();
+      } else if (status === 410) {
+        setStatus((data && data.detail) || "the lease expired", true);
+        await loadNext();
+      } else {
+        setStatus((data && data.detail) || "could not save (" + status + ")", true);
+      }
+    } catch (e) {
+      setStatus("Network problem; your ranking is still here, press Enter to try again.", true);
+    } finally { busy = false; }
+  }
+
+  async function skip(reason) {
+    const url = root.dataset.skipUrl.replace("{id}", String(current.assignment_id));
+    const { status, data } = await api("POST", url, { reason });
+    if (status !== 200) { setStatus((data && data.detail) || "could not skip", true); return; }
+    setStatus("Skipped.");
+    await loadNext();
+  }
+
+  function onKey(e) {
+    if (!current || $("task").hidden || e.ctrlKey || e.metaKey || e.altKey) return;
+    const inField = e.target.matches("textarea, input:not([type=radio]):not([type=checkbox])");
+    if (inField) { if (e.key === "Escape") e.target.blur(); return; }
+    const card = selected();
+    const all = cards();
+    if (e.key === "ArrowDown" || e.key === "j") { select(all[Math.min(all.indexOf(card) + 1, all.length - 1)]); }
+    else if (e.key === "ArrowUp" || e.key === "k") { select(all[Math.max(all.indexOf(card) - 1, 0)]); }
+    else if (e.shiftKey && /^Digit[1-7]$/.test(e.code)) { rate(card, e.code.slice(5)); }
+    else if (/^[1-9]$/.test(e.key)) { placeAt(card, Number(e.key) - 1); }
+    else if (e.key === "0" || e.key === "Backspace") { unrank(card); }
+    else if (e.key === "t") { if (lastSlot !== null) placeAt(card, lastSlot); }
+    else if (e.key === "n") { $("not-rankable").checked = !$("not-rankable").checked; }
+    else if (e.key === "Enter") { submit(); }
+    else {
+      const flag = FLAGS.find((f) => f.key === e.key);
+      if (!flag) return;
+      toggleFlag(card, flag.name);
+    }
+    e.preventDefault();
+  }
+
+  document.addEventListener("keydown", onKey);
+  makeSortable($("pool"));
+  $("submit-button").addEventListener("click", submit);
+  $("retry-button").addEventListener("click", loadNext);
+  $("skip-button").addEventListener("click", () => { if (current) $("skip-dialog").showModal(); });
+  $("skip-dialog").addEventListener("close", () => {
+    const reason = $("skip-reason").value.trim();
+    if ($("skip-dialog").returnValue === "skip" && reason) skip(reason);
+    $("skip-reason").value = "";
+  });
+  loadNext();
+})();

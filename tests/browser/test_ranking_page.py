@@ -1,0 +1,110 @@
+"""A new labeler ranks one task with the mouse (with a tie) and one with the keyboard only, then reads it back."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from app.models import Ranking, Role, UserStatus
+from app.services import users as user_service
+from app.services.prompts import get_or_create_prompt
+from app.services.tasks import NewCompletion, create_task
+from tests.browser.conftest import login
+
+pytestmark = pytest.mark.browser
+PASSWORD = "browser-pass-123"
+XSS = "<script>window.__pwned = 1</script><b>bold?</b>"
+
+
+def _seed(live_server, username: str) -> int:
+    with live_server.session() as s:
+        user = user_service.create_user(
+            s, username=username, password=PASSWORD, role=Role.labeler, status=UserStatus.active
+        )
+        for n, priority in ((1, 30), (2, 20), (3, 10)):
+            prompt, _ = get_or_create_prompt(s, text=f"{username} prompt {n}: explain tides")
+            texts = [f"{username} task {n} output {i}" for i in range(4)]
+            if n == 1:
+                texts[2] = XSS + " long " * 400
+            create_task(s, prompt=prompt, completions=[NewCompletion(text=t) for t in texts], priority=priority)
+        return user.id
+
+
+def _drag(page, card, target) -> None:
+    page.wait_for_timeout(300)  # let SortableJS's 120 ms move animation settle before measuring
+    handle = card.locator(".drag-handle").bounding_box()
+    box = target.bounding_box()
+    page.mouse.move(handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(handle["x"] + 20, handle["y"] + 20, steps=5)
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] - 8, steps=15)
+    page.mouse.up()
+
+
+def _card(page, cid: int):
+    return page.locator(f'#task .output[data-id="{cid}"]')
+
+
+def _pool_ids(page) -> list[int]:
+    return [int(x) for x in page.locator("#pool .output").evaluate_all("els => els.map(e => e.dataset.id)")]
+
+
+def test_new_labeler_ranks_with_mouse_and_keyboard(page, live_server):
+    user_id = _seed(live_server, "newbie")
+    login(page, "newbie", PASSWORD)
+    page.goto("/label")
+    page.wait_for_selector("#task:not([hidden]) #pool .output")
+    assert page.locator("#today-count").inner_text() == "0"
+    assert "newbie prompt 1" in page.locator("#prompt-text").inner_text()
+    # a completion holding markup shows as text and never runs
+    assert page.get_by_text("<script>window.__pwned = 1</script>", exact=False).count() == 1
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("#task b").count() == 0
+
+    # --- task 1 with the mouse: a, then b and c tied, then d
+    a, b, c, d = _pool_ids(page)
+    slots = page.locator("#slots .slot")
+    _drag(page, _card(page, a), slots.nth(0))
+    _drag(page, _card(page, b), slots.nth(1))
+    _drag(page, _card(page, c), slots.nth(1))  # dropping into a filled slot = tie
+    _drag(page, _card(page, d), slots.nth(2))
+    assert page.locator("#pool .output").count() == 0
+    for cid, rating in ((a, 6), (b, 4), (c, 4), (d, 2)):
+        _card(page, cid).locator(f'input[type=radio][value="{rating}"]').check()
+    _card(page, c).locator(".flag-box summary").click()
+    _card(page, c).locator('input[data-flag="hallucination"]').check()
+    page.fill("#note", "b and c are equally good")
+    first_prompt = page.locator("#prompt-text").inner_text()
+    page.click("#submit-button")
+    page.wait_for_function("document.getElementById('today-count').textContent === '1'")
+    page.wait_for_function("!document.getElementById('prompt-text').textContent.includes('prompt 1')")
+    assert page.locator("#prompt-text").inner_text() != first_prompt
+
+    # --- task 2 with the keyboard only: rate, flag, rank; tie with "t"; Enter submits
+    e, f, g, h = _pool_ids(page)
+    assert page.evaluate("document.activeElement.dataset.id") == str(e)
+    page.keyboard.press("Shift+Digit5")
+    page.keyboard.press("a")  # harmful_advice
+    page.keyboard.press("2")
+    page.keyboard.press("Shift+Digit7")
+    page.keyboard.press("1")
+    page.keyboard.press("Shift+Digit6")
+    page.keyboard.press("t")  # tie with f (rank 1)
+    page.keyboard.press("Shift+Digit1")
+    page.keyboard.press("3")
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.getElementById('today-count').textContent === '2'")
+    page.wait_for_function("document.getElementById('prompt-text').textContent.includes('prompt 3')")
+
+    with live_server.session() as s:
+        rankings = s.scalars(select(Ranking).where(Ranking.labeler_id == user_id).order_by(Ranking.id)).all()
+        assert len(rankings) == 2
+        mouse, keys = rankings
+        assert mouse.buckets == [[a], [b, c], [d]] and not mouse.not_rankable
+        assert mouse.note == "b and c are equally good"
+        items = {i.completion_id: (i.rank, i.rating, i.flags) for i in mouse.items}
+        assert items == {a: (0, 6, []), b: (1, 4, []), c: (1, 4, ["hallucination"]), d: (2, 2, [])}
+        assert keys.buckets == [[f, g], [e], [h]] and keys.note == ""
+        items = {i.completion_id: (i.rank, i.rating, i.flags) for i in keys.items}
+        assert items == {e: (1, 5, ["harmful_advice"]), f: (0, 7, []), g: (0, 6, []), h: (2, 1, [])}
+        assert all(r.time_spent_ms is not None and r.time_spent_ms > 0 for r in rankings)
