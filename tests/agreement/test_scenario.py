@@ -140,6 +140,8 @@ def test_gate_activates_careful_labelers_only_and_dashboard_matches(client, fact
 
     # a researcher approves one sloppy labeler after review; rejecting another needs a reason
     decision = f"/api/v1/users/{sloppy[0].id}/screening-decision"
-    assert client.post(decision, json={"approve": True, "reason": "re-trained"}, headers=h1).json()["status"] == "active"
+    assert (
+        client.post(decision, json={"approve": True, "reason": "re-trained"}, headers=h1).json()["status"] == "active"
+    )
     reject = client.post(f"/api/v1/users/{sloppy[1].id}/screening-decision", json={"approve": False}, headers=h1)
     assert reject.status_code == 422 and "reason" in reject.json()["detail"]
