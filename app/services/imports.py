@@ -1,0 +1,153 @@
+"""File imports (JSONL / CSV) of prompts and tasks: all lines are checked first; any bad line rejects the file."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
+
+from sqlalchemy.orm import Session
+
+from app.errors import InvalidInput
+from app.models import PromptSource, Split, TaskKind, User
+from app.services import prompts as prompt_service
+from app.services import tasks as task_service
+
+MAX_FILE_BYTES = 50 * 1024 * 1024
+MAX_REPORTED = 20
+T = TypeVar("T")
+
+
+def _decode(data: bytes) -> str:
+    if len(data) > MAX_FILE_BYTES:
+        raise InvalidInput(f"the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"the file is not UTF-8 text (byte {exc.start})") from exc
+
+
+def _collect(rows: Iterator[tuple[int, Any]], build: Callable[[Any], T]) -> list[T]:
+    """Build every row, gathering 'line N: reason' for all bad ones; raise if any."""
+    items: list[T] = []
+    problems: list[str] = []
+    for line_no, raw in rows:
+        try:
+            items.append(build(raw))
+        except InvalidInput as exc:
+            problems.append(f"line {line_no}: {exc.message}")
+    if problems:
+        more = f" (and {len(problems) - MAX_REPORTED} more)" if len(problems) > MAX_REPORTED else ""
+        raise InvalidInput(
+            f"nothing was imported; {len(problems)} bad line(s): " + "; ".join(problems[:MAX_REPORTED]) + more,
+            lines=[int(p.split(":")[0][5:]) for p in problems],
+        )
+    if not items:
+        raise InvalidInput("the file has no entries")
+    return items
+
+
+def _jsonl_rows(text: str) -> Iterator[tuple[int, Any]]:
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield line_no, json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield line_no, InvalidInput(f"not valid JSON ({exc.msg})")
+
+
+def _csv_rows(text: str) -> Iterator[tuple[int, Any]]:
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames or "text" not in reader.fieldnames:
+        raise InvalidInput("line 1: a CSV file needs a header row with a 'text' column")
+    for row in reader:
+        yield reader.line_num, row
+
+
+def _split(value: Any) -> Split | None:
+    if value in (None, ""):
+        return None
+    try:
+        return Split(str(value).strip().lower())
+    except ValueError as exc:
+        raise InvalidInput(f"split {value!r} is not one of train, validation, eval") from exc
+
+
+def _prompt_from(raw: Any) -> prompt_service.NewPrompt:
+    if isinstance(raw, InvalidInput):
+        raise raw
+    if not isinstance(raw, Mapping):
+        raise InvalidInput("expected an object with a 'text' field")
+    text = raw.get("text", raw.get("prompt"))
+    prompt_service.check_prompt_text(text)
+    metadata = raw.get("metadata")
+    if metadata is None:  # CSV: every other column is metadata
+        metadata = {k: v for k, v in raw.items() if k not in ("text", "prompt", "split") and k and v not in (None, "")}
+    if not isinstance(metadata, dict):
+        raise InvalidInput("'metadata' must be an object")
+    return prompt_service.NewPrompt(text=text, split=_split(raw.get("split")), metadata=metadata)
+
+
+def parse_prompts(data: bytes, *, filename: str = "") -> list[prompt_service.NewPrompt]:
+    """Prompts from JSONL (one {"text", "split"?, "metadata"?} per line) or CSV (a 'text' column)."""
+    text = _decode(data)
+    rows = _csv_rows(text) if filename.lower().endswith(".csv") else _jsonl_rows(text)
+    return _collect(rows, _prompt_from)
+
+
+def _task_from(raw: Any) -> task_service.ExternalTask:
+    if isinstance(raw, InvalidInput):
+        raise raw
+    if not isinstance(raw, Mapping):
+        raise InvalidInput("expected an object with 'prompt' and 'completions'")
+    prompt = raw.get("prompt")
+    if isinstance(prompt, bool) or not isinstance(prompt, int | str):
+        raise InvalidInput("'prompt' must be the prompt text or an existing prompt id")
+    if isinstance(prompt, str):
+        prompt_service.check_prompt_text(prompt)
+    completions = raw.get("completions")
+    if not isinstance(completions, list):
+        raise InvalidInput("'completions' must be a list of texts")
+    task_service.check_k(len(completions))
+    for i, c in enumerate(completions):
+        task_service.check_completion_text(c, i)
+    try:
+        kind = TaskKind(raw.get("kind", "production"))
+    except ValueError as exc:
+        raise InvalidInput(f"kind {raw.get('kind')!r} is not one of {', '.join(k.value for k in TaskKind)}") from exc
+    overlap = raw.get("overlap", 1)
+    if isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < 1:
+        raise InvalidInput("'overlap' must be a whole number of at least 1")
+    model = raw.get("model", "")
+    if not isinstance(model, str):
+        raise InvalidInput("'model' must be text")
+    return task_service.ExternalTask(prompt=prompt, completions=completions, model=model, kind=kind, overlap=overlap)
+
+
+def parse_tasks(data: bytes) -> list[task_service.ExternalTask]:
+    """Tasks from JSONL: one {"prompt", "completions", "model"?, "kind"?, "overlap"?} per line."""
+    return _collect(_jsonl_rows(_decode(data)), _task_from)
+
+
+def import_prompts_file(
+    session: Session,
+    *,
+    data: bytes,
+    filename: str,
+    created_by: User | None,
+    split_ratios: Mapping[Split, float] | None = None,
+) -> prompt_service.PromptImportResult:
+    """Parse and import a prompts file as one unit."""
+    items = parse_prompts(data, filename=filename)
+    return prompt_service.import_prompts(
+        session, prompts=items, source=PromptSource.import_, created_by=created_by, split_ratios=split_ratios
+    )
+
+
+def import_tasks_file(session: Session, *, data: bytes, created_by: User | None) -> list[int]:
+    """Parse and import a tasks file as one unit; returns the new task ids."""
+    specs = parse_tasks(data)
+    return [t.id for t in task_service.create_external_tasks(session, specs=specs, created_by=created_by)]
