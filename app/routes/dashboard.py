@@ -1,0 +1,220 @@
+"""HTML dashboards for researchers: overview, labelers, one labeler, agreement matrix, disagreement queue."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from app.deps import CurrentResearcher, SessionDep, SettingsDep
+from app.schemas.agreement import Interval, LabelerAgreementRead, MatrixRead, OverviewRead
+from app.services import agreement_report as report
+from app.services import screening as screening_service
+from app.services import users as user_service
+from app.web import render
+
+router = APIRouter(prefix="/dashboard", tags=["dashboards"])
+
+# Which actions a labeler's status allows on the labelers table.
+ACTIONS = {
+    "screening": ["approve", "reject"],
+    "pending_review": ["approve", "reject"],
+    "rejected": ["approve"],
+    "active": ["pause"],
+    "paused": ["resume"],
+}
+
+
+def pct(x: float | None) -> str:
+    """0.734 -> '73.4%'; None -> an em dash."""
+    return "—" if x is None else f"{100 * x:.1f}%"
+
+
+def interval(low: float | None, high: float | None) -> str:
+    return "" if low is None or high is None else f"{100 * low:.0f}–{100 * high:.0f}%"
+
+
+def _interval_view(i: Interval) -> dict[str, Any]:
+    return {"value": pct(i.value), "n": i.n, "ci": interval(i.ci_low, i.ci_high)}
+
+
+def labeler_view(row: LabelerAgreementRead, request: Request) -> dict[str, Any]:
+    """Formatted figures and action links for one labeler row."""
+    kappas = [v for v in row.flag_kappa.values() if v is not None]
+    return {
+        "id": row.user_id,
+        "username": row.username,
+        "status": row.status.value.replace("_", " "),
+        "alert": row.gold_alert,
+        "href": request.app.url_path_for("dashboard_labeler", user_id=str(row.user_id)),
+        "action_url": request.app.url_path_for("dashboard_labeler_action", user_id=str(row.user_id)),
+        "actions": ACTIONS.get(row.status.value, []),
+        "rankings": row.n_rankings,
+        "gold": pct(row.agreement_with_researchers),
+        "n_gold": row.n_gold,
+        "gold_ci": interval(row.ci_low, row.ci_high),
+        "peers": pct(row.agreement_with_labelers),
+        "n_overlap": row.n_overlap,
+        "flags": pct(row.flag_agreement),
+        "kappa": f"{min(kappas):.2f}" if kappas else "—",
+        "seconds": "—" if row.median_seconds is None else f"{row.median_seconds:.0f}",
+        "bias": "—" if row.position_bias is None else f"{pct(row.position_bias)} vs {pct(row.position_chance)}",
+        "rolling": pct(row.rolling_gold_agreement),
+    }
+
+
+def overview_charts(ov: OverviewRead) -> dict[str, Any]:
+    """Chart.js data for the overview: throughput and agreement per day."""
+    days = [d.day.isoformat() for d in ov.series]
+    return {
+        "throughput": {"type": "bar", "labels": days, "series": {"rankings": [d.rankings for d in ov.series]}},
+        "agreement": {
+            "type": "line",
+            "labels": days,
+            "percent": True,
+            "series": {
+                "with researchers": [d.agreement_with_researchers for d in ov.series],
+                "between labelers": [d.inter_labeler for d in ov.series],
+            },
+        },
+    }
+
+
+def matrix_view(m: MatrixRead) -> dict[str, Any]:
+    """Matrix cells with a shade class by agreement band."""
+
+    def shade(x: float | None) -> str:
+        return "none" if x is None else ("high" if x >= 0.75 else "mid" if x >= 0.6 else "low")
+
+    return {
+        "researchers": [r.username for r in m.researchers],
+        "rows": [
+            {
+                "username": r.username,
+                "role": r.role.value,
+                "cells": [{"value": pct(c.agreement), "n": c.n, "shade": shade(c.agreement)} for c in r.cells],
+            }
+            for r in m.rows
+        ],
+    }
+
+
+@router.get("", response_class=HTMLResponse, name="dashboard_overview")
+def overview_page(request: Request, session: SessionDep, user: CurrentResearcher) -> Response:
+    ov = report.overview(session)
+    view = {
+        "labelers_by_status": sorted(ov.labelers_by_status.items()),
+        "tasks_by_kind": sorted(ov.tasks_by_kind.items()),
+        "open_tasks": ov.open_tasks,
+        "rankings": ov.rankings,
+        "comparisons": ov.comparisons,
+        "gold": _interval_view(ov.agreement_with_researchers),
+        "peers": _interval_view(ov.inter_labeler),
+        "researchers": _interval_view(ov.researcher_agreement),
+        "alpha": "—" if ov.mean_task_alpha is None else f"{ov.mean_task_alpha:.2f}",
+        "export_pairs": request.app.url_path_for("api_export_comparisons") + "?format=pairs",
+        "export_rankings": request.app.url_path_for("api_export_comparisons") + "?format=rankings",
+    }
+    return render(request, "dashboard/overview.html", user=user, view=view, charts=overview_charts(ov))
+
+
+@router.get("/labelers", response_class=HTMLResponse, name="dashboard_labelers")
+def labelers_page(request: Request, session: SessionDep, settings: SettingsDep, user: CurrentResearcher) -> Response:
+    rows = report.labeler_rows(session, settings=settings)
+    charts = {
+        "labelers": {
+            "type": "bar",
+            "labels": [r.username for r in rows],
+            "percent": True,
+            "series": {
+                "with researchers": [r.agreement_with_researchers for r in rows],
+                "with labelers": [r.agreement_with_labelers for r in rows],
+            },
+        }
+    }
+    view = {"rows": [labeler_view(r, request) for r in rows], "cutoff": pct(settings.screening_cutoff)}
+    return render(request, "dashboard/labelers.html", user=user, view=view, charts=charts)
+
+
+@router.get("/labelers/{user_id}", response_class=HTMLResponse, name="dashboard_labeler")
+def labeler_page(
+    user_id: int, request: Request, session: SessionDep, settings: SettingsDep, user: CurrentResearcher
+) -> Response:
+    detail = report.labeler_detail(session, settings=settings, user=user_service.get_user(session, user_id=user_id))
+    tasks = list(reversed(detail.tasks))
+    charts = {
+        "history": {
+            "type": "line",
+            "labels": [t.ranked_at.strftime("%Y-%m-%d %H:%M") for t in tasks],
+            "percent": True,
+            "series": {"agreement with researchers": [t.agreement for t in tasks]},
+        }
+    }
+    view = {
+        "labeler": labeler_view(detail.labeler, request),
+        "tasks": [
+            {
+                "id": t.task_id,
+                "kind": t.kind.value,
+                "prompt": t.prompt,
+                "agreement": pct(t.agreement),
+                "mine": t.mine.buckets,
+                "gold": [(g.username, g.buckets) for g in t.gold],
+            }
+            for t in detail.tasks
+        ],
+    }
+    return render(request, "dashboard/labeler.html", user=user, view=view, charts=charts)
+
+
+@router.get("/matrix", response_class=HTMLResponse, name="dashboard_matrix")
+def matrix_page(request: Request, session: SessionDep, user: CurrentResearcher) -> Response:
+    return render(request, "dashboard/matrix.html", user=user, view=matrix_view(report.matrix(session)), charts={})
+
+
+@router.get("/disagreements", response_class=HTMLResponse, name="dashboard_disagreements")
+def disagreements_page(request: Request, session: SessionDep, user: CurrentResearcher) -> Response:
+    queue = report.disagreement_queue(session, limit=30)
+    charts = {
+        "queue": {
+            "type": "bar",
+            "labels": [f"task {t.task_id}" for t in queue],
+            "percent": True,
+            "series": {"agreement among rankings": [t.agreement for t in queue]},
+        }
+    }
+    view = [
+        {
+            "id": t.task_id,
+            "kind": t.kind.value,
+            "prompt": t.prompt,
+            "completions": [(chr(ord("A") + i), text) for i, text in enumerate(t.completions)],
+            "agreement": pct(t.agreement),
+            "alpha": "—" if t.alpha is None else f"{t.alpha:.2f}",
+            "rankings": [(r.username, r.by_researcher, r.buckets) for r in t.rankings],
+            "promote_url": request.app.url_path_for("dashboard_promote", task_id=str(t.task_id)),
+            "can_promote": t.kind.value != "gold",
+        }
+        for t in queue
+    ]
+    return render(request, "dashboard/disagreements.html", user=user, view=view, charts=charts)
+
+
+@router.post("/labelers/{user_id}/action", name="dashboard_labeler_action")
+def labeler_action(
+    user_id: int,
+    request: Request,
+    session: SessionDep,
+    user: CurrentResearcher,
+    action: Annotated[str, Form()],
+    reason: Annotated[str, Form()] = "",
+) -> RedirectResponse:
+    screening_service.act_on_labeler_id(session, user_id=user_id, actor=user, action=action, reason=reason)  # type: ignore[arg-type]
+    return RedirectResponse(request.app.url_path_for("dashboard_labelers"), status_code=303)
+
+
+@router.post("/tasks/{task_id}/promote", name="dashboard_promote")
+def promote(task_id: int, request: Request, session: SessionDep, user: CurrentResearcher) -> RedirectResponse:
+    screening_service.promote_task_id(session, task_id=task_id, actor=user)
+    return RedirectResponse(request.app.url_path_for("dashboard_disagreements"), status_code=303)

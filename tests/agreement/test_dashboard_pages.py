@@ -1,0 +1,51 @@
+from app.models import TaskKind, UserStatus
+from tests.agreement.helpers import add_ranking, make_task, singletons
+from tests.factories import browser_login
+
+PAGES = ["/dashboard", "/dashboard/labelers", "/dashboard/matrix", "/dashboard/disagreements"]
+
+
+def _seed(db, factory):
+    researcher, lab = factory.researcher(), factory.labeler(status=UserStatus.pending_review)
+    gold = make_task(db, kind=TaskKind.screening)
+    add_ranking(db, task=gold, user=researcher, order=singletons([0, 1, 2, 3]))
+    add_ranking(db, task=gold, user=lab, order=singletons([1, 0, 2, 3]), seconds=12)
+    return researcher, lab, gold
+
+
+def test_researcher_sees_every_dashboard_with_figures(client, factory, db):
+    researcher, lab, gold = _seed(db, factory)
+    browser_login(client, researcher)
+    for url in [*PAGES, f"/dashboard/labelers/{lab.id}"]:
+        resp = client.get(url, headers={"accept": "text/html"})
+        assert resp.status_code == 200, (url, resp.text[:300])
+        assert "vendor/chart.umd.js" in resp.text and 'id="chart-data"' in resp.text
+    labelers = client.get("/dashboard/labelers").text
+    assert lab.username in labelers and "83.3%" in labelers  # 5 of 6 pairs
+
+
+def test_labeler_gets_403_on_every_dashboard(client, factory, db):
+    _, lab, _ = _seed(db, factory)
+    browser_login(client, factory.labeler())
+    for url in [*PAGES, f"/dashboard/labelers/{lab.id}"]:
+        assert client.get(url, headers={"accept": "text/html"}).status_code == 403
+
+
+def test_actions_need_csrf_and_change_status(client, factory, db):
+    researcher, lab, gold = _seed(db, factory)
+    csrf = browser_login(client, researcher)
+    url = f"/dashboard/labelers/{lab.id}/action"
+    assert client.post(url, data={"action": "approve"}, follow_redirects=False).status_code == 403
+    resp = client.post(url, data={"action": "approve", "csrf_token": csrf}, follow_redirects=False)
+    assert resp.status_code == 303
+    db.refresh(lab)
+    assert lab.status == UserStatus.active
+    production = make_task(db)
+    other = factory.labeler()
+    add_ranking(db, task=production, user=lab, order=singletons([0, 1, 2, 3]))
+    add_ranking(db, task=production, user=other, order=singletons([3, 2, 1, 0]))
+    assert f'data-task="{production.id}"' in client.get("/dashboard/disagreements").text
+    resp = client.post(f"/dashboard/tasks/{production.id}/promote", data={"csrf_token": csrf}, follow_redirects=False)
+    assert resp.status_code == 303
+    db.refresh(production)
+    assert production.kind == TaskKind.gold
