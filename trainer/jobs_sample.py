@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import select
@@ -20,6 +21,9 @@ from app.schemas.jobs import SampleParams
 from app.services import model_registry
 from app.services.tasks import NewCompletion, create_task
 from trainer.worker import JobContext
+
+if TYPE_CHECKING:
+    from trainer.sampling import SamplingStats
 
 DEFAULT_SFT_NAME = "smollm2-135m-instruct"
 
@@ -144,10 +148,46 @@ def prompt_texts(ctx: JobContext, prompt_ids: list[int]) -> list[str]:
     return [texts.get(i, "") for i in prompt_ids]
 
 
+def sample_chunk(
+    ctx: JobContext, model: Any, tokenizer: Any, params: SampleParams, plan: SamplePlan, start: int, ids: list[int]
+) -> tuple[list[list[NewCompletion]], SamplingStats]:
+    """Completions for the prompts `ids` (which begin at index `start` of the plan), ready to store."""
+    from trainer.sampling import SamplingConfig, generate_completions
+
+    seed = chunk_seed(params.seed, start)
+    cfg = SamplingConfig(
+        k=params.k,
+        temperature=params.temperature,
+        top_p=params.top_p,
+        max_new_tokens=params.max_new_tokens,
+        seed=seed,
+        batch_size=params.batch_size,
+    )
+    total = len(plan.prompt_ids)
+
+    def on_progress(fraction: float) -> None:
+        ctx.progress((start + fraction * len(ids)) / total)
+
+    result = generate_completions(model, tokenizer, prompt_texts(ctx, ids), cfg, progress_callback=on_progress)
+    record = {**params.sampling_record(), "chunk_seed": seed, "job_id": ctx.job_id}
+    rows = [
+        [
+            NewCompletion(
+                text=storable_text(c.text),
+                sampling_params={**c.sampling_params, **record},
+                token_count=c.token_count,
+                finish_reason=c.finish_reason,
+            )
+            for c in completions
+        ]
+        for completions in result.completions
+    ]
+    return rows, result.stats
+
+
 def run_sample_job(ctx: JobContext) -> int | None:
     """Sample `k` completions for every chosen prompt and create one ranking task per prompt."""
     from trainer.models import load_policy
-    from trainer.sampling import SamplingConfig, generate_completions
 
     params = SampleParams.model_validate(ctx.params)
     plan = load_plan(ctx, params)
@@ -157,42 +197,12 @@ def run_sample_job(ctx: JobContext) -> int | None:
     ctx.log(f"sampling {len(plan.prompt_ids)} prompts x {params.k} from {model_row.name} (id {model_row.id})")
     model, tokenizer = load_policy(model_row.path, device=ctx.device)
     chunk = max(1, params.batch_size // params.k)
-    n = len(plan.prompt_ids)
     total_tokens, total_s = 0, 0.0
     for start in range(plan.done, len(plan.prompt_ids), chunk):
         ctx.check_cancelled()
         ids = plan.prompt_ids[start : start + chunk]
-        seed = chunk_seed(params.seed, start)
-        cfg = SamplingConfig(
-            k=params.k,
-            temperature=params.temperature,
-            top_p=params.top_p,
-            max_new_tokens=params.max_new_tokens,
-            seed=seed,
-            batch_size=params.batch_size,
-        )
-        result = generate_completions(
-            model,
-            tokenizer,
-            prompt_texts(ctx, ids),
-            cfg,
-            progress_callback=lambda f, s=start, m=len(ids): ctx.progress((s + f * m) / n),
-        )
-        record = {**params.sampling_record(), "chunk_seed": seed, "job_id": ctx.job_id}
-        rows = [
-            [
-                NewCompletion(
-                    text=storable_text(c.text),
-                    sampling_params={**c.sampling_params, **record},
-                    token_count=c.token_count,
-                    finish_reason=c.finish_reason,
-                )
-                for c in completions
-            ]
-            for completions in result.completions
-        ]
+        rows, stats = sample_chunk(ctx, model, tokenizer, params, plan, start, ids)
         write_chunk(ctx, plan, ids, rows, model_row, params)
-        stats = result.stats
         total_tokens, total_s = total_tokens + stats.generated_tokens, total_s + stats.seconds
         ctx.metrics(
             step=plan.done,

@@ -34,8 +34,8 @@ def worker(
     scheduler: bool = typer.Option(True, "--scheduler/--no-scheduler", help="Compete to evaluate schedules."),
 ) -> None:
     """Run the background worker: claims queued jobs (sampling, training, ...) and runs them."""
-    from app.db import get_sessionmaker
     from app.config import get_settings
+    from app.db import get_sessionmaker
     from app.logging_setup import configure_logging
     from trainer.worker import WorkerConfig, detect_device, work
 
@@ -93,3 +93,44 @@ def models_list(kind: ModelKind | None = typer.Option(None, "--kind", help="Only
         for m in model_registry.list_models(session, kind=kind):
             table.add_row(str(m.id), m.kind.value, m.name, str(m.parent_id or ""), str(m.job_id or ""), m.path)
     Console().print(table)
+
+
+@cli.command()
+def demo(
+    sample: bool = typer.Option(True, "--sample/--no-sample", help="Queue a sampling job for the demo prompts."),
+) -> None:
+    """Demo set-up: accounts (passwords printed once), 80 MT-Bench prompts, the SmolLM2 SFT model, a sampling job."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from app.config import get_settings
+    from app.db import get_sessionmaker
+    from app.services import demo as demo_service
+    from trainer.jobs_sample import ensure_default_sft_version
+
+    settings = get_settings()
+    console = Console()
+    with get_sessionmaker().begin() as session:
+        accounts = demo_service.create_demo_accounts(session)
+        prompt_ids, created = demo_service.import_mtbench_prompts(session)
+    table = Table("username", "role", "password")
+    for a in accounts:
+        table.add_row(a.username, a.role.value, a.password or "(already existed; printed when it was created)")
+    console.print(table)
+    console.print("[bold]Save these passwords now: they are not stored anywhere in clear and will not be shown again.")
+    console.print(f"MT-Bench prompts: {created} imported, {len(prompt_ids) - created} already there")
+    with get_sessionmaker().begin() as session:
+        model = ensure_default_sft_version(session, data_dir=settings.data_dir)
+        console.print(f"SFT model: {model.name} (version {model.id}) at {model.path}")
+    if not sample:
+        return
+    with get_sessionmaker().begin() as session:
+        job, is_new = demo_service.queue_demo_sampling(
+            session, prompt_ids=prompt_ids, max_attempts=settings.job_max_attempts
+        )
+        if job is None:
+            message = "every demo prompt already has a ranking task; no sampling job queued"
+        else:
+            what = "queued" if is_new else "already waiting:"
+            message = f"{what} sampling job {job.id} ({len(job.params.get('prompt_ids') or [])} prompts)"
+    console.print(message + "; a running `ranklab worker` picks it up and tasks appear as it goes")

@@ -9,10 +9,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, Result, select, update
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, InvalidInput, NotFound
@@ -36,6 +36,11 @@ class Control(enum.StrEnum):
     carry_on = "carry_on"
     cancel = "cancel"
     lost = "lost"
+
+
+def affected_rows(result: Result[Any]) -> int:
+    """Rows changed by an UPDATE/DELETE statement."""
+    return cast("CursorResult[Any]", result).rowcount
 
 
 def format_validation_error(kind: JobKind, exc: ValidationError) -> str:
@@ -156,7 +161,7 @@ def claim_job(
             )
             .execution_options(synchronize_session=False)
         )
-        if taken.rowcount == 1:
+        if affected_rows(taken) == 1:
             session.refresh(job)
             return job
     return None
@@ -185,7 +190,7 @@ def heartbeat(session: Session, *, job_id: int, worker_id: str, attempt: int, pr
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    if done.rowcount != 1:
+    if affected_rows(done) != 1:
         return Control.lost
     cancel = session.scalar(select(Job.cancel_requested).where(Job.id == job_id))
     return Control.cancel if cancel else Control.carry_on

@@ -116,7 +116,7 @@ def acquire_lease(session: Session, *, name: str, holder: str, ttl_s: float, now
         .values(holder=holder, expires_at=expires)
         .execution_options(synchronize_session=False)
     )
-    if renewed.rowcount == 1:
+    if job_service.affected_rows(renewed) == 1:
         return True
     if session.get(Lease, name) is not None:
         return False

@@ -22,7 +22,9 @@ def test_bad_param_is_422_naming_it(client, factory):
     headers = token_headers(client, factory.researcher())
     resp = client.post("/api/v1/jobs", json={"kind": "sample", "params": {"n_unlabeled": 3, "k": 10}}, headers=headers)
     assert resp.status_code == 422 and "params.k" in resp.json()["detail"]
-    resp = client.post("/api/v1/jobs", json={"kind": "sample", "params": {"n_unlabeled": 3, "topp": 1}}, headers=headers)
+    resp = client.post(
+        "/api/v1/jobs", json={"kind": "sample", "params": {"n_unlabeled": 3, "topp": 1}}, headers=headers
+    )
     assert resp.status_code == 422 and "params.topp" in resp.json()["detail"]
     resp = client.post("/api/v1/jobs", json={"kind": "dance", "params": {}}, headers=headers)
     assert resp.status_code == 422 and "kind" in resp.json()["detail"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -78,7 +79,9 @@ def test_cancelled_job_stops_at_its_next_checkpoint(sessions, worker_settings):
 
     job_id = _queue(sessions)
     thread = threading.Thread(
-        target=work, args=(_cfg(worker_settings), sessions, worker_settings), kwargs={"handlers": {JobKind.export: handler}}
+        target=work,
+        args=(_cfg(worker_settings), sessions, worker_settings),
+        kwargs={"handlers": {JobKind.export: handler}},
     )
     thread.start()
     assert started.wait(10)
@@ -103,10 +106,8 @@ def test_stale_job_is_resumed_from_checkpoint_by_another_worker(sessions, worker
         seen.append((ctx.attempt, ctx.checkpoint))
 
     job_id = _queue(sessions)
-    try:
+    with contextlib.suppress(SystemExit):
         work(_cfg(worker_settings), sessions, worker_settings, handlers={JobKind.export: first_attempt})
-    except SystemExit:
-        pass
     assert _job(sessions, job_id).status == JobStatus.running
     time.sleep(worker_settings.worker_stale_after_s + 0.5)
     work(_cfg(worker_settings), sessions, worker_settings, handlers={JobKind.export: resumed})
