@@ -13,14 +13,25 @@ from app.config import Settings, get_settings
 from app.errors import DomainError, NotAuthenticated, RateLimited
 from app.logging_setup import configure_logging
 from app.middleware import AccessLogMiddleware, SessionMiddleware
-from app.routes import api_agreement, api_labeling, auth, dashboard, jobs, labeling, pages, researcher, users
+from app.routes import (
+    api_agreement,
+    api_labeling,
+    auth,
+    dashboard,
+    jobs,
+    jobs_pages,
+    labeling,
+    pages,
+    researcher,
+    users,
+)
 from app.security import Signer
 from app.web import render
 
 log = logging.getLogger("ranklab")
 
 # Every router of the app; a feature adds its module here.
-ROUTERS = [pages, auth, users, api_labeling, labeling, researcher, jobs, api_agreement, dashboard]
+ROUTERS = [pages, auth, users, api_labeling, labeling, researcher, jobs, jobs_pages, api_agreement, dashboard]
 
 
 def _wants_json(request: Request) -> bool:

@@ -1,4 +1,4 @@
-"""Jobs, schedules and model registry JSON API (researchers)."""
+"""Jobs, schedules and model registry JSON API (researchers); the pages are in app.routes.jobs_pages."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from app.models import MAX_K, MIN_K, JobKind, JobStatus, ModelKind, Split
 class _Params(BaseModel):
     """Base of every job's params: unknown keys are refused so a typo is a 422, not a silent default."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
 
 class SampleParams(_Params):

@@ -1,0 +1,117 @@
+"""Jobs, schedules and models pages (researchers). Live updates come from the JSON API via app/static/js/jobs.js."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from app.deps import CurrentResearcher, SessionDep
+from app.models import Job, JobKind, ModelVersion, Schedule
+from app.schemas.jobs import PARAMS_MODELS, JobRead
+from app.services import jobs as job_service
+from app.services import model_registry
+from app.services import schedules as schedule_service
+from app.web import render
+
+router = APIRouter(tags=["pages"])
+EXAMPLE_PARAMS: dict[JobKind, dict[str, Any]] = {
+    JobKind.sample: {"n_unlabeled": 20, "k": 4, "temperature": 0.8, "max_new_tokens": 96},
+}
+
+
+def _when(value: Any) -> str:
+    return f"{value:%Y-%m-%d %H:%M}" if value is not None else ""
+
+
+def job_row(job: Job) -> dict[str, Any]:
+    """What the jobs table shows for one job."""
+    return {
+        "id": job.id,
+        "kind": job.kind.value,
+        "status": job.status.value,
+        "percent": round(job.progress * 100),
+        "worker": f"{job.worker_id or ''} {job.device or ''}".strip(),
+        "attempts": f"{job.attempts}/{job.max_attempts}",
+        "created": _when(job.created_at),
+        "finished": _when(job.finished_at),
+        "error": job.error or "",
+    }
+
+
+def param_docs() -> list[dict[str, Any]]:
+    """Each job kind with its params, defaults and docstrings (the queue form's help)."""
+    kinds = []
+    for kind, model in PARAMS_MODELS.items():
+        fields = [
+            {"name": name, "default": json.dumps(f.default) if f.default is not None else "", "doc": f.description}
+            for name, f in model.model_fields.items()
+        ]
+        kinds.append({"kind": kind.value, "doc": (model.__doc__ or "").strip(), "fields": fields})
+    return kinds
+
+
+def schedule_row(schedule: Schedule) -> dict[str, Any]:
+    """What the schedules table shows for one schedule."""
+    return {
+        "id": schedule.id,
+        "name": schedule.name,
+        "kind": schedule.kind.value,
+        "trigger": " and ".join(
+            t
+            for t in (
+                f"cron {schedule.cron}" if schedule.cron else "",
+                f">= {schedule.min_new_rankings} new rankings" if schedule.min_new_rankings else "",
+            )
+            if t
+        ),
+        "params": json.dumps(schedule.params),
+        "enabled": schedule.enabled,
+        "next_run": _when(schedule.next_run_at),
+        "last_run": _when(schedule.last_run_at),
+        "last_job_id": schedule.last_job_id,
+    }
+
+
+def model_row(model: ModelVersion) -> dict[str, Any]:
+    """What the models table shows for one model version."""
+    return {
+        "id": model.id,
+        "kind": model.kind.value,
+        "name": model.name,
+        "parent_id": model.parent_id or "",
+        "job_id": model.job_id,
+        "metrics": ", ".join(f"{k}={v}" for k, v in sorted(model.metrics.items())),
+        "created": _when(model.created_at),
+        "path": model.path,
+    }
+
+
+@router.get("/jobs", response_class=HTMLResponse, name="jobs_page")
+def jobs_page(request: Request, session: SessionDep, user: CurrentResearcher) -> HTMLResponse:
+    rows = [job_row(j) for j in job_service.list_jobs(session, limit=100)]
+    example = json.dumps(EXAMPLE_PARAMS[JobKind.sample], indent=2)
+    return render(request, "jobs/list.html", user=user, jobs=rows, kinds=param_docs(), example_params=example)
+
+
+@router.get("/jobs/{job_id}", response_class=HTMLResponse, name="job_page")
+def job_page(job_id: int, request: Request, session: SessionDep, user: CurrentResearcher) -> HTMLResponse:
+    job = job_service.get_job(session, job_id=job_id)
+    data = JobRead.model_validate(job).model_dump(mode="json")
+    return render(
+        request, "jobs/detail.html", user=user, job=job_row(job), params=json.dumps(job.params, indent=2), job_json=data
+    )
+
+
+@router.get("/schedules", response_class=HTMLResponse, name="schedules_page")
+def schedules_page(request: Request, session: SessionDep, user: CurrentResearcher) -> HTMLResponse:
+    rows = [schedule_row(s) for s in schedule_service.list_schedules(session)]
+    return render(request, "jobs/schedules.html", user=user, schedules=rows, kinds=[k.value for k in JobKind])
+
+
+@router.get("/models", response_class=HTMLResponse, name="models_page")
+def models_page(request: Request, session: SessionDep, user: CurrentResearcher) -> HTMLResponse:
+    rows = [model_row(m) for m in model_registry.list_models(session)]
+    return render(request, "jobs/models.html", user=user, models=rows)
