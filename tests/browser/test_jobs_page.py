@@ -1,0 +1,50 @@
+"""The jobs pages in Chromium: queue-form errors, live progress, metrics chart, log tail and cancel."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.models import JobKind, JobStatus, Role
+from app.services import jobs as job_service
+from app.services import users as user_service
+from tests.browser.conftest import login
+
+pytestmark = pytest.mark.browser
+PASSWORD = "browser-jobs-pass"
+
+
+def test_job_page_follows_a_running_job_and_cancels_it(page, live_server):
+    with live_server.session() as session:
+        user_service.create_user(session, username="jobs-researcher", password=PASSWORD, role=Role.researcher)
+        job_id = job_service.enqueue_job(session, kind=JobKind.export, params={}).id
+    login(page, "jobs-researcher", PASSWORD)
+
+    page.goto("/jobs")
+    page.fill("textarea[name=params]", '{"n_unlabeled": 5, "k": 12}')
+    page.click("#queue-job button[type=submit]")
+    page.wait_for_selector("#queue-error:has-text('params.k')")
+
+    page.goto(f"/jobs/{job_id}")
+    page.wait_for_selector("#job[data-status=queued]")
+    with live_server.session() as session:  # a worker takes the job and reports
+        job_service.claim_job(session, worker_id="browser-worker", device="cpu", kinds=[JobKind.export])
+        job_service.heartbeat(session, job_id=job_id, worker_id="browser-worker", attempt=1, progress=0.5)
+        job = job_service.get_job(session, job_id=job_id)
+        for step in range(3):
+            job_service.append_metrics(job, point={"step": step, "loss": 1.0 / (step + 1)})
+        job_service.append_log(job, message="step 3 of 6 done")
+    page.wait_for_selector("#job[data-status=running]")
+    assert page.locator("#job progress").get_attribute("value") == "50"
+    page.wait_for_function("document.body.dataset.chartPoints === '3'")
+    assert "step 3 of 6 done" in page.inner_text("pre.log")
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#cancel-job")
+    page.wait_for_selector("#cancel-job:has-text('Cancelling')")
+    with live_server.session() as session:
+        assert job_service.get_job(session, job_id=job_id).cancel_requested
+        job_service.finish_job(
+            session, job_id=job_id, worker_id="browser-worker", attempt=1, status=JobStatus.cancelled
+        )
+    page.wait_for_selector("#job[data-status=cancelled]")
+    assert page.locator("#cancel-job").is_disabled()
