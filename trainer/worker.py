@@ -38,6 +38,10 @@ class JobCancelled(Exception):
     """A researcher cancelled the job; raised by `JobContext.check_cancelled` at a checkpoint."""
 
 
+class WorkerStopping(Exception):
+    """The worker was asked to stop (SIGTERM); the job goes back to the queue at its checkpoint."""
+
+
 def new_worker_id() -> str:
     """host:pid:random, unique per worker process run."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
@@ -97,7 +101,15 @@ class WorkerConfig:
 class JobContext:
     """What a handler sees of its job: params, checkpoint, device, and ways to report back."""
 
-    def __init__(self, job: Job, cfg: WorkerConfig, sessions: sessionmaker[Session], settings: Settings) -> None:
+    def __init__(
+        self,
+        job: Job,
+        cfg: WorkerConfig,
+        sessions: sessionmaker[Session],
+        settings: Settings,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.stop = stop or threading.Event()
         self.job_id, self.kind, self.attempt = job.id, job.kind, job.attempts
         self.params: dict[str, Any] = dict(job.params)
         self.checkpoint: str | None = job.checkpoint
@@ -151,7 +163,7 @@ class JobContext:
         self.checkpoint = checkpoint
 
     def check_cancelled(self) -> None:
-        """Raise JobCancelled if a researcher cancelled the job, JobLost if it is no longer ours."""
+        """Raise JobCancelled if a researcher cancelled the job, JobLost if it is no longer ours, WorkerStopping."""
         with self.transaction() as session:
             row = session.execute(
                 select(Job.cancel_requested, Job.worker_id, Job.attempts, Job.status).where(Job.id == self.job_id)
@@ -160,6 +172,8 @@ class JobContext:
             raise JobLost(f"job {self.job_id} was taken from this worker")
         if row.cancel_requested:
             raise JobCancelled(f"job {self.job_id} was cancelled")
+        if self.stop.is_set():
+            raise WorkerStopping(f"worker {self.worker_id} is stopping")
 
 
 Handler = Callable[[JobContext], "int | None"]
@@ -204,12 +218,12 @@ class Heartbeat(threading.Thread):
 
 
 def _outcome(handler: Handler, ctx: JobContext) -> tuple[JobStatus, str | None, int | None]:
-    """Run the handler; map its ending to (status, error, output model id). JobLost propagates."""
+    """Run the handler; map its ending to (status, error, output model id). JobLost and WorkerStopping propagate."""
     try:
         output = handler(ctx)
     except JobCancelled:
         return JobStatus.cancelled, None, None
-    except JobLost:
+    except (JobLost, WorkerStopping):
         raise
     except Exception as exc:  # noqa: BLE001 - any handler error fails the job with its message
         logger.exception("job %s failed", ctx.job_id)
@@ -222,9 +236,16 @@ def _outcome(handler: Handler, ctx: JobContext) -> tuple[JobStatus, str | None, 
     return JobStatus.succeeded, None, output
 
 
-def run_job(job: Job, handler: Handler, cfg: WorkerConfig, sessions: sessionmaker[Session], settings: Settings) -> str:
-    """Run one claimed job to its end; returns the final status (or 'lost')."""
-    ctx = JobContext(job, cfg, sessions, settings)
+def run_job(
+    job: Job,
+    handler: Handler,
+    cfg: WorkerConfig,
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    stop: threading.Event | None = None,
+) -> str:
+    """Run one claimed job to its end; returns the final status, 'lost' or 'released'."""
+    ctx = JobContext(job, cfg, sessions, settings, stop)
     resume = " from its checkpoint" if ctx.checkpoint else ""
     ctx.log(f"attempt {ctx.attempt} started on {cfg.worker_id} ({cfg.device}){resume}")
     beat = Heartbeat(ctx, cfg.heartbeat_s)
@@ -234,6 +255,10 @@ def run_job(job: Job, handler: Handler, cfg: WorkerConfig, sessions: sessionmake
     except JobLost as exc:
         logger.warning("%s", exc)
         return "lost"
+    except WorkerStopping:
+        with sessions.begin() as session:
+            job_service.release_job(session, job_id=ctx.job_id, worker_id=cfg.worker_id, attempt=ctx.attempt)
+        return "released"
     finally:
         beat.stop()
     try:
@@ -300,7 +325,7 @@ def work(
             stop.wait(cfg.poll_s)
             continue
         logger.info("claimed job %s (%s, attempt %s)", job.id, job.kind.value, job.attempts)
-        status = run_job(job, handlers[job.kind], cfg, sessions, settings)
+        status = run_job(job, handlers[job.kind], cfg, sessions, settings, stop)
         logger.info("job %s ended: %s", job.id, status)
         ran += 1
     return ran

@@ -47,7 +47,8 @@ def worker(
         settings, device=detect_device(device), kinds=parse_kinds(kinds), once=once, run_scheduler=scheduler
     )
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())  # finish the current job, then exit
+    # SIGTERM: hand the current job back to the queue at its next checkpoint, then exit.
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         ran = work(cfg, get_sessionmaker(), settings, stop=stop)
     except ValueError as exc:

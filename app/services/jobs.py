@@ -240,6 +240,16 @@ def finish_job(
     return job
 
 
+def release_job(session: Session, *, job_id: int, worker_id: str, attempt: int) -> Job:
+    """A worker shutting down hands its job back to the queue (checkpoint kept, the attempt not counted)."""
+    job = owned_job(session, job_id=job_id, worker_id=worker_id, attempt=attempt)
+    job.status, job.worker_id = JobStatus.queued, None
+    job.attempts = max(job.attempts - 1, 0)
+    append_log(job, message=f"worker {worker_id} is shutting down; back in the queue, resumes from its checkpoint")
+    session.flush()
+    return job
+
+
 def request_cancel(session: Session, *, job_id: int, actor: User | None = None) -> Job:
     """Cancel a queued job now, or ask a running one to stop at its next checkpoint."""
     job = get_job(session, job_id=job_id, for_update=True)

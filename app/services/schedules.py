@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,6 +16,7 @@ from app.models import Job, JobKind, JobStatus, Lease, Ranking, Schedule, User, 
 from app.services import jobs as job_service
 
 SCHEDULER_LEASE = "scheduler"
+logger = logging.getLogger("ranklab.schedules")
 
 
 def check_cron(cron: str) -> str:
@@ -171,18 +173,23 @@ def run_due_schedules(
     for schedule in schedules:
         if not is_due(session, schedule=schedule, now=now):
             continue
-        job = job_service.enqueue_job(
-            session,
-            kind=schedule.kind,
-            params=dict(schedule.params),
-            created_by=created_by,
-            schedule_id=schedule.id,
-            max_attempts=max_attempts,
-        )
-        job_service.append_log(job, message=f"queued by schedule {schedule.name!r}")
-        schedule.last_run_at, schedule.last_job_id = now, job.id
         if schedule.cron:
             schedule.next_run_at = next_cron_time(schedule.cron, now)
+        try:
+            with session.begin_nested():
+                job = job_service.enqueue_job(
+                    session,
+                    kind=schedule.kind,
+                    params=dict(schedule.params),
+                    created_by=created_by,
+                    schedule_id=schedule.id,
+                    max_attempts=max_attempts,
+                )
+        except InvalidInput as exc:  # e.g. a prompt or model it names was deleted: skip this period, keep going
+            logger.warning("schedule %r could not queue its job: %s", schedule.name, exc.message)
+            continue
+        job_service.append_log(job, message=f"queued by schedule {schedule.name!r}")
+        schedule.last_run_at, schedule.last_job_id = now, job.id
         queued.append(job)
     session.flush()
     return queued

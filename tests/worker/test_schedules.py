@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select, update
 
 from app.errors import InvalidInput
-from app.models import Job, JobKind, Ranking, Schedule, Split
+from app.models import Job, JobKind, Prompt, Ranking, Schedule, Split
 from app.services import schedules as schedule_service
 from app.services.prompts import get_or_create_prompt
 from app.services.tasks import NewCompletion, create_task
@@ -114,3 +114,17 @@ def test_schedule_fires_once_per_period_with_two_workers(sessions, worker_settin
             jobs = session.scalars(select(Job).where(Job.schedule_id == schedule_id)).all()
         assert len(jobs) == period, f"period {period}: {len(jobs)} jobs"
         assert all(j.status.value == "succeeded" for j in jobs)
+
+
+def test_schedule_with_stale_params_skips_its_period_without_blocking_others(db):
+
+    prompt, _ = get_or_create_prompt(db, text="soon deleted", split=Split.train)
+    broken = schedule_service.create_schedule(
+        db, name="broken", kind=JobKind.sample, params={"prompt_ids": [prompt.id]}, cron="* * * * *", now=T0
+    )
+    fine = schedule_service.create_schedule(db, name="fine", kind=JobKind.export, params={}, cron="* * * * *", now=T0)
+    db.delete(db.get(Prompt, prompt.id))
+    db.flush()
+    fired = schedule_service.run_due_schedules(db, now=T0 + timedelta(minutes=1))
+    assert [j.schedule_id for j in fired] == [fine.id]
+    assert broken.next_run_at == T0 + timedelta(minutes=2) and broken.last_job_id is None

@@ -114,3 +114,27 @@ def test_stale_job_is_resumed_from_checkpoint_by_another_worker(sessions, worker
     job = _job(sessions, job_id)
     assert seen == [(2, "3")]
     assert job.status == JobStatus.succeeded and job.attempts == 2 and "stopped heartbeating" in job.log_tail
+
+
+def test_stopping_worker_hands_its_job_back_at_the_checkpoint(sessions, worker_settings):
+    stop = threading.Event()
+
+    def handler(ctx: JobContext) -> None:
+        step = int(ctx.checkpoint or 0)
+        while step < 10:
+            ctx.check_cancelled()
+            with ctx.transaction() as session:
+                ctx.save_checkpoint(session, str(step + 1))
+            step += 1
+            if step == 4:
+                stop.set()  # SIGTERM arrives mid-job
+
+    job_id = _queue(sessions)
+    cfg = WorkerConfig.from_settings(worker_settings)
+    assert work(cfg, sessions, worker_settings, handlers={JobKind.export: handler}, stop=stop) == 1
+    job = _job(sessions, job_id)
+    assert job.status == JobStatus.queued and job.checkpoint == "4" and job.attempts == 0
+    assert "shutting down" in job.log_tail
+    work(_cfg(worker_settings), sessions, worker_settings, handlers={JobKind.export: handler})
+    job = _job(sessions, job_id)
+    assert job.status == JobStatus.succeeded and job.checkpoint == "10" and job.attempts == 1
