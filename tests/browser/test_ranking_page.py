@@ -30,7 +30,7 @@ def _seed(live_server, username: str) -> int:
         return user.id
 
 
-def _drag(page, card, target) -> None:
+def _drag_once(page, card, target) -> None:
     page.wait_for_timeout(300)  # let SortableJS's 120 ms move animation settle before measuring
     handle = card.locator(".drag-handle").bounding_box()
     box = target.bounding_box()
@@ -39,6 +39,16 @@ def _drag(page, card, target) -> None:
     page.mouse.move(handle["x"] + 20, handle["y"] + 20, steps=5)
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] - 8, steps=15)
     page.mouse.up()
+
+
+def _drag(page, card, target) -> None:
+    """Drag by the handle into a slot; a loaded CI machine may drop a frame, so check and retry."""
+    slot = target.get_attribute("data-slot")
+    for _ in range(3):
+        _drag_once(page, card, target)
+        if card.evaluate("el => el.parentElement.dataset.slot") == slot:
+            return
+    raise AssertionError(f"could not drag the output into slot {slot}")
 
 
 def _card(page, cid: int):
