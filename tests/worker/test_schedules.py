@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -79,8 +80,7 @@ def test_scheduler_lease_has_one_holder_at_a_time(db):
     assert schedule_service.acquire_lease(db, name=lease, holder="b", ttl_s=30, now=T0 + timedelta(seconds=51))
 
 
-def _run_two_workers(sessions, settings, seconds: float) -> None:
-    stop = threading.Event()
+def _start_two_workers(sessions, settings, stop: threading.Event) -> list[threading.Thread]:
     threads = [
         threading.Thread(
             target=work,
@@ -91,10 +91,12 @@ def _run_two_workers(sessions, settings, seconds: float) -> None:
     ]
     for t in threads:
         t.start()
-    stop.wait(seconds)
-    stop.set()
-    for t in threads:
-        t.join(timeout=30)
+    return threads
+
+
+def _scheduled_jobs(sessions, schedule_id: int) -> list[Job]:
+    with sessions() as session:
+        return list(session.scalars(select(Job).where(Job.schedule_id == schedule_id)))
 
 
 def test_schedule_fires_once_per_period_with_two_workers(sessions, worker_settings):
@@ -102,18 +104,30 @@ def test_schedule_fires_once_per_period_with_two_workers(sessions, worker_settin
         schedule_id = schedule_service.create_schedule(
             session, name="every-minute", kind=JobKind.export, params={}, cron="* * * * *"
         ).id
-    for period in (1, 2):
-        with sessions.begin() as session:  # the period's time has come
-            session.execute(
-                update(Schedule)
-                .where(Schedule.id == schedule_id)
-                .values(next_run_at=datetime.now(UTC) - timedelta(seconds=1))
-            )
-        _run_two_workers(sessions, worker_settings, seconds=1.5)
-        with sessions() as session:
-            jobs = session.scalars(select(Job).where(Job.schedule_id == schedule_id)).all()
-        assert len(jobs) == period, f"period {period}: {len(jobs)} jobs"
-        assert all(j.status.value == "succeeded" for j in jobs)
+    stop = threading.Event()
+    threads = _start_two_workers(sessions, worker_settings, stop)
+    try:
+        for period in (1, 2):
+            with sessions.begin() as session:  # the period's time has come
+                session.execute(
+                    update(Schedule)
+                    .where(Schedule.id == schedule_id)
+                    .values(next_run_at=datetime.now(UTC) - timedelta(seconds=1))
+                )
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                jobs = _scheduled_jobs(sessions, schedule_id)
+                if len(jobs) >= period and all(j.status.value == "succeeded" for j in jobs):
+                    break
+                time.sleep(0.05)
+            time.sleep(10 * worker_settings.worker_poll_s)  # both workers get more chances to fire it again
+            jobs = _scheduled_jobs(sessions, schedule_id)
+            assert len(jobs) == period, f"period {period}: {len(jobs)} jobs"
+            assert all(j.status.value == "succeeded" for j in jobs)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
 
 
 def test_schedule_with_stale_params_skips_its_period_without_blocking_others(db):
