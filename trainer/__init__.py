@@ -1,0 +1,1 @@
+"""ranklab trainer: everything that touches torch (never imported by the web process)."""
