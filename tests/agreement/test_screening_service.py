@@ -85,16 +85,11 @@ def test_hidden_gold_rolling_window_flags_and_auto_pauses(db, factory, settings)
     assert lab.gold_alert and lab.status == UserStatus.paused
 
 
-def test_hidden_gold_share_is_seeded():
-    cfg_share = 0.25
-    rng = random.Random(7)
-
-    class Cfg:
-        hidden_gold_share = cfg_share
-
-    picks = [screening.wants_hidden_gold(rng, settings=Cfg()) for _ in range(4000)]  # type: ignore[arg-type]
-    assert 0.22 < sum(picks) / len(picks) < 0.28
-    assert picks[:20] == [screening.wants_hidden_gold(r, settings=Cfg()) for r in [random.Random(7)] for _ in range(20)]
+def test_hidden_gold_share_is_seeded(settings):
+    cfg = _settings(settings, hidden_gold_share=0.25)
+    picks = [screening.wants_hidden_gold(rng, settings=cfg) for rng in [random.Random(7)] for _ in range(4000)]
+    again = [screening.wants_hidden_gold(rng, settings=cfg) for rng in [random.Random(7)] for _ in range(4000)]
+    assert picks == again and 0.22 < sum(picks) / len(picks) < 0.28
 
 
 def test_adaptive_overlap_raises_low_agreement_task_once(db, factory, settings):
