@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from starlette.routing import NoMatchFound
 
 from app.config import ROOT_DIR
 from app.models import User
@@ -30,12 +31,15 @@ def nav_for(request: Request, user: User | None) -> list[dict[str, str]]:
     """Navigation entries this user may see."""
     if user is None:
         return []
-    names = {getattr(r, "name", None) for r in request.app.routes}
-    return [
-        {"label": label, "href": request.app.url_path_for(name)}
-        for label, name, roles in NAV
-        if user.role.value in roles and name in names
-    ]
+    entries = []
+    for label, name, roles in NAV:
+        if user.role.value not in roles:
+            continue
+        try:
+            entries.append({"label": label, "href": str(request.app.url_path_for(name))})
+        except NoMatchFound:
+            continue
+    return entries
 
 
 def render(

@@ -123,3 +123,16 @@ def test_open_redirect_is_refused(client, factory):
 
 def test_session_cookie_name(client):
     assert SESSION_COOKIE in client.get("/login").headers["set-cookie"]
+
+
+def test_navigation_follows_role(client, factory):
+    browser_login(client, factory.labeler())
+    page = client.get("/").text
+    assert 'href="/label"' in page and 'href="/dashboard"' not in page and 'href="/jobs"' not in page
+
+
+def test_navigation_for_researcher(client, factory):
+    browser_login(client, factory.researcher())
+    page = client.get("/").text
+    for href in ("/label", "/prompts", "/tasks", "/dashboard", "/jobs", "/models"):
+        assert f'href="{href}"' in page, href
