@@ -16,7 +16,9 @@ ROOT_DIR = Path(__file__).resolve().parent.parent
 class Settings(BaseSettings):
     """Every ranklab setting; documented in the README."""
 
-    model_config = SettingsConfigDict(env_prefix="RANKLAB_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="RANKLAB_", env_file=".env", extra="ignore", use_attribute_docstrings=True
+    )
 
     env: Literal["development", "test", "production"] = "development"
     """Deployment environment; `production` refuses the development secret key."""
