@@ -118,3 +118,28 @@ def test_new_labeler_ranks_with_mouse_and_keyboard(page, live_server):
         items = {i.completion_id: (i.rank, i.rating, i.flags) for i in keys.items}
         assert items == {e: (1, 5, ["harmful_advice"]), f: (0, 7, []), g: (0, 6, []), h: (2, 1, [])}
         assert all(r.time_spent_ms is not None and r.time_spent_ms > 0 for r in rankings)
+
+
+def test_phone_labeler_ranks_with_rank_pickers(browser, live_server):
+    """On a phone-sized touch screen the per-output rank picker ranks without dragging."""
+    user_id = _seed(live_server, "phone-labeler")
+    context = browser.new_context(
+        base_url=live_server.base_url, viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True
+    )
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    try:
+        login(page, "phone-labeler", PASSWORD)
+        page.goto("/label")
+        page.wait_for_selector("#task:not([hidden]) #pool .output")
+        a, b, c, d = _pool_ids(page)
+        for cid, rank in ((a, "2"), (b, "1"), (c, "2"), (d, "3")):
+            _card(page, cid).locator(".rank-select").select_option(rank)
+        assert _card(page, c).locator(".output-rank").inner_text() == "rank 2 (tie)"
+        page.locator("#submit-button").tap()
+        page.wait_for_function("document.getElementById('today-count').textContent === '1'")
+    finally:
+        context.close()
+    with live_server.session() as s:
+        ranking = s.scalars(select(Ranking).where(Ranking.labeler_id == user_id)).one()
+        assert ranking.buckets == [[b], [a, c], [d]]

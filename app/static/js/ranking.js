@@ -50,6 +50,14 @@
     head.append(el("span", { class: "drag-handle", title: "Drag to a rank", "aria-hidden": "true" }, "⠿"));
     head.append(el("span", { class: "output-label" }, "Output " + LABELS[index]));
     head.append(el("span", { class: "output-rank" }, "unranked"));
+    // A rank picker for touch screens: no dragging across a long page on a phone.
+    const picker = el("select", { class: "rank-select", "aria-label": "Rank of output " + LABELS[index] });
+    picker.append(el("option", { value: "" }, "rank…"));
+    for (let r = 1; r <= current.completions.length; r++) picker.append(el("option", { value: String(r) }, String(r)));
+    picker.addEventListener("change", () => {
+      if (picker.value) placeAt(card, Number(picker.value) - 1); else unrank(card);
+    });
+    head.append(picker);
     const expand = el("button", { type: "button", class: "link expand" }, "expand");
     expand.addEventListener("click", () => card.classList.toggle("expanded"));
     head.append(expand);
@@ -115,9 +123,13 @@
       slot.classList.toggle("tied", n > 1);
       for (const card of slot.querySelectorAll(".output")) {
         card.querySelector(".output-rank").textContent = "rank " + (Number(slot.dataset.slot) + 1) + (n > 1 ? " (tie)" : "");
+        card.querySelector(".rank-select").value = String(Number(slot.dataset.slot) + 1);
       }
     }
-    for (const card of $("pool").querySelectorAll(".output")) card.querySelector(".output-rank").textContent = "unranked";
+    for (const card of $("pool").querySelectorAll(".output")) {
+      card.querySelector(".output-rank").textContent = "unranked";
+      card.querySelector(".rank-select").value = "";
+    }
   }
 
   function placeAt(card, slotIndex) {
@@ -225,7 +237,7 @@
 
   function onKey(e) {
     if (!current || $("task").hidden || e.ctrlKey || e.metaKey || e.altKey) return;
-    const inField = e.target.matches("textarea, input:not([type=radio]):not([type=checkbox])");
+    const inField = e.target.matches("textarea, select, input:not([type=radio]):not([type=checkbox])");
     if (inField) { if (e.key === "Escape") e.target.blur(); return; }
     const card = selected();
     const all = cards();
