@@ -17,6 +17,8 @@ def test_pages_render_for_researcher(client, factory, db):
     db.add(ModelVersion(kind=ModelKind.sft, name="smol-test", path="/m/smol", metrics={"loss": 2.0}))
     db.flush()
     browser_login(client, researcher)
+    home = client.get("/")
+    assert 'href="/jobs"' in home.text and 'href="/models"' in home.text  # nav entries appear
     listing = client.get("/jobs")
     assert listing.status_code == 200 and f'data-job-id="{job.id}"' in listing.text
     assert "n_unlabeled" in listing.text and "Completions per prompt" in listing.text  # params documented
