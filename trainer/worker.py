@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
@@ -317,8 +318,13 @@ def work(
     ran = 0
     logger.info("worker %s on %s takes %s", cfg.worker_id, cfg.device, ", ".join(k.value for k in kinds))
     while not stop.is_set():
-        maintain(cfg, sessions)
-        job = claim_next(cfg, sessions, kinds)
+        try:
+            maintain(cfg, sessions)
+            job = claim_next(cfg, sessions, kinds)
+        except OperationalError:  # database restarting or unreachable: keep the worker alive and retry
+            logger.exception("the database is unavailable; retrying in %.0f s", max(cfg.poll_s, 5.0))
+            stop.wait(max(cfg.poll_s, 5.0))
+            continue
         if job is None:
             if cfg.once:
                 break
