@@ -28,8 +28,7 @@ def browser_session(request: Request) -> SessionData:
 BrowserSession = Annotated[SessionData, Depends(browser_session)]
 
 
-async def verify_csrf(request: Request, browser: BrowserSession) -> None:
-    """Reject a state-changing cookie-authenticated request without the session's CSRF token."""
+async def _check_csrf(request: Request, browser: SessionData) -> None:
     if request.method in SAFE_METHODS or _bearer(request):
         return
     given = request.headers.get(CSRF_HEADER)
@@ -41,6 +40,11 @@ async def verify_csrf(request: Request, browser: BrowserSession) -> None:
         given = value if isinstance(value, str) else None
     if not csrf_matches(browser.csrf, given):
         raise Forbidden("the form has expired or did not come from this site (CSRF check failed); reload the page")
+
+
+async def verify_csrf(request: Request, browser: BrowserSession) -> None:
+    """Reject a state-changing cookie-authenticated request without the session's CSRF token."""
+    await _check_csrf(request, browser)
 
 
 CsrfProtected = Depends(verify_csrf)
@@ -72,10 +76,11 @@ def optional_user(request: Request, session: SessionDep, settings: SettingsDep) 
 OptionalUser = Annotated[User | None, Depends(optional_user)]
 
 
-def current_user(user: OptionalUser, _csrf: None = CsrfProtected) -> User:
-    """The logged-in user (401 when nobody is logged in)."""
+async def current_user(request: Request, user: OptionalUser, browser: BrowserSession) -> User:
+    """The logged-in user (401 when nobody is logged in; then 403 without the CSRF token on writes)."""
     if user is None:
         raise NotAuthenticated("log in first")
+    await _check_csrf(request, browser)
     return user
 
 

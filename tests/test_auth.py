@@ -136,3 +136,9 @@ def test_navigation_for_researcher(client, factory):
     page = client.get("/").text
     for href in ("/label", "/prompts", "/tasks", "/dashboard", "/jobs", "/models"):
         assert f'href="{href}"' in page, href
+
+
+def test_anonymous_write_is_401_not_403(client):
+    resp = client.post("/api/v1/users", json={"username": "x", "password": "y", "role": "labeler"})
+    assert resp.status_code == 401
+    assert resp.json()["detail"] == "log in first"

@@ -66,6 +66,8 @@ def check_prompt_text(text: Any) -> str:
         raise InvalidInput("prompt text is empty")
     if len(text) > MAX_PROMPT_CHARS:
         raise InvalidInput(f"prompt text is longer than {MAX_PROMPT_CHARS} characters")
+    if "\x00" in text:
+        raise InvalidInput("prompt text contains a NUL character (\\x00), which cannot be stored")
     return text
 
 

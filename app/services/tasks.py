@@ -50,6 +50,8 @@ def check_completion_text(text: Any, index: int) -> None:
         raise InvalidInput(f"completion {index + 1} is not text")
     if len(text) > MAX_COMPLETION_CHARS:
         raise InvalidInput(f"completion {index + 1} is longer than {MAX_COMPLETION_CHARS} characters")
+    if "\x00" in text:
+        raise InvalidInput(f"completion {index + 1} contains a NUL character (\\x00), which cannot be stored")
 
 
 def create_task(

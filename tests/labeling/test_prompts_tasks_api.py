@@ -112,3 +112,14 @@ def test_list_and_get_tasks(client, factory, db):
     detail = client.get(f"/api/v1/tasks/{task.id}", headers=headers).json()
     assert detail["prompt"]["text"] == "Findable walrus prompt" and len(detail["completions"]) == 4
     assert client.get("/api/v1/tasks/99999999", headers=headers).status_code == 404
+
+
+def test_post_task_with_nul_character_is_422_and_stores_nothing(client, factory, db):
+    headers = token_headers(client, factory.researcher())
+    before = db.scalar(select(func.count()).select_from(Completion))
+    body = {"prompt": "NUL test prompt", "completions": ["a", "b\x00c", "d", "e"], "model": "m"}
+    resp = client.post("/api/v1/tasks", json=body, headers=headers)
+    assert resp.status_code == 422
+    assert "completion 2 contains a NUL character" in resp.json()["detail"]
+    assert db.scalar(select(func.count()).select_from(Completion)) == before
+    assert db.scalar(select(Prompt).where(Prompt.text == "NUL test prompt")) is None
