@@ -73,7 +73,7 @@ def main() -> None:
         bare = [_time_to_first_response("bare_app:app", env, tmp) for _ in range(args.runs)]
     r, b = statistics.median(ranklab), statistics.median(bare)
     print(f"torch/transformers imported by app.main: {heavy.stdout.strip() or 'none'}")
-    print("| app | median s to first /healthz (n=%d) | ratio |" % args.runs)
+    print(f"| app | median s to first /healthz (n={args.runs}) | ratio |")
     print("|---|---|---|")
     print(f"| ranklab web (app.main:app, SQLite) | {r:.3f} | {r / b:.2f}x |")
     print(f"| bare FastAPI app | {b:.3f} | 1.00x |")
