@@ -215,6 +215,9 @@ def labeler_action(
 
 
 @router.post("/tasks/{task_id}/promote", name="dashboard_promote")
-def promote(task_id: int, request: Request, session: SessionDep, user: CurrentResearcher) -> RedirectResponse:
+def promote(
+    task_id: int, request: Request, session: SessionDep, user: CurrentResearcher, back: Annotated[str, Form()] = ""
+) -> RedirectResponse:
     screening_service.promote_task_id(session, task_id=task_id, actor=user)
-    return RedirectResponse(request.app.url_path_for("dashboard_disagreements"), status_code=303)
+    safe = back.startswith("/") and not back.startswith("//")
+    return RedirectResponse(back if safe else request.app.url_path_for("dashboard_disagreements"), status_code=303)

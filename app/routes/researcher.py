@@ -123,7 +123,9 @@ def upload_tasks(
 
 @router.get("/tasks/{task_id}", response_class=HTMLResponse, name="task_detail_page")
 def task_detail_page(request: Request, session: SessionDep, user: CurrentResearcher, task_id: int) -> Response:
-    return render(request, "researcher/task_detail.html", user=user, view=_task_view(session, task_id, user))
+    view = _task_view(session, task_id, user)
+    view["promote_url"] = request.app.url_path_for("dashboard_promote", task_id=str(task_id))
+    return render(request, "researcher/task_detail.html", user=user, view=view)
 
 
 def _task_view(session: SessionDep, task_id: int, user: User) -> dict[str, object]:
@@ -166,4 +168,6 @@ def _task_view(session: SessionDep, task_id: int, user: User) -> dict[str, objec
             for i in task.items
         ],
         "rankings": rankings,
+        "can_promote": task.kind.value not in ("gold", "screening"),
+        "back": f"/tasks/{task.id}",
     }

@@ -40,3 +40,25 @@ def test_labelers_cannot_publish_guidelines(client, factory):
         "/guidelines", data={"body": "mine now", "csrf_token": csrf}, headers={"accept": "application/json"}
     )
     assert resp.status_code == 403
+
+
+def test_researcher_promotes_a_task_to_gold_from_its_page(client, factory, db):
+    from sqlalchemy import select
+
+    from app.models import AuditLog, TaskKind
+    from tests.factories import csrf_from, make_task
+
+    task = make_task(db, prompt_text="promote me from the task page")
+    browser_login(client, factory.researcher())
+    page = client.get(f"/tasks/{task.id}")
+    assert page.status_code == 200 and "Promote to gold" in page.text
+    resp = client.post(
+        f"/dashboard/tasks/{task.id}/promote",
+        data={"csrf_token": csrf_from(page.text), "back": f"/tasks/{task.id}"},
+        follow_redirects=False,
+    )
+    assert resp.status_code == 303 and resp.headers["location"] == f"/tasks/{task.id}"
+    db.refresh(task)
+    assert task.kind == TaskKind.gold
+    assert db.scalar(select(AuditLog).where(AuditLog.action == "task.promote_gold")) is not None
+    assert "Promote to gold" not in client.get(f"/tasks/{task.id}").text
