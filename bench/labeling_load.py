@@ -103,6 +103,8 @@ def start_server(url: str, workers: int) -> tuple[subprocess.Popen[bytes], str]:
         "--workers",
         str(workers),
         "--no-access-log",
+        "--timeout-keep-alive",
+        "120",  # the load client keeps connections open across its whole run
         "--log-level",
         "warning",
     ]
@@ -130,28 +132,36 @@ async def labeler(
 ) -> None:
     """One simulated labeler: next, rank at random with ratings, submit; repeat until the clock runs out."""
     while time.perf_counter() < stop_at:
-        t0 = time.perf_counter()
-        got = await client.get("/api/v1/labeling/next", headers=headers)
-        stats["next"].append(time.perf_counter() - t0)
-        if got.status_code == 204:
-            stats["empty"].append(1.0)
-            await asyncio.sleep(0.05)
-            continue
-        got.raise_for_status()
-        task = got.json()
-        ids = [c["id"] for c in task["completions"]]
-        random.shuffle(ids)
-        body = {
-            "ranking": [[i] for i in ids],
-            "ratings": {str(i): random.randint(1, 7) for i in ids},
-            "idempotency_key": uuid.uuid4().hex,
-        }
-        url = f"/api/v1/labeling/assignments/{task['assignment_id']}/ranking"
-        t0 = time.perf_counter()
-        sub = await client.post(url, json=body, headers=headers)
-        stats["submit"].append(time.perf_counter() - t0)
-        if sub.status_code not in (200, 201):
-            stats["errors"].append(float(sub.status_code))
+        try:
+            await one_task(client, headers, stats)
+        except (httpx.TransportError, httpx.HTTPStatusError):
+            stats["errors"].append(-1.0)
+
+
+async def one_task(client: httpx.AsyncClient, headers: dict[str, str], stats: dict[str, list[float]]) -> None:
+    """next, rank at random with ratings, submit."""
+    t0 = time.perf_counter()
+    got = await client.get("/api/v1/labeling/next", headers=headers)
+    stats["next"].append(time.perf_counter() - t0)
+    if got.status_code == 204:
+        stats["empty"].append(1.0)
+        await asyncio.sleep(0.05)
+        return
+    got.raise_for_status()
+    task = got.json()
+    ids = [c["id"] for c in task["completions"]]
+    random.shuffle(ids)
+    body = {
+        "ranking": [[i] for i in ids],
+        "ratings": {str(i): random.randint(1, 7) for i in ids},
+        "idempotency_key": uuid.uuid4().hex,
+    }
+    url = f"/api/v1/labeling/assignments/{task['assignment_id']}/ranking"
+    t0 = time.perf_counter()
+    sub = await client.post(url, json=body, headers=headers)
+    stats["submit"].append(time.perf_counter() - t0)
+    if sub.status_code not in (200, 201):
+        stats["errors"].append(float(sub.status_code))
 
 
 def pct_ms(values: list[float], q: int) -> float:
