@@ -101,7 +101,7 @@ def job_page(job_id: int, request: Request, session: SessionDep, user: CurrentRe
     job = job_service.get_job(session, job_id=job_id)
     data = JobRead.model_validate(job).model_dump(mode="json")
     return render(
-        request, "jobs/detail.html", user=user, job=job_row(job), params=json.dumps(job.params, indent=2), job_json=data
+        request, "jobs/detail.html", user=user, job=job_row(job), params=_params_text(job.params), job_json=data
     )
 
 
@@ -115,3 +115,8 @@ def schedules_page(request: Request, session: SessionDep, user: CurrentResearche
 def models_page(request: Request, session: SessionDep, user: CurrentResearcher) -> HTMLResponse:
     rows = [model_row(m) for m in model_registry.list_models(session)]
     return render(request, "jobs/models.html", user=user, models=rows)
+
+
+def _params_text(params: dict[str, object]) -> str:
+    """One `name = value` line per param, so long id lists wrap instead of running down the page."""
+    return "\n".join(f"{name} = {json.dumps(value)}" for name, value in params.items())

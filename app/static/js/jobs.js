@@ -73,13 +73,16 @@
         if (k !== "step" && k !== "at" && typeof p[k] === "number" && keys.indexOf(k) < 0) keys.push(k);
       });
     });
+    // Rates and training curves first (shown); running counts after them (hidden until clicked in the legend).
+    var headline = /per_s|loss|reward|kl|accuracy|entropy/;
+    keys.sort(function (a, b) { return (headline.test(b) ? 1 : 0) - (headline.test(a) ? 1 : 0); });
     return {
       labels: points.map(function (p, i) { return p.step !== undefined ? p.step : i; }),
       datasets: keys.map(function (k, i) {
         return {
           label: k, data: points.map(function (p) { return p[k] === undefined ? null : p[k]; }),
           borderColor: palette[i % palette.length], backgroundColor: palette[i % palette.length] + "33",
-          spanGaps: true, yAxisID: i === 0 ? "y" : "y" + i, hidden: i > 2,
+          spanGaps: true, yAxisID: i === 0 ? "y" : "y" + i, hidden: i > 1,
         };
       }),
     };
