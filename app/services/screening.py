@@ -19,7 +19,6 @@ from app.errors import Conflict, InvalidInput
 from app.models import (
     Assignment,
     AssignmentStatus,
-    AuditLog,
     Ranking,
     RankingItem,
     RankingTask,
@@ -32,31 +31,12 @@ from app.models import (
 )
 from app.schemas.agreement import ScreeningResultRead
 from app.services import agreement as ag
+from app.services import audit
 from app.services import tasks as task_service
 from app.services import users as user_service
 from app.services.tasks import ExternalTask
 
 LabelerAction = Literal["approve", "reject", "pause", "resume"]
-
-
-def _audit(
-    session: Session,
-    *,
-    actor: User | None,
-    action: str,
-    target: User | None,
-    reason: str = "",
-    data: dict | None = None,
-) -> None:
-    session.add(
-        AuditLog(
-            actor_id=actor.id if actor else None,
-            action=action,
-            target_user_id=target.id if target else None,
-            reason=reason,
-            data=data or {},
-        )
-    )
 
 
 def screening_rankings_done(session: Session, *, user: User) -> int:
@@ -108,7 +88,7 @@ def evaluate_gate(session: Session, *, settings: Settings, user: User) -> Screen
     user.screening_flag_agreement = flags
     user.screening_completed_at = utcnow()
     user.status = UserStatus.active if passed else UserStatus.pending_review
-    _audit(
+    audit.record(
         session,
         actor=None,
         action="screening.gate",
@@ -144,7 +124,7 @@ def act_on_labeler(session: Session, *, user: User, actor: User, action: Labeler
     user.status = target
     if action in ("approve", "resume"):
         user.gold_alert = False
-    _audit(
+    audit.record(
         session,
         actor=actor,
         action=f"labeler.{action}",
@@ -185,7 +165,7 @@ def check_hidden_gold(session: Session, *, settings: Settings, user: User) -> fl
     below = rolling < settings.screening_cutoff
     if below != user.gold_alert:
         user.gold_alert = below
-        _audit(
+        audit.record(
             session,
             actor=None,
             action="gold.alert" if below else "gold.recovered",
@@ -194,7 +174,7 @@ def check_hidden_gold(session: Session, *, settings: Settings, user: User) -> fl
         )
     if below and settings.auto_pause and user.status == UserStatus.active:
         user.status = UserStatus.paused
-        _audit(
+        audit.record(
             session,
             actor=None,
             action="labeler.auto_pause",
@@ -222,7 +202,7 @@ def adapt_overlap(session: Session, *, settings: Settings, task: RankingTask) ->
         return False
     task.overlap += 1
     task.status = TaskStatus.open
-    _audit(
+    audit.record(
         session,
         actor=None,
         action="task.overlap",
@@ -253,7 +233,9 @@ def promote_to_gold(session: Session, *, task: RankingTask, actor: User) -> Rank
         raise Conflict(f"task {task.id} is already a gold task")
     old = task.kind
     task.kind = TaskKind.gold
-    _audit(session, actor=actor, action="task.promote_gold", target=None, data={"task_id": task.id, "from": old.value})
+    audit.record(
+        session, actor=actor, action="task.promote_gold", target=None, data={"task_id": task.id, "from": old.value}
+    )
     session.flush()
     return task
 

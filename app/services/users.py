@@ -10,8 +10,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, RateLimited
-from app.models import AuditLog, LoginAttempt, Role, User, UserStatus, utcnow
+from app.models import LoginAttempt, Role, User, UserStatus, utcnow
 from app.security import dummy_hash, hash_password, needs_rehash, verify_password
+from app.services import audit
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{3,64}$")
 MIN_PASSWORD_LEN = 8
@@ -42,7 +43,7 @@ def create_user(
             session.flush()
     except IntegrityError as exc:
         raise Conflict(f"a user named {username!r} already exists") from exc
-    _audit(session, actor=actor, action="user.create", target=user, data={"role": role, "status": status})
+    audit.record(session, actor=actor, action="user.create", target=user, data={"role": role, "status": status})
     return user
 
 
@@ -66,7 +67,7 @@ def set_status(session: Session, *, user: User, status: UserStatus, actor: User 
     """Change a user's status, with an audit-log entry."""
     old = user.status
     user.status = status
-    _audit(
+    audit.record(
         session,
         actor=actor,
         action="user.status",
@@ -75,21 +76,6 @@ def set_status(session: Session, *, user: User, status: UserStatus, actor: User 
         data={"from": old, "to": status},
     )
     return user
-
-
-def _audit(
-    session: Session, *, actor: User | None, action: str, target: User, reason: str = "", data: dict | None = None
-) -> None:
-    session.flush()
-    session.add(
-        AuditLog(
-            actor_id=actor.id if actor else None,
-            action=action,
-            target_user_id=target.id,
-            reason=reason,
-            data={k: str(v) for k, v in (data or {}).items()},
-        )
-    )
 
 
 def authenticate(
