@@ -19,7 +19,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import metrics
-from app.models import FLAGS, Assignment, Ranking, RankingItem, RankingTask, TaskCompletion, TaskKind
+from app.models import FLAGS, Ranking, RankingItem, TaskKind
+from app.services import agreement_table
 
 GOLD_KINDS = (TaskKind.gold, TaskKind.screening)
 
@@ -71,16 +72,6 @@ class RankingPair:
     comparable: int
 
 
-def _first_shown_won(display_order: Sequence[int] | None, item_ids: list[int], ranks: np.ndarray) -> bool | None:
-    """Whether the first-shown completion landed in the best bucket (display order holds completion ids)."""
-    if not display_order:
-        return None
-    first = display_order[0]
-    if first not in item_ids:
-        return None
-    return bool(ranks[item_ids.index(first)] == ranks.min())
-
-
 def load_task_rankings(
     session: Session,
     *,
@@ -88,55 +79,23 @@ def load_task_rankings(
     kinds: Sequence[TaskKind] | None = None,
 ) -> dict[int, TaskRankings]:
     """Usable (rankable) rankings grouped by task, optionally for some tasks or task kinds only."""
-    where = [Ranking.not_rankable.is_(False)]
-    if task_ids is not None:
-        where.append(Ranking.task_id.in_(list(task_ids)))
-    if kinds is not None:
-        where.append(RankingTask.kind.in_(list(kinds)))
-    rows = session.execute(
-        select(
-            Ranking.id,
-            Ranking.task_id,
-            Ranking.labeler_id,
-            Ranking.by_researcher,
-            Ranking.buckets,
-            Ranking.time_spent_ms,
-            Ranking.created_at,
-            RankingTask.kind,
-            Assignment.display_order,
-        )
-        .join(RankingTask, RankingTask.id == Ranking.task_id)
-        .outerjoin(Assignment, Assignment.id == Ranking.assignment_id)
-        .where(*where)
-        .order_by(Ranking.task_id, Ranking.created_at, Ranking.id)
-    ).all()
-    ids = sorted({r.task_id for r in rows})
-    items: dict[int, list[int]] = defaultdict(list)
-    for chunk in range(0, len(ids), 1000):
-        for task_id, completion_id in session.execute(
-            select(TaskCompletion.task_id, TaskCompletion.completion_id)
-            .where(TaskCompletion.task_id.in_(ids[chunk : chunk + 1000]))
-            .order_by(TaskCompletion.task_id, TaskCompletion.position)
-        ):
-            items[task_id].append(completion_id)
+    table = agreement_table.load_rankings(session, task_ids=task_ids, kinds=kinds)
+    won = [None if w < 0 else bool(w) for w in table.first_shown_won.tolist()]
     tasks: dict[int, TaskRankings] = {}
-    for r in rows:
-        task = tasks.setdefault(r.task_id, TaskRankings(r.task_id, r.kind, items[r.task_id]))
-        try:
-            ranks = metrics.buckets_to_ranks(r.buckets, task.item_ids)
-        except ValueError:
-            continue  # a ranking that no longer matches its task's completions cannot be compared
+    columns = (table.id, table.task_id, table.user_id, table.by_researcher, table.k)
+    for n, (rid, tid, uid, by_researcher, k) in enumerate(zip(*(c.tolist() for c in columns), strict=True)):
+        task = tasks.get(tid) or tasks.setdefault(tid, TaskRankings(tid, table.kind[n], table.item_ids[tid]))
         task.rankings.append(
             RankingRecord(
-                id=r.id,
-                task_id=r.task_id,
-                user_id=r.labeler_id,
-                by_researcher=r.by_researcher,
-                kind=r.kind,
-                created_at=r.created_at,
-                ranks=ranks,
-                time_spent_ms=r.time_spent_ms,
-                first_shown_won=_first_shown_won(r.display_order, task.item_ids, ranks),
+                id=rid,
+                task_id=tid,
+                user_id=uid,
+                by_researcher=by_researcher,
+                kind=table.kind[n],
+                created_at=table.created_at[n],
+                ranks=table.ranks[n, :k],
+                time_spent_ms=table.time_spent_ms[n],
+                first_shown_won=won[n],
             )
         )
     return tasks
@@ -144,23 +103,19 @@ def load_task_rankings(
 
 def ranking_pairs(tasks: Iterable[TaskRankings]) -> list[RankingPair]:
     """Every pair of rankings of the same task by different people, with agree / comparable counts."""
-    candidates = [
-        (a, b)
-        for task in tasks
-        for i, a in enumerate(task.rankings)
-        for b in task.rankings[i + 1 :]
-        if a.user_id != b.user_id
+    tasks = list(tasks)
+    records = [r for task in tasks for r in task.rankings]
+    k = np.array([len(r.ranks) for r in records], dtype=np.int64)
+    ranks = np.full((len(records), int(k.max(initial=0))), -1, dtype=np.int64)
+    for n, r in enumerate(records):
+        ranks[n, : len(r.ranks)] = r.ranks
+    group = np.repeat(np.arange(len(tasks)), [len(task.rankings) for task in tasks])  # (N,) task index
+    i, j = agreement_table.pair_indexes(group, np.array([r.user_id for r in records], dtype=np.int64))
+    agree, comparable = agreement_table.pair_counts(ranks, k, i, j)
+    return [
+        RankingPair(records[a], records[b], n, d)
+        for a, b, n, d in zip(i.tolist(), j.tolist(), agree.tolist(), comparable.tolist(), strict=True)
     ]
-    by_k: dict[int, list[int]] = defaultdict(list)
-    for index, (a, _) in enumerate(candidates):
-        by_k[len(a.ranks)].append(index)
-    counts = np.zeros((len(candidates), 2), dtype=np.int64)
-    for indexes in by_k.values():
-        A = np.stack([candidates[i][0].ranks for i in indexes])  # (N, K)
-        B = np.stack([candidates[i][1].ranks for i in indexes])  # (N, K)
-        agree, comparable = metrics.pairwise_agreement_batch(A, B)
-        counts[indexes, 0], counts[indexes, 1] = agree, comparable
-    return [RankingPair(a, b, int(n), int(d)) for (a, b), (n, d) in zip(candidates, counts, strict=True)]
 
 
 @dataclass

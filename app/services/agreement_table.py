@@ -1,0 +1,206 @@
+"""Stored rankings as numpy columns, and every same-task pair of them scored in batches.
+
+The agreement figures recompute from all rankings on every request, so loading avoids ORM objects
+and per-ranking Python work: one Core statement for the rankings, one for the tasks' completions,
+bucket JSON parsed as one byte array, ranks scattered into an (N, K_max) array, pairs built with
+index arithmetic and scored by ``metrics.pairwise_agreement_batch`` once per K.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Text, cast, select
+from sqlalchemy.orm import Session
+
+from app import metrics
+from app.models import Assignment, Ranking, RankingTask, TaskCompletion, TaskKind
+
+_BUCKET_CHARS = np.zeros(256, dtype=bool)
+_BUCKET_CHARS[np.frombuffer(b"[], \t\n\r0123456789", dtype=np.uint8)] = True
+
+
+@dataclass
+class RankingTable:
+    """Usable rankings as columns, in (task, created_at, id) order; ``ranks`` rows are padded with -1 past k."""
+
+    id: np.ndarray  # (N,)
+    task_id: np.ndarray  # (N,)
+    user_id: np.ndarray  # (N,)
+    by_researcher: np.ndarray  # (N,) bool
+    k: np.ndarray  # (N,) completions in the ranking's task
+    ranks: np.ndarray  # (N, K_max) bucket index per completion, aligned to item_ids[task_id]
+    first_shown_won: np.ndarray  # (N,) 1 won, 0 lost, -1 unknown (no display order, or not one of the task's)
+    kind: list[TaskKind]
+    created_at: list[datetime]
+    time_spent_ms: list[int | None]
+    item_ids: dict[int, list[int]]
+
+
+def flatten_buckets(buckets: Sequence[Sequence[Sequence[int]]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rankings given as buckets of item ids -> (ranking index, bucket index, item id), one entry per item."""
+    given = [
+        (i, b, c if isinstance(c, int | float) and float(c).is_integer() else -1)  # -1: never a stored id
+        for i, ranking in enumerate(buckets)
+        for b, bucket in enumerate(ranking)
+        for c in bucket
+    ]
+    row, bucket, item = np.array(given, dtype=np.int64).reshape(-1, 3).T
+    return row, bucket, item
+
+
+def parse_bucket_texts(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``flatten_buckets`` of JSON texts (each a list of lists of non-negative ints), parsed as one byte array.
+
+    Anything else (nulls, strings, deeper nesting) falls back to ``json.loads``.
+    """
+    c = np.frombuffer("".join(texts).encode(), dtype=np.uint8)  # (C,)
+    depth = np.cumsum((c == ord("[")).astype(np.int64) - (c == ord("]")))  # after each character
+    starts = (c == ord("[")) & (depth == 1)
+    digit = (c >= ord("0")) & (c <= ord("9"))
+    if not (_BUCKET_CHARS[c].all() and depth.min(initial=0) >= 0 and depth.max(initial=0) <= 2) or (
+        starts.sum() != len(texts) or (digit & (depth != 2)).any()
+    ):
+        return flatten_buckets([json.loads(t) for t in texts])
+    row = np.cumsum(starts) - 1  # (C,) ranking of each character
+    opened = np.cumsum((c == ord("[")) & (depth == 2))  # buckets opened so far, over all rankings
+    bucket = opened - opened[starts][row] - 1  # (C,) bucket of each character within its ranking
+    first = digit & ~np.r_[False, digit[:-1]]
+    at = np.flatnonzero(digit)  # (D,) digit positions
+    number = (np.cumsum(first) - 1)[at]  # (D,) which number each digit belongs to
+    power = np.flatnonzero(digit & ~np.r_[digit[1:], False])[number] - at  # (D,) digits after it in its number
+    item = np.zeros(int(first.sum()), dtype=np.int64)
+    np.add.at(item, number, (c[at] - ord("0")).astype(np.int64) * 10**power)
+    return row[first], bucket[first], item
+
+
+def bucket_ranks(
+    row: np.ndarray, bucket: np.ndarray, item: np.ndarray, item_ids: Sequence[Sequence[int]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rank vectors of N rankings given flat (row, bucket, item): ``(ranks (N, K_max) padded with -1, valid)``.
+
+    Row n equals ``metrics.buckets_to_ranks(buckets[n], item_ids[n])`` where that succeeds; where it would
+    raise (an unknown, repeated or missing item) the row is all -1 and ``valid[n]`` is False.
+    """
+    n = len(item_ids)
+    k = np.array([len(items) for items in item_ids], dtype=np.int64)  # (N,)
+    width = max(int(k.max(initial=0)), 1)
+    item_row = np.repeat(np.arange(n), k)  # (I,)
+    item_cid = np.fromiter((c for items in item_ids for c in items), dtype=np.int64, count=int(k.sum()))
+    item_pos = np.arange(item_cid.size) - np.repeat(np.cumsum(k) - k, k)
+    # one integer key per (row, item id), so every row looks its items up among its own task's
+    lo = min(item_cid.min(initial=0), item.min(initial=0))
+    span = max(item_cid.max(initial=0), item.max(initial=0)) - lo + 1
+    item_key, key = item_row * span + item_cid - lo, row * span + item - lo
+    order = np.argsort(item_key, kind="stable")
+    item_key, item_row, item_pos = item_key[order], item_row[order], item_pos[order]
+    at = np.minimum(np.searchsorted(item_key, key), max(item_key.size - 1, 0))
+    found = item_key[at] == key if item_key.size else np.zeros(key.size, dtype=bool)
+    cell = (row[found], item_pos[at[found]])
+    hits = np.zeros((n, width), dtype=np.int64)
+    np.add.at(hits, cell, 1)
+    valid = (np.bincount(row, minlength=n) == k) & ((hits == 1).sum(axis=1) == k)
+    valid[row[~found]] = False
+    valid[item_row[1:][np.diff(item_key) == 0]] = False  # a task listing one item twice
+    ranks = np.full((n, width), -1, dtype=np.int64)
+    ranks[cell] = bucket[found]
+    ranks[~valid] = -1
+    return ranks[:, : int(k.max(initial=0))], valid
+
+
+def _ranking_rows(session: Session, *, task_ids: list[int] | None, kinds: Sequence[TaskKind] | None) -> list[Any]:
+    """One Core statement (no ORM objects); JSON columns come back as text, to be parsed in bulk."""
+    r, t, a = Ranking.__table__.c, RankingTask.__table__.c, Assignment.__table__.c
+    where = [r.not_rankable.is_(False)]
+    if task_ids is not None:
+        where.append(r.task_id.in_(task_ids))
+    if kinds is not None:
+        where.append(t.kind.in_(list(kinds)))
+    query = (
+        select(r.id, r.task_id, r.labeler_id, r.by_researcher, cast(r.buckets, Text), r.time_spent_ms)
+        .add_columns(r.created_at, t.kind, cast(a.display_order, Text))
+        .select_from(Ranking.__table__.join(RankingTask.__table__, t.id == r.task_id))
+        .outerjoin(Assignment.__table__, a.id == r.assignment_id)
+        .where(*where)
+        .order_by(r.task_id, r.created_at, r.id)
+    )
+    return list(session.execute(query).all())
+
+
+def _task_items(session: Session, *, task_ids: list[int]) -> dict[int, list[int]]:
+    """Completion ids per task, in task order."""
+    c = TaskCompletion.__table__.c
+    items: dict[int, list[int]] = defaultdict(list)
+    for chunk in range(0, len(task_ids), 1000):
+        rows = session.execute(
+            select(c.task_id, c.completion_id)
+            .where(c.task_id.in_(task_ids[chunk : chunk + 1000]))
+            .order_by(c.task_id, c.position)
+        ).all()
+        for task_id, completion_id in rows:
+            items[task_id].append(completion_id)
+    return items
+
+
+def _first_shown_won(display: list[str | None], items: list[list[int]], ranks: np.ndarray) -> np.ndarray:
+    """Per ranking: 1 if the first-shown completion landed in the best bucket, 0 if not, -1 if unknown."""
+    won = np.full(len(display), -1, dtype=np.int8)
+    for n, text in enumerate(display):
+        order = json.loads(text) if text is not None else None
+        if order and order[0] in items[n]:
+            rank = ranks[n, : len(items[n])]
+            won[n] = rank[items[n].index(order[0])] == rank.min()
+    return won
+
+
+def load_rankings(
+    session: Session, *, task_ids: Iterable[int] | None = None, kinds: Sequence[TaskKind] | None = None
+) -> RankingTable:
+    """Usable (rankable) rankings whose buckets match their task's completions, as columns."""
+    rows = _ranking_rows(session, task_ids=None if task_ids is None else list(task_ids), kinds=kinds)
+    task_items = _task_items(session, task_ids=sorted({row[1] for row in rows}))
+    ranks, valid = bucket_ranks(*parse_bucket_texts([row[4] for row in rows]), [task_items[row[1]] for row in rows])
+    rows = [row for row, ok in zip(rows, valid.tolist(), strict=True) if ok]
+    ranks = ranks[valid]
+    items = [task_items[row[1]] for row in rows]
+    columns = np.array([row[:4] for row in rows], dtype=np.int64).reshape(-1, 4)  # (N, 4)
+    return RankingTable(
+        id=columns[:, 0],
+        task_id=columns[:, 1],
+        user_id=columns[:, 2],
+        by_researcher=columns[:, 3].astype(bool),
+        k=np.array([len(i) for i in items], dtype=np.int64),
+        ranks=ranks,
+        first_shown_won=_first_shown_won([row[8] for row in rows], items, ranks),
+        kind=[row[7] for row in rows],
+        created_at=[row[6] for row in rows],
+        time_spent_ms=[row[5] for row in rows],
+        item_ids=task_items,
+    )
+
+
+def pair_indexes(group: np.ndarray, user_id: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every (i, j), i < j, of rows in the same run of equal ``group`` values with different ``user_id``."""
+    n = group.size
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if n else np.zeros(0, dtype=np.int64)
+    ends = np.repeat(np.r_[starts[1:], n], np.diff(np.r_[starts, n]))  # (N,) end of each row's run
+    partners = ends - np.arange(n) - 1  # (N,) later rows in the same run
+    i = np.repeat(np.arange(n), partners)
+    j = i + 1 + np.arange(i.size) - np.repeat(np.cumsum(partners) - partners, partners)
+    keep = user_id[i] != user_id[j]
+    return i[keep], j[keep]
+
+
+def pair_counts(ranks: np.ndarray, k: np.ndarray, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(agree, comparable) of ranking i against ranking j for every pair, batched per k."""
+    agree, comparable = np.zeros(i.size, dtype=np.int64), np.zeros(i.size, dtype=np.int64)
+    for size in np.unique(k[i]).tolist():
+        at = np.flatnonzero(k[i] == size)
+        agree[at], comparable[at] = metrics.pairwise_agreement_batch(ranks[i[at], :size], ranks[j[at], :size])
+    return agree, comparable
