@@ -31,6 +31,7 @@ from app.services import prompts as prompt_service
 from app.services import rankings as ranking_service
 from app.services import screening as screening_service
 from app.services import tasks as task_service
+from app.services.assignment import AssignmentView
 from app.services.rankings import RankingSubmission
 
 router = APIRouter(prefix="/api/v1", tags=["labeling"])
@@ -104,10 +105,10 @@ def get_task(task_id: int, session: SessionDep, _r: CurrentResearcher) -> TaskDe
     "/labeling/next", response_model=AssignmentRead, name="api_next_task", responses={204: {"description": "no task"}}
 )
 def next_task(session: SessionDep, settings: SettingsDep, labeler: CurrentLabeler) -> Response | AssignmentRead:
-    assignment = assignment_service.next_assignment(session, labeler=labeler, settings=settings)
-    if assignment is None:
+    got = assignment_service.next_assignment_view(session, labeler=labeler, settings=settings)
+    if got is None:
         return Response(status_code=204)
-    return _assignment_read(session, assignment)
+    return _assignment_read(*got)
 
 
 @router.post(
@@ -145,13 +146,11 @@ def stats(session: SessionDep, labeler: CurrentLabeler) -> LabelingStats:
     return LabelingStats(submitted_today=ranking_service.submitted_today(session, labeler=labeler))
 
 
-def _assignment_read(session: SessionDep, assignment: Assignment) -> AssignmentRead:
-    task, texts = assignment_service.assignment_view(session, assignment=assignment)
-    prompt = prompt_service.get_prompt(session, prompt_id=task.prompt_id)
+def _assignment_read(assignment: Assignment, view: AssignmentView) -> AssignmentRead:
     return AssignmentRead(
         assignment_id=assignment.id,
-        prompt=PromptView(id=prompt.id, text=prompt.text),
-        completions=[CompletionRead(id=cid, text=texts[cid]) for cid in assignment.display_order],
+        prompt=PromptView(id=view.prompt_id, text=view.prompt_text),
+        completions=[CompletionRead(id=cid, text=view.completions[cid]) for cid in assignment.display_order],
         expires_at=assignment.expires_at,
     )
 

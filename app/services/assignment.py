@@ -1,13 +1,16 @@
 """Assignment policy: which task a labeler gets next, as a pipeline of small functions.
 
-next_assignment = sweep_expired -> live_assignment | (candidate_kinds -> pick_task -> lease).
+next_assignment = maybe_sweep -> live_assignment | (candidate_kinds -> take_task -> lease).
 Each step is a plain function so the screening issue can plug in its own kinds or a hidden-gold share.
+The hot path is counted in statements: taking a task is one UPDATE ... RETURNING, and the prompt and
+completions an assignment shows come back in one SELECT (`load_view`).
 """
 
 from __future__ import annotations
 
 import random
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, exists, func, or_, select, update
@@ -20,6 +23,7 @@ from app.models import (
     Assignment,
     AssignmentStatus,
     Completion,
+    Prompt,
     RankingTask,
     Role,
     TaskCompletion,
@@ -37,6 +41,18 @@ LABELER_KINDS = frozenset({TaskKind.production, TaskKind.eval})
 """Kinds an active labeler is given (hidden gold is added by the screening feature)."""
 RESEARCHER_KINDS = (TaskKind.gold, TaskKind.screening)
 MAX_SKIP_REASON = 2000
+SWEEP_EVERY = timedelta(seconds=5)
+"""A process sweeps expired leases on `next` at most this often (and always before answering "nothing to do")."""
+_last_sweep_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AssignmentView:
+    """What an assignment shows: the prompt and the completion texts by id, in task order."""
+
+    prompt_id: int
+    prompt_text: str
+    completions: dict[int, str]
 
 
 def candidate_kinds(labeler: User, settings: Settings) -> list[TaskKind]:
@@ -55,49 +71,59 @@ def has_free_slot() -> ColumnElement[bool]:
     return or_(RankingTask.slots_taken < RankingTask.overlap, RankingTask.kind.in_(OPEN_ENDED_KINDS))
 
 
-def pick_task(session: Session, *, labeler: User, kinds: list[TaskKind]) -> RankingTask | None:
-    """Lock and return the first open task of the first kind that has one, never one this labeler has seen."""
+def take_task(session: Session, *, labeler: User, kinds: list[TaskKind]) -> int | None:
+    """Take a slot of the first open task of the first kind that has one, never one this labeler has seen."""
     for kind in kinds:
-        task = pick_task_of_kind(session, labeler=labeler, kind=kind)
-        if task is not None:
-            return task
+        task_id = take_task_of_kind(session, labeler=labeler, kind=kind)
+        if task_id is not None:
+            return task_id
     return None
 
 
-def pick_task_of_kind(session: Session, *, labeler: User, kind: TaskKind) -> RankingTask | None:
-    """Highest priority, then newest, open task of one kind; row-locked, skipping rows others hold (PostgreSQL)."""
+def take_task_of_kind(session: Session, *, labeler: User, kind: TaskKind) -> int | None:
+    """Highest priority, then newest, open task of one kind: lock it, skipping rows others hold (PostgreSQL),
+    and take one of its slots, in one statement; returns its id."""
     seen = exists().where(and_(Assignment.task_id == RankingTask.id, Assignment.labeler_id == labeler.id))
-    stmt = (
-        select(RankingTask)
+    pick = (
+        select(RankingTask.id)
         .where(RankingTask.status == TaskStatus.open, RankingTask.kind == kind, has_free_slot(), ~seen)
         .order_by(RankingTask.priority.desc(), RankingTask.id.desc())
         .limit(1)
         .with_for_update(skip_locked=True)
-        .execution_options(populate_existing=True)
+        .scalar_subquery()
     )
-    return session.scalars(stmt).first()
+    stmt = (
+        update(RankingTask)
+        .where(RankingTask.id == pick)
+        .values(slots_taken=RankingTask.slots_taken + 1)
+        .returning(RankingTask.id)
+    )
+    return session.scalar(stmt)
 
 
-def display_order(task: RankingTask, rng: random.Random | None = None) -> list[int]:
+def display_order(completion_ids: list[int], rng: random.Random | None = None) -> list[int]:
     """The task's completion ids shuffled for one labeler."""
-    ids = [item.completion_id for item in task.items]
+    ids = list(completion_ids)
     (rng or random.SystemRandom()).shuffle(ids)
     return ids
 
 
 def lease(
-    session: Session, *, task: RankingTask, labeler: User, settings: Settings, now: datetime | None = None
+    session: Session,
+    *,
+    task_id: int,
+    completion_ids: list[int],
+    labeler: User,
+    settings: Settings,
+    now: datetime | None = None,
 ) -> Assignment:
-    """Give the (locked) task to the labeler: take a slot and record the shuffled order and the lease."""
+    """Give the task (whose slot `take_task` took) to the labeler: record the shuffled order and the lease."""
     now = now or utcnow()
-    session.execute(
-        update(RankingTask).where(RankingTask.id == task.id).values(slots_taken=RankingTask.slots_taken + 1)
-    )
     assignment = Assignment(
-        task_id=task.id,
+        task_id=task_id,
         labeler_id=labeler.id,
         status=AssignmentStatus.active,
-        display_order=display_order(task),
+        display_order=display_order(completion_ids),
         created_at=now,
         expires_at=now + timedelta(minutes=settings.lease_minutes),
     )
@@ -126,6 +152,21 @@ def sweep_expired(session: Session, *, now: datetime | None = None) -> int:
     ).all()
     release_slots(session, task_ids=[r[0] for r in rows])
     return len(rows)
+
+
+def maybe_sweep(session: Session, *, now: datetime) -> bool:
+    """Sweep unless this process swept less than SWEEP_EVERY ago; returns whether it swept.
+
+    Skipping is safe: an unswept expired lease is never served as live (live_assignment checks expires_at)
+    nor accepted on submit; it only keeps its slot a few seconds longer.
+    """
+    global _last_sweep_at
+    last = _last_sweep_at
+    if last is not None and last <= now < last + SWEEP_EVERY:
+        return False
+    sweep_expired(session, now=now)
+    _last_sweep_at = now
+    return True
 
 
 def live_assignment(session: Session, *, labeler: User, now: datetime | None = None) -> Assignment | None:
@@ -158,17 +199,36 @@ def next_assignment(
     rng: random.Random | None = None,
 ) -> Assignment | None:
     """The labeler's live assignment, or a newly leased one, or None when there is nothing to do."""
+    got = next_assignment_view(session, labeler=labeler, settings=settings, now=now, rng=rng)
+    return got[0] if got is not None else None
+
+
+def next_assignment_view(
+    session: Session,
+    *,
+    labeler: User,
+    settings: Settings,
+    now: datetime | None = None,
+    rng: random.Random | None = None,
+) -> tuple[Assignment, AssignmentView] | None:
+    """next_assignment together with what it shows (read in the same round trip that a new lease needs)."""
     now = now or utcnow()
-    sweep_expired(session, now=now)
+    swept = maybe_sweep(session, now=now)
     lock_labeler(session, labeler=labeler)
     live = live_assignment(session, labeler=labeler, now=now)
     if live is not None:
-        return live
+        return live, load_view(session, task_id=live.task_id)
     kinds = screening.with_hidden_gold(candidate_kinds(labeler, settings), labeler=labeler, settings=settings, rng=rng)
-    task = pick_task(session, labeler=labeler, kinds=kinds)
-    if task is None:
+    task_id = take_task(session, labeler=labeler, kinds=kinds)
+    if task_id is None and not swept and sweep_expired(session, now=now):
+        task_id = take_task(session, labeler=labeler, kinds=kinds)
+    if task_id is None:
         return None
-    return lease(session, task=task, labeler=labeler, settings=settings, now=now)
+    view = load_view(session, task_id=task_id)
+    assignment = lease(
+        session, task_id=task_id, completion_ids=list(view.completions), labeler=labeler, settings=settings, now=now
+    )
+    return assignment, view
 
 
 def get_own_assignment(session: Session, *, labeler: User, assignment_id: int, lock: bool = False) -> Assignment:
@@ -201,17 +261,21 @@ def skip_assignment(
     return assignment
 
 
-def assignment_view(session: Session, *, assignment: Assignment) -> tuple[RankingTask, dict[int, str]]:
-    """The task and its completion texts by id, for showing an assignment."""
-    task = session.get(RankingTask, assignment.task_id)
-    if task is None:  # pragma: no cover - foreign key guarantees it
-        raise NotFound(f"task {assignment.task_id} is gone")
+def load_view(session: Session, *, task_id: int) -> AssignmentView:
+    """The task's prompt and completion texts (in task order), in one statement."""
     rows = session.execute(
-        select(Completion.id, Completion.text)
-        .join(TaskCompletion, TaskCompletion.completion_id == Completion.id)
-        .where(TaskCompletion.task_id == task.id)
+        select(Prompt.id, Prompt.text, TaskCompletion.completion_id, Completion.text)
+        .select_from(TaskCompletion)
+        .join(Completion, Completion.id == TaskCompletion.completion_id)
+        .join(RankingTask, RankingTask.id == TaskCompletion.task_id)
+        .join(Prompt, Prompt.id == RankingTask.prompt_id)
+        .where(TaskCompletion.task_id == task_id)
+        .order_by(TaskCompletion.position)
     ).all()
-    return task, {cid: text for cid, text in rows}
+    if not rows:  # pragma: no cover - a task always has completions
+        raise NotFound(f"task {task_id} is gone or has no completions")
+    prompt_id, prompt_text = rows[0][0], rows[0][1]
+    return AssignmentView(prompt_id=prompt_id, prompt_text=prompt_text, completions={r[2]: r[3] for r in rows})
 
 
 def count_open(session: Session, *, kind: TaskKind | None = None) -> int:

@@ -1,0 +1,87 @@
+"""The labeling hot path: the throttled lease sweep stays correct, and next/submit stay few statements."""
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import event
+
+from app.config import get_settings
+from app.errors import Gone
+from app.models import Assignment, AssignmentStatus, Prompt, RankingTask, utcnow
+from app.services import assignment as assignment_service
+from app.services.rankings import RankingSubmission, submit_ranking
+from tests.factories import make_task, token_headers
+
+NEXT = "/api/v1/labeling/next"
+
+
+@pytest.fixture
+def no_sweep_for_a_day(monkeypatch):
+    """As if this process had just swept and will not sweep again on its own for a day."""
+    t0 = utcnow()
+    monkeypatch.setattr(assignment_service, "SWEEP_EVERY", timedelta(days=1))
+    monkeypatch.setattr(assignment_service, "_last_sweep_at", t0)
+    return t0
+
+
+def test_unswept_expired_lease_is_never_served_as_live(db, factory, settings, no_sweep_for_a_day):
+    make_task(db)
+    make_task(db)
+    labeler = factory.labeler()
+    first = assignment_service.next_assignment(db, labeler=labeler, settings=settings, now=no_sweep_for_a_day)
+    later = no_sweep_for_a_day + timedelta(minutes=settings.lease_minutes, seconds=1)
+    second = assignment_service.next_assignment(db, labeler=labeler, settings=settings, now=later)
+    assert first is not None and second is not None and second.task_id != first.task_id
+    db.refresh(first)
+    assert first.status == AssignmentStatus.active  # not swept yet, but not live either
+    sub = RankingSubmission(ranking=[first.display_order], idempotency_key="late")
+    with pytest.raises(Gone):
+        submit_ranking(db, labeler=labeler, assignment_id=first.id, submission=sub, now=later)
+
+
+def test_empty_pool_sweeps_before_answering_nothing(db, factory, settings, no_sweep_for_a_day):
+    task = make_task(db)
+    first = assignment_service.next_assignment(db, labeler=factory.labeler(), settings=settings, now=no_sweep_for_a_day)
+    later = no_sweep_for_a_day + timedelta(minutes=settings.lease_minutes, seconds=1)
+    second = assignment_service.next_assignment(db, labeler=factory.labeler(), settings=settings, now=later)
+    assert first is not None and second is not None and second.task_id == task.id
+    db.refresh(first)
+    db.refresh(task)
+    assert first.status == AssignmentStatus.expired and task.slots_taken == 1
+
+
+def test_next_view_matches_the_task(db, factory, settings):
+    task = make_task(db, k=5)
+    got = assignment_service.next_assignment_view(db, labeler=factory.labeler(), settings=settings)
+    assert got is not None
+    assignment, view = got
+    assert view.prompt_id == task.prompt_id and view.prompt_text == db.get(Prompt, task.prompt_id).text
+    assert list(view.completions) == [i.completion_id for i in task.items]
+    assert sorted(assignment.display_order) == sorted(view.completions)
+
+
+def test_next_and_submit_statement_counts(app, client, db, factory, settings, no_sweep_for_a_day):
+    app.dependency_overrides[get_settings] = lambda: settings.model_copy(update={"hidden_gold_share": 0.0})
+    make_task(db)
+    headers = token_headers(client, factory.labeler())
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args):
+        if not statement.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK TO")):
+            statements.append(statement)
+
+    event.listen(db.get_bind(), "before_cursor_execute", count)
+    try:
+        body = client.get(NEXT, headers=headers).json()
+        # user, labeler lock, live lease, take (eval, then production), prompt+completions, insert
+        assert len(statements) <= 7, statements
+        statements.clear()
+        ids = [c["id"] for c in body["completions"]]
+        url = f"/api/v1/labeling/assignments/{body['assignment_id']}/ranking"
+        resp = client.post(url, json={"ranking": [ids], "idempotency_key": "k"}, headers=headers)
+        assert resp.status_code == 201 and resp.json()["submitted_today"] == 1
+        # user, assignment lock, replay check, task lock (+ids, guideline), assignment, ranking, items, close, today
+        assert len(statements) <= 9, statements
+    finally:
+        event.remove(db.get_bind(), "before_cursor_execute", count)
+    assert db.get(RankingTask, db.get(Assignment, body["assignment_id"]).task_id).status.value == "complete"
