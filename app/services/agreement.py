@@ -10,7 +10,7 @@ researcher also ranked, the item pairs both ordered strictly and the share order
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -133,7 +133,7 @@ def _finite(x: float) -> float | None:
     return None if x is None or not np.isfinite(x) else float(x)
 
 
-def pooled(agree: Sequence[int], comparable: Sequence[int], *, seed: int = 0) -> Pooled:
+def pooled(agree: Sequence[int] | np.ndarray, comparable: Sequence[int] | np.ndarray, *, seed: int = 0) -> Pooled:
     """sum(agree) / sum(comparable) over units, with a percentile bootstrap interval over units."""
     total = int(np.sum(comparable)) if len(comparable) else 0
     if total == 0:
@@ -173,6 +173,33 @@ def pooled_by_user(units: dict[int, tuple[RankingRecord, int, int]]) -> dict[int
     return {uid: pooled([n for n, _ in v], [d for _, d in v]) for uid, v in grouped.items()}
 
 
+def split_by(values: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """(value, positions holding it, in order) for each distinct value."""
+    order = np.argsort(values, kind="stable")
+    distinct, starts = np.unique(values[order], return_index=True)
+    if not distinct.size:
+        return iter(())
+    return zip(distinct.tolist(), np.split(order, starts[1:]), strict=True)
+
+
+def pooled_units_by_user(table: agreement_table.RankingTable, units: agreement_table.Units) -> dict[int, Pooled]:
+    """``pooled_by_user`` over columnar units."""
+    return {uid: pooled(units.agree[at], units.comparable[at]) for uid, at in split_by(table.user_id[units.row])}
+
+
+def labeler_habits(table: agreement_table.RankingTable) -> dict[int, tuple[float | None, metrics.PositionBias]]:
+    """Per user, over their non-researcher rankings: (median seconds per ranking, position bias)."""
+    rows = np.flatnonzero(~table.by_researcher)
+    habits = {}
+    for uid, at in split_by(table.user_id[rows]):
+        mine = rows[at]
+        times = [table.time_spent_ms[n] / 1000 for n in mine.tolist() if table.time_spent_ms[n] is not None]
+        won = table.first_shown_won[mine]
+        bias = metrics.position_bias((won[won >= 0] == 1).tolist(), table.k[mine][won >= 0].tolist())
+        habits[uid] = (float(np.median(times)) if times else None, bias)
+    return habits
+
+
 def inter_labeler_pairs(pairs: Iterable[RankingPair]) -> list[RankingPair]:
     """Pairs where neither ranking is a researcher's."""
     return [p for p in pairs if not p.a.by_researcher and not p.b.by_researcher]
@@ -184,6 +211,14 @@ def task_alpha(task: TaskRankings) -> float | None:
     if len({r.user_id for r in rankings}) < 2:
         return None
     return _finite(metrics.ranking_alpha(np.stack([r.ranks for r in rankings])))
+
+
+def table_task_alpha(table: agreement_table.RankingTable, rows: np.ndarray) -> float | None:
+    """``task_alpha`` of one task given as its rows of the table."""
+    labeler = rows[~table.by_researcher[rows]]
+    if np.unique(table.user_id[labeler]).size < 2:
+        return None
+    return _finite(metrics.ranking_alpha(table.ranks[labeler, : int(table.k[rows[0]])]))
 
 
 @dataclass
@@ -208,25 +243,38 @@ class FlagStats:
 
 def flag_stats(session: Session, *, pairs: Sequence[RankingPair]) -> dict[int, FlagStats]:
     """Per labeler: flags compared item by item with each researcher ranking of the same task."""
-    pairs = [p for p in pairs if p.a.by_researcher != p.b.by_researcher]
-    ids = sorted({r.id for p in pairs for r in (p.a, p.b)})
-    flags: dict[tuple[int, int], set[str]] = {}
-    for chunk in range(0, len(ids), 1000):
-        for ranking_id, completion_id, item_flags in session.execute(
-            select(RankingItem.ranking_id, RankingItem.completion_id, RankingItem.flags).where(
-                RankingItem.ranking_id.in_(ids[chunk : chunk + 1000])
-            )
-        ):
-            flags[(ranking_id, completion_id)] = set(item_flags or [])
+    compared = []
+    for p in pairs:
+        if p.a.by_researcher != p.b.by_researcher:
+            mine, gold = (p.b, p.a) if p.a.by_researcher else (p.a, p.b)
+            compared.append((mine.user_id, mine.id, gold.id))
+    return compared_flag_stats(session, compared=compared)
+
+
+def _item_flags(session: Session, *, ranking_ids: list[int]) -> dict[tuple[int, int], frozenset[str]]:
+    """Flags per (ranking id, completion id) stored for these rankings."""
+    c = RankingItem.__table__.c
+    flags: dict[tuple[int, int], frozenset[str]] = {}
+    for chunk in range(0, len(ranking_ids), 1000):
+        rows = session.execute(
+            select(c.ranking_id, c.completion_id, c.flags).where(c.ranking_id.in_(ranking_ids[chunk : chunk + 1000]))
+        ).all()
+        for ranking_id, completion_id, item_flags in rows:
+            flags[(ranking_id, completion_id)] = frozenset(item_flags or [])
+    return flags
+
+
+def compared_flag_stats(session: Session, *, compared: Sequence[tuple[int, int, int]]) -> dict[int, FlagStats]:
+    """Per user: flags of their ranking compared item by item with a researcher's, given (user, mine, gold) ids."""
+    flags = _item_flags(session, ranking_ids=sorted({r for _, mine, gold in compared for r in (mine, gold)}))
     completions_of: dict[int, set[int]] = defaultdict(set)
     for ranking_id, completion_id in flags:
         completions_of[ranking_id].add(completion_id)
     stats: dict[int, FlagStats] = defaultdict(FlagStats)
-    for p in pairs:
-        mine, gold = (p.b, p.a) if p.a.by_researcher else (p.a, p.b)
-        s = stats[mine.user_id]
-        for completion_id in sorted(completions_of[mine.id] & completions_of[gold.id]):
-            x, y = flags[(mine.id, completion_id)], flags[(gold.id, completion_id)]
+    for user_id, mine, gold in compared:
+        s = stats[user_id]
+        for completion_id in sorted(completions_of[mine] & completions_of[gold]):
+            x, y = flags[(mine, completion_id)], flags[(gold, completion_id)]
             s.total += 1
             s.same_set += x == y
             for flag in FLAGS:
@@ -234,18 +282,6 @@ def flag_stats(session: Session, *, pairs: Sequence[RankingPair]) -> dict[int, F
                 xs.append(flag in x)
                 ys.append(flag in y)
     return dict(stats)
-
-
-def median_seconds(records: Iterable[RankingRecord]) -> float | None:
-    """Median time spent per ranking, in seconds."""
-    times = [r.time_spent_ms / 1000 for r in records if r.time_spent_ms is not None]
-    return float(np.median(times)) if times else None
-
-
-def position_bias(records: Iterable[RankingRecord]) -> metrics.PositionBias:
-    """How often the first-shown completion was ranked best, against chance (1 / k)."""
-    shown = [r for r in records if r.first_shown_won is not None]
-    return metrics.position_bias([bool(r.first_shown_won) for r in shown], [len(r.ranks) for r in shown])
 
 
 def user_gold_units(session: Session, *, user_id: int, kinds: Sequence[TaskKind] = GOLD_KINDS) -> list[RankingPair]:

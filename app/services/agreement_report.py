@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 
 import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app import metrics
 from app.config import Settings
 from app.errors import NotFound
 from app.models import Completion, Prompt, Ranking, RankingTask, Role, TaskCompletion, TaskKind, TaskStatus, User
@@ -29,6 +30,7 @@ from app.schemas.agreement import (
     TaskAgreementRead,
 )
 from app.services import agreement as ag
+from app.services import agreement_table as agt
 
 
 def _interval(p: ag.Pooled) -> Interval:
@@ -39,16 +41,17 @@ def _pool_units(units: Sequence[tuple[ag.RankingRecord, int, int]]) -> ag.Pooled
     return ag.pooled([n for _, n, _ in units], [d for _, _, d in units])
 
 
-def rolling_gold(units: dict[int, tuple[ag.RankingRecord, int, int]], *, window: int) -> dict[int, float | None]:
-    """Per user: pooled agreement over their last `window` rankings of hidden gold tasks."""
-    per_user: dict[int, list[tuple[ag.RankingRecord, int, int]]] = defaultdict(list)
-    for unit in units.values():
-        if unit[0].kind == TaskKind.gold:
-            per_user[unit[0].user_id].append(unit)
+def rolling_gold(table: agt.RankingTable, units: agt.Units, *, window: int) -> dict[int, float | None]:
+    """Per user: pooled agreement over their last `window` rankings of hidden gold tasks (value only)."""
+    per_user: dict[int, list[tuple[datetime, int, int, int]]] = defaultdict(list)
+    for n, agree, comparable in zip(units.row.tolist(), units.agree.tolist(), units.comparable.tolist(), strict=True):
+        if table.kind[n] == TaskKind.gold:
+            per_user[int(table.user_id[n])].append((table.created_at[n], int(table.id[n]), agree, comparable))
     result = {}
     for uid, rows in per_user.items():
-        rows.sort(key=lambda u: (u[0].created_at, u[0].id))
-        result[uid] = _pool_units(rows[-window:]).value
+        last = sorted(rows)[-window:]
+        comparable = sum(d for *_, d in last)
+        result[uid] = sum(n for *_, n, _ in last) / comparable if comparable else None
     return result
 
 
@@ -60,17 +63,14 @@ def labeler_rows(
     if user_ids is not None:
         query = query.where(User.id.in_(list(user_ids)))
     users = list(session.scalars(query))
-    tasks = ag.load_task_rankings(session)
-    pairs = ag.ranking_pairs(tasks.values())
-    gold_units = ag.researcher_units(pairs)
-    gold = ag.pooled_by_user(gold_units)
-    peers = ag.pooled_by_user(ag.peer_units(pairs))
-    flags = ag.flag_stats(session, pairs=pairs)
-    rolling = rolling_gold(gold_units, window=settings.gold_window)
-    records: dict[int, list[ag.RankingRecord]] = defaultdict(list)
-    for task in tasks.values():
-        for r in task.labeler_rankings:
-            records[r.user_id].append(r)
+    table = agt.load_rankings(session)
+    pairs = agt.table_pairs(table)
+    gold_units = agt.researcher_units(table, pairs)
+    gold = ag.pooled_units_by_user(table, gold_units)
+    peers = ag.pooled_units_by_user(table, agt.peer_units(table, pairs))
+    flags = ag.compared_flag_stats(session, compared=agt.researcher_comparisons(table, pairs))
+    rolling = rolling_gold(table, gold_units, window=settings.gold_window)
+    habits = ag.labeler_habits(table)
     n_rankings = {
         uid: n
         for uid, n in session.execute(select(Ranking.labeler_id, func.count(Ranking.id)).group_by(Ranking.labeler_id))
@@ -79,7 +79,7 @@ def labeler_rows(
     rows = []
     for u in users:
         g, p, f = gold.get(u.id, empty), peers.get(u.id, empty), flags.get(u.id, ag.FlagStats())
-        bias = ag.position_bias(records[u.id])
+        median_seconds, bias = habits.get(u.id, (None, metrics.PositionBias(float("nan"), float("nan"), 0)))
         rows.append(
             LabelerAgreementRead(
                 user_id=u.id,
@@ -97,7 +97,7 @@ def labeler_rows(
                 labelers_ci_high=p.ci_high,
                 flag_agreement=f.agreement,
                 flag_kappa=f.kappa(),
-                median_seconds=ag.median_seconds(records[u.id]),
+                median_seconds=median_seconds,
                 position_bias=None if bias.n == 0 else bias.observed_rate,
                 position_chance=None if bias.n == 0 else bias.chance_rate,
                 n_position=bias.n,
@@ -111,48 +111,47 @@ def labeler_rows(
 
 def task_rows(session: Session, *, min_labelers: int = 2) -> list[TaskAgreementRead]:
     """Inter-labeler agreement and ordinal alpha per task ranked by at least `min_labelers` labelers."""
-    tasks = ag.load_task_rankings(session)
-    overlap = {
-        tid: n
-        for tid, n in session.execute(
-            select(RankingTask.id, RankingTask.overlap).where(RankingTask.id.in_(list(tasks)))
-        )
-    }
+    table = agt.load_rankings(session)
+    pairs = agt.table_pairs(table)
+    sums = agt.task_sums(table, pairs, ~table.by_researcher[pairs.i] & ~table.by_researcher[pairs.j])
+    task_ids = np.unique(table.task_id).tolist()
+    query = select(RankingTask.id, RankingTask.overlap).where(RankingTask.id.in_(task_ids))
+    overlap: dict[int, int] = {task_id: n for task_id, n in session.execute(query)}
     rows = []
-    for task in tasks.values():
-        labelers = {r.user_id for r in task.labeler_rankings}
-        if len(labelers) < min_labelers:
+    for task_id, at in ag.split_by(table.task_id):
+        labelers = np.unique(table.user_id[at[~table.by_researcher[at]]]).size
+        if labelers < min_labelers:
             continue
-        pairs = ag.inter_labeler_pairs(ag.ranking_pairs([task]))
-        comparable = sum(p.comparable for p in pairs)
+        agree, comparable = sums.get(task_id, (0, 0))
         rows.append(
             TaskAgreementRead(
-                task_id=task.task_id,
-                kind=task.kind,
-                overlap=overlap.get(task.task_id, 1),
-                n_labelers=len(labelers),
-                agreement=sum(p.agree for p in pairs) / comparable if comparable else None,
+                task_id=task_id,
+                kind=table.kind[at[0]],
+                overlap=overlap.get(task_id, 1),
+                n_labelers=labelers,
+                agreement=agree / comparable if comparable else None,
                 pairs=comparable,
-                alpha=ag.task_alpha(task),
+                alpha=ag.table_task_alpha(table, at),
             )
         )
     return sorted(rows, key=lambda t: (t.agreement if t.agreement is not None else 2.0, t.task_id))
 
 
-def _daily(units: dict[int, tuple[ag.RankingRecord, int, int]]) -> dict[date, float | None]:
+def _daily(days: list[date], units: agt.Units) -> dict[date, float | None]:
     per_day: dict[date, list[int]] = defaultdict(lambda: [0, 0])
-    for record, n, d in units.values():
-        per_day[record.day][0] += n
-        per_day[record.day][1] += d
+    for n, agree, comparable in zip(units.row.tolist(), units.agree.tolist(), units.comparable.tolist(), strict=True):
+        per_day[days[n]][0] += agree
+        per_day[days[n]][1] += comparable
     return {day: (n / d if d else None) for day, (n, d) in per_day.items()}
 
 
-def _inter_labeler_daily(pairs: Sequence[ag.RankingPair]) -> dict[date, float | None]:
+def _inter_labeler_daily(days: list[date], pairs: agt.PairTable, mask: np.ndarray) -> dict[date, float | None]:
     per_day: dict[date, list[int]] = defaultdict(lambda: [0, 0])
-    for p in pairs:
-        day = max(p.a.created_at, p.b.created_at).date()  # the day the second ranking made the pair
-        per_day[day][0] += p.agree
-        per_day[day][1] += p.comparable
+    columns = (pairs.i[mask], pairs.j[mask], pairs.agree[mask], pairs.comparable[mask])
+    for i, j, agree, comparable in zip(*(c.tolist() for c in columns), strict=True):
+        day = max(days[i], days[j])  # the day the second ranking made the pair
+        per_day[day][0] += agree
+        per_day[day][1] += comparable
     return {day: (n / d if d else None) for day, (n, d) in per_day.items()}
 
 
@@ -166,33 +165,28 @@ def _rankings_per_day(session: Session) -> dict[date, int]:
 
 def overview(session: Session) -> OverviewRead:
     """Counts, pooled agreement (with researchers, between labelers, among researchers) and the daily series."""
-    tasks = ag.load_task_rankings(session)
-    pairs = ag.ranking_pairs(tasks.values())
-    gold_units = ag.researcher_units(pairs)
-    peer_units = ag.peer_units(pairs)
-    researcher_pairs = [p for p in pairs if p.a.by_researcher and p.b.by_researcher]
+    table = agt.load_rankings(session)
+    pairs = agt.table_pairs(table)
+    gold_units, peer_units = agt.researcher_units(table, pairs), agt.peer_units(table, pairs)
+    r_i, r_j = table.by_researcher[pairs.i], table.by_researcher[pairs.j]
     by_status = session.execute(
         select(User.status, func.count(User.id)).where(User.role == Role.labeler).group_by(User.status)
     ).all()
     by_kind = session.execute(select(RankingTask.kind, func.count(RankingTask.id)).group_by(RankingTask.kind)).all()
     open_tasks = session.scalar(select(func.count(RankingTask.id)).where(RankingTask.status == TaskStatus.open)) or 0
-    comparisons = sum(
-        int(np.count_nonzero(r.ranks[:, None] < r.ranks[None, :])) for t in tasks.values() for r in t.rankings
-    )
     per_day = _rankings_per_day(session)
-    gold_daily, peer_daily = _daily(gold_units), _inter_labeler_daily(ag.inter_labeler_pairs(pairs))
-    alphas = [a for a in (ag.task_alpha(t) for t in tasks.values()) if a is not None]
+    days = [created_at.date() for created_at in table.created_at]
+    gold_daily, peer_daily = _daily(days, gold_units), _inter_labeler_daily(days, pairs, ~r_i & ~r_j)
+    alphas = [a for a in (ag.table_task_alpha(table, at) for _, at in ag.split_by(table.task_id)) if a is not None]
     return OverviewRead(
         labelers_by_status={s.value: n for s, n in by_status},
         tasks_by_kind={k.value: n for k, n in by_kind},
         open_tasks=open_tasks,
         rankings=sum(per_day.values()),
-        comparisons=comparisons,
-        agreement_with_researchers=_interval(_pool_units(list(gold_units.values()))),
-        inter_labeler=_interval(_pool_units(list(peer_units.values()))),
-        researcher_agreement=_interval(
-            ag.pooled([p.agree for p in researcher_pairs], [p.comparable for p in researcher_pairs])
-        ),
+        comparisons=agt.strict_comparisons(table),
+        agreement_with_researchers=_interval(ag.pooled(gold_units.agree, gold_units.comparable)),
+        inter_labeler=_interval(ag.pooled(peer_units.agree, peer_units.comparable)),
+        researcher_agreement=_interval(ag.pooled(pairs.agree[r_i & r_j], pairs.comparable[r_i & r_j])),
         mean_task_alpha=float(np.mean(alphas)) if alphas else None,
         series=[
             DayRead(
@@ -208,15 +202,17 @@ def overview(session: Session) -> OverviewRead:
 
 def matrix(session: Session) -> MatrixRead:
     """Pooled agreement of every ranker with every researcher over the tasks both ranked."""
-    pairs = ag.ranking_pairs(ag.load_task_rankings(session).values())
+    table = agt.load_rankings(session)
+    pairs = agt.table_pairs(table)
     cells: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0, 0])
-    for p in pairs:
-        for mine, gold in ((p.a, p.b), (p.b, p.a)):
-            if gold.by_researcher:
-                cell = cells[(mine.user_id, gold.user_id)]
-                cell[0] += p.agree
-                cell[1] += p.comparable
-                cell[2] += 1
+    for mine, gold in ((pairs.i, pairs.j), (pairs.j, pairs.i)):
+        at = table.by_researcher[gold]
+        columns = (table.user_id[mine[at]], table.user_id[gold[at]], pairs.agree[at], pairs.comparable[at])
+        for mine_user, gold_user, agree, comparable in zip(*(c.tolist() for c in columns), strict=True):
+            cell = cells[(mine_user, gold_user)]
+            cell[0] += agree
+            cell[1] += comparable
+            cell[2] += 1
     researcher_ids = sorted({r for _, r in cells})
     row_ids = sorted({m for m, _ in cells})
     users = {u.id: u for u in session.scalars(select(User).where(User.id.in_(researcher_ids + row_ids)))}
@@ -293,19 +289,16 @@ def _unit_agreement(units: dict[int, tuple[ag.RankingRecord, int, int]]) -> dict
 
 def disagreement_queue(session: Session, *, limit: int = 20) -> list[DisagreementRead]:
     """Tasks ranked by two or more people, lowest agreement among all their rankings first."""
-    tasks = ag.load_task_rankings(session)
-    pairs = ag.ranking_pairs(tasks.values())
-    per_task: dict[int, list[int]] = defaultdict(lambda: [0, 0])
-    for p in pairs:
-        per_task[p.a.task_id][0] += p.agree
-        per_task[p.a.task_id][1] += p.comparable
-    scored = sorted(
-        ((n / d if d else 1.0, tid) for tid, (n, d) in per_task.items() if tid in tasks),
-        key=lambda item: item,
-    )[:limit]
+    table = agt.load_rankings(session)
+    pairs = agt.table_pairs(table)
+    per_task = agt.task_sums(table, pairs, np.ones(pairs.i.size, dtype=bool))
+    scored = sorted(((n / d if d else 1.0, tid) for tid, (n, d) in per_task.items()), key=lambda item: item)[:limit]
     ids = [tid for _, tid in scored]
+    # a ranking's agreement with researchers depends on its own task only, so the shown tasks suffice
+    tasks = ag.load_task_rankings(session, task_ids=ids)
+    pairs_shown = ag.ranking_pairs(tasks.values())
     prompts, completions = _texts(session, ids)
-    gold = _unit_agreement(ag.researcher_units(pairs))
+    gold = _unit_agreement(ag.researcher_units(pairs_shown))
     users = {
         u.id: u
         for u in session.scalars(select(User).where(User.id.in_({r.user_id for t in ids for r in tasks[t].rankings})))

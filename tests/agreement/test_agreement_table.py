@@ -80,3 +80,11 @@ def test_pair_counts_batches_per_k():
     ]
     assert agree.tolist() == [int(e[0][0]) for e in expected]
     assert comparable.tolist() == [int(e[1][0]) for e in expected]
+
+
+def test_helpers_accept_no_rankings():
+    none = np.zeros(0, dtype=np.int64)
+    assert all(a.size == 0 for a in pair_indexes(none, none))
+    ranks, valid = bucket_ranks(none, none, none, [])
+    assert ranks.shape == (0, 0) and valid.size == 0
+    assert all(a.size == 0 for a in pair_counts(np.zeros((0, 0), dtype=np.int64), none, none, none))
