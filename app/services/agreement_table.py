@@ -12,11 +12,11 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Text, cast, select
+from sqlalchemy import String, Text, cast, select, type_coerce
 from sqlalchemy.orm import Session
 
 from app import metrics
@@ -114,37 +114,50 @@ def bucket_ranks(
     return ranks[:, : int(k.max(initial=0))], valid
 
 
-def _ranking_rows(session: Session, *, task_ids: list[int] | None, kinds: Sequence[TaskKind] | None) -> list[Any]:
-    """One Core statement (no ORM objects); JSON columns come back as text, to be parsed in bulk."""
-    r, t, a = Ranking.__table__.c, RankingTask.__table__.c, Assignment.__table__.c
+def _usable(task_ids: list[int] | None, kinds: Sequence[TaskKind] | None) -> tuple[Any, list[Any]]:
+    """The rankings-with-tasks join and the filter for usable rankings of the asked tasks / kinds."""
+    r, t = Ranking.__table__.c, RankingTask.__table__.c
     where = [r.not_rankable.is_(False)]
     if task_ids is not None:
         where.append(r.task_id.in_(task_ids))
     if kinds is not None:
         where.append(t.kind.in_(list(kinds)))
+    return Ranking.__table__.join(RankingTask.__table__, t.id == r.task_id), where
+
+
+def _utc(value: datetime | str) -> datetime:
+    """What ``UTCDateTime`` returns, from the raw value: SQLite gives ISO text, PostgreSQL a datetime."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def _ranking_rows(session: Session, *, task_ids: list[int] | None, kinds: Sequence[TaskKind] | None) -> list[Any]:
+    """One Core statement (no ORM objects); JSON and timestamps come back raw, to be converted in bulk."""
+    r, a = Ranking.__table__.c, Assignment.__table__.c
+    joined, where = _usable(task_ids, kinds)
     query = (
         select(r.id, r.task_id, r.labeler_id, r.by_researcher, cast(r.buckets, Text), r.time_spent_ms)
-        .add_columns(r.created_at, t.kind, cast(a.display_order, Text))
-        .select_from(Ranking.__table__.join(RankingTask.__table__, t.id == r.task_id))
-        .outerjoin(Assignment.__table__, a.id == r.assignment_id)
+        .add_columns(type_coerce(r.created_at, String), RankingTask.__table__.c.kind, cast(a.display_order, Text))
+        .select_from(joined.outerjoin(Assignment.__table__, a.id == r.assignment_id))
         .where(*where)
         .order_by(r.task_id, r.created_at, r.id)
     )
     return list(session.execute(query).all())
 
 
-def _task_items(session: Session, *, task_ids: list[int]) -> dict[int, list[int]]:
-    """Completion ids per task, in task order."""
+def _task_items(
+    session: Session, *, task_ids: list[int] | None, kinds: Sequence[TaskKind] | None
+) -> dict[int, list[int]]:
+    """Completion ids, in task order, of every task with a usable ranking (one statement)."""
     c = TaskCompletion.__table__.c
+    joined, where = _usable(task_ids, kinds)
+    ranked = select(Ranking.__table__.c.task_id).select_from(joined).where(*where)
+    rows = session.execute(
+        select(c.task_id, c.completion_id).where(c.task_id.in_(ranked)).order_by(c.task_id, c.position)
+    ).all()
     items: dict[int, list[int]] = defaultdict(list)
-    for chunk in range(0, len(task_ids), 1000):
-        rows = session.execute(
-            select(c.task_id, c.completion_id)
-            .where(c.task_id.in_(task_ids[chunk : chunk + 1000]))
-            .order_by(c.task_id, c.position)
-        ).all()
-        for task_id, completion_id in rows:
-            items[task_id].append(completion_id)
+    for task_id, completion_id in rows:
+        items[task_id].append(completion_id)
     return items
 
 
@@ -163,8 +176,9 @@ def load_rankings(
     session: Session, *, task_ids: Iterable[int] | None = None, kinds: Sequence[TaskKind] | None = None
 ) -> RankingTable:
     """Usable (rankable) rankings whose buckets match their task's completions, as columns."""
-    rows = _ranking_rows(session, task_ids=None if task_ids is None else list(task_ids), kinds=kinds)
-    task_items = _task_items(session, task_ids=sorted({row[1] for row in rows}))
+    ids = None if task_ids is None else list(task_ids)
+    rows = _ranking_rows(session, task_ids=ids, kinds=kinds)
+    task_items = _task_items(session, task_ids=ids, kinds=kinds)
     ranks, valid = bucket_ranks(*parse_bucket_texts([row[4] for row in rows]), [task_items[row[1]] for row in rows])
     rows = [row for row, ok in zip(rows, valid.tolist(), strict=True) if ok]
     ranks = ranks[valid]
@@ -179,7 +193,7 @@ def load_rankings(
         ranks=ranks,
         first_shown_won=_first_shown_won([row[8] for row in rows], items, ranks),
         kind=[row[7] for row in rows],
-        created_at=[row[6] for row in rows],
+        created_at=[_utc(row[6]) for row in rows],
         time_spent_ms=[row[5] for row in rows],
         item_ids=task_items,
     )
