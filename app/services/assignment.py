@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import Select, and_, exists, func, or_, select, union_all, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -72,33 +72,35 @@ def has_free_slot() -> ColumnElement[bool]:
 
 
 def take_task(session: Session, *, labeler: User, kinds: list[TaskKind]) -> int | None:
-    """Take a slot of the first open task of the first kind that has one, never one this labeler has seen."""
-    for kind in kinds:
-        task_id = take_task_of_kind(session, labeler=labeler, kind=kind)
-        if task_id is not None:
-            return task_id
-    return None
+    """Take a slot of the first open task of the first kind that has one, never one this labeler has seen.
+
+    One statement for all kinds: UPDATE ... WHERE id = (one locked pick per kind, UNION ALL, LIMIT 1).
+    PostgreSQL runs the branches in order and stops at the first row, so no task of a later kind is locked
+    (a data-modifying statement never gets a parallel plan); SQLite reads compound selects left to right too.
+    """
+    if not kinds:
+        return None
+    picks = [pick_of_kind(labeler=labeler, kind=kind).subquery(f"pick_{i}") for i, kind in enumerate(kinds)]
+    first = union_all(*(select(pick.c.id) for pick in picks)).subquery("picks")
+    stmt = (
+        update(RankingTask)
+        .where(RankingTask.id == select(first.c.id).limit(1).scalar_subquery())
+        .values(slots_taken=RankingTask.slots_taken + 1)
+        .returning(RankingTask.id)
+    )
+    return session.scalar(stmt)
 
 
-def take_task_of_kind(session: Session, *, labeler: User, kind: TaskKind) -> int | None:
-    """Highest priority, then newest, open task of one kind: lock it, skipping rows others hold (PostgreSQL),
-    and take one of its slots, in one statement; returns its id."""
+def pick_of_kind(*, labeler: User, kind: TaskKind) -> Select[int]:
+    """Highest priority, then newest, open task of one kind; row-locked, skipping rows others hold (PostgreSQL)."""
     seen = exists().where(and_(Assignment.task_id == RankingTask.id, Assignment.labeler_id == labeler.id))
-    pick = (
+    return (
         select(RankingTask.id)
         .where(RankingTask.status == TaskStatus.open, RankingTask.kind == kind, has_free_slot(), ~seen)
         .order_by(RankingTask.priority.desc(), RankingTask.id.desc())
         .limit(1)
         .with_for_update(skip_locked=True)
-        .scalar_subquery()
     )
-    stmt = (
-        update(RankingTask)
-        .where(RankingTask.id == pick)
-        .values(slots_taken=RankingTask.slots_taken + 1)
-        .returning(RankingTask.id)
-    )
-    return session.scalar(stmt)
 
 
 def display_order(completion_ids: list[int], rng: random.Random | None = None) -> list[int]:
