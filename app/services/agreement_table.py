@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import compress
 from typing import Any
 
 import numpy as np
@@ -179,22 +180,23 @@ def load_rankings(
     ids = None if task_ids is None else list(task_ids)
     rows = _ranking_rows(session, task_ids=ids, kinds=kinds)
     task_items = _task_items(session, task_ids=ids, kinds=kinds)
-    ranks, valid = bucket_ranks(*parse_bucket_texts([row[4] for row in rows]), [task_items[row[1]] for row in rows])
-    rows = [row for row, ok in zip(rows, valid.tolist(), strict=True) if ok]
+    columns = list(zip(*rows, strict=True)) or [()] * 9  # one tuple per selected column
+    ranks, valid = bucket_ranks(*parse_bucket_texts(columns[4]), [task_items[t] for t in columns[1]])
+    keep = valid.tolist()
+    ranking_id, task_id, user_id, by_researcher = (np.array(c, dtype=np.int64)[valid] for c in columns[:4])
+    items = [task_items[t] for t in task_id.tolist()]
     ranks = ranks[valid]
-    items = [task_items[row[1]] for row in rows]
-    columns = np.array([row[:4] for row in rows], dtype=np.int64).reshape(-1, 4)  # (N, 4)
     return RankingTable(
-        id=columns[:, 0],
-        task_id=columns[:, 1],
-        user_id=columns[:, 2],
-        by_researcher=columns[:, 3].astype(bool),
+        id=ranking_id,
+        task_id=task_id,
+        user_id=user_id,
+        by_researcher=by_researcher.astype(bool),
         k=np.array([len(i) for i in items], dtype=np.int64),
         ranks=ranks,
-        first_shown_won=_first_shown_won([row[8] for row in rows], items, ranks),
-        kind=[row[7] for row in rows],
-        created_at=[_utc(row[6]) for row in rows],
-        time_spent_ms=[row[5] for row in rows],
+        first_shown_won=_first_shown_won(list(compress(columns[8], keep)), items, ranks),
+        kind=list(compress(columns[7], keep)),
+        created_at=[_utc(c) for c in compress(columns[6], keep)],
+        time_spent_ms=list(compress(columns[5], keep)),
         item_ids=task_items,
     )
 
