@@ -5,6 +5,9 @@ compared with ``app.metrics.pairwise_agreement_batch`` on rank vectors aligned t
 completion ids. A labeler's agreement with researchers pools, over their rankings of tasks that a
 researcher also ranked, the item pairs both ordered strictly and the share ordered the same way
 (``sum agree / sum comparable``); each of the labeler's rankings is one bootstrap unit.
+
+The dashboards read the same rankings as numpy columns (``app.services.agreement_table``); the record
+and pair objects here serve the views that show individual rankings.
 """
 
 from __future__ import annotations
@@ -182,9 +185,15 @@ def split_by(values: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
     return zip(distinct.tolist(), np.split(order, starts[1:]), strict=True)
 
 
-def pooled_units_by_user(table: agreement_table.RankingTable, units: agreement_table.Units) -> dict[int, Pooled]:
-    """``pooled_by_user`` over columnar units."""
-    return {uid: pooled(units.agree[at], units.comparable[at]) for uid, at in split_by(table.user_id[units.row])}
+def pooled_units_by_user(
+    table: agreement_table.RankingTable, units: agreement_table.Units, *, user_ids: set[int] | None = None
+) -> dict[int, Pooled]:
+    """``pooled_by_user`` over columnar units, for every user or only ``user_ids`` (each bootstrap costs)."""
+    return {
+        uid: pooled(units.agree[at], units.comparable[at])
+        for uid, at in split_by(table.user_id[units.row])
+        if user_ids is None or uid in user_ids
+    }
 
 
 def labeler_habits(table: agreement_table.RankingTable) -> dict[int, tuple[float | None, metrics.PositionBias]]:

@@ -66,8 +66,9 @@ def labeler_rows(
     table = agt.load_rankings(session)
     pairs = agt.table_pairs(table)
     gold_units = agt.researcher_units(table, pairs)
-    gold = ag.pooled_units_by_user(table, gold_units)
-    peers = ag.pooled_units_by_user(table, agt.peer_units(table, pairs))
+    wanted = {u.id for u in users}
+    gold = ag.pooled_units_by_user(table, gold_units, user_ids=wanted)
+    peers = ag.pooled_units_by_user(table, agt.peer_units(table, pairs), user_ids=wanted)
     flags = ag.compared_flag_stats(session, compared=agt.researcher_comparisons(table, pairs))
     rolling = rolling_gold(table, gold_units, window=settings.gold_window)
     habits = ag.labeler_habits(table)
