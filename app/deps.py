@@ -14,7 +14,9 @@ from app.models import Role, User, UserStatus
 from app.security import CSRF_FIELD, CSRF_HEADER, SessionData, csrf_matches
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": commit before the response is sent, so a client never acts on a response whose writes
+# could still fail (FastAPI otherwise runs yield-dependency exit code after sending the response).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 _BLOCKED = (UserStatus.suspended, UserStatus.rejected)
