@@ -211,8 +211,12 @@ def main() -> None:
         stats, elapsed = asyncio.run(drive(base, args.labelers, args.duration))
     finally:
         if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=30)
+            proc.terminate()  # requests still queued for a pooled connection delay a graceful stop
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         if not args.keep_db:
             drop_database(args.server, url)
     n_sub = len(stats["submit"])
