@@ -1,4 +1,4 @@
-"""Every table, as SQLAlchemy 2.0 typed models (see DESIGN.md section 2)."""
+"""Every table, as SQLAlchemy 2.0 typed models (see DESIGN.md section 2). Enums live in app.enums."""
 
 from __future__ import annotations
 
@@ -22,6 +22,19 @@ from sqlalchemy import (
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
+
+from app.enums import (
+    AssignmentStatus,
+    JobKind,
+    JobStatus,
+    ModelKind,
+    PromptSource,
+    Role,
+    Split,
+    TaskKind,
+    TaskStatus,
+    UserStatus,
+)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -86,76 +99,6 @@ def _enum(cls: type[enum.Enum]) -> SAEnum:
         length=20,
         values_callable=lambda e: [m.value for m in e],
     )
-
-
-class Role(enum.StrEnum):
-    labeler = "labeler"
-    researcher = "researcher"
-    admin = "admin"
-
-
-class UserStatus(enum.StrEnum):
-    screening = "screening"
-    active = "active"
-    pending_review = "pending_review"
-    paused = "paused"
-    suspended = "suspended"
-    rejected = "rejected"
-
-
-class Split(enum.StrEnum):
-    train = "train"
-    validation = "validation"
-    eval = "eval"
-
-
-class PromptSource(enum.StrEnum):
-    import_ = "import"
-    labeler = "labeler"
-    api = "api"
-    redteam = "redteam"
-
-
-class ModelKind(enum.StrEnum):
-    sft = "sft"
-    reward = "reward"
-    policy = "policy"
-
-
-class TaskKind(enum.StrEnum):
-    production = "production"
-    gold = "gold"
-    screening = "screening"
-    eval = "eval"
-
-
-class TaskStatus(enum.StrEnum):
-    open = "open"
-    complete = "complete"
-    archived = "archived"
-
-
-class AssignmentStatus(enum.StrEnum):
-    active = "active"
-    submitted = "submitted"
-    expired = "expired"
-    skipped = "skipped"
-
-
-class JobKind(enum.StrEnum):
-    sample = "sample"
-    train_reward = "train_reward"
-    train_policy = "train_policy"
-    evaluate = "evaluate"
-    export = "export"
-
-
-class JobStatus(enum.StrEnum):
-    queued = "queued"
-    running = "running"
-    succeeded = "succeeded"
-    failed = "failed"
-    cancelled = "cancelled"
 
 
 class User(Base):

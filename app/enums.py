@@ -1,0 +1,75 @@
+"""The vocabulary of the data model: roles, statuses and kinds (stored as strings with CHECK constraints)."""
+
+from __future__ import annotations
+
+import enum
+
+
+class Role(enum.StrEnum):
+    labeler = "labeler"
+    researcher = "researcher"
+    admin = "admin"
+
+
+class UserStatus(enum.StrEnum):
+    screening = "screening"
+    active = "active"
+    pending_review = "pending_review"
+    paused = "paused"
+    suspended = "suspended"
+    rejected = "rejected"
+
+
+class Split(enum.StrEnum):
+    train = "train"
+    validation = "validation"
+    eval = "eval"
+
+
+class PromptSource(enum.StrEnum):
+    import_ = "import"
+    labeler = "labeler"
+    api = "api"
+    redteam = "redteam"
+
+
+class ModelKind(enum.StrEnum):
+    sft = "sft"
+    reward = "reward"
+    policy = "policy"
+
+
+class TaskKind(enum.StrEnum):
+    production = "production"
+    gold = "gold"
+    screening = "screening"
+    eval = "eval"
+
+
+class TaskStatus(enum.StrEnum):
+    open = "open"
+    complete = "complete"
+    archived = "archived"
+
+
+class AssignmentStatus(enum.StrEnum):
+    active = "active"
+    submitted = "submitted"
+    expired = "expired"
+    skipped = "skipped"
+
+
+class JobKind(enum.StrEnum):
+    sample = "sample"
+    train_reward = "train_reward"
+    train_policy = "train_policy"
+    evaluate = "evaluate"
+    export = "export"
+
+
+class JobStatus(enum.StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
