@@ -38,6 +38,18 @@ def test_shared_database_url_points_at_postgres_service():
         assert s[name]["environment"]["RANKLAB_ENV"] == "production"
 
 
+def test_web_and_worker_share_the_data_folder():
+    """Models the worker writes and export files it leaves for download must be visible to the web process."""
+    s = _compose()["services"]
+    data_dir = s["web"]["environment"]["RANKLAB_DATA_DIR"]
+    assert s["worker"]["environment"]["RANKLAB_DATA_DIR"] == data_dir
+    mounts = {
+        name: {v.split(":")[0] for v in s[name]["volumes"] if v.split(":")[1] == data_dir} for name in ("web", "worker")
+    }
+    assert mounts["web"] and mounts["web"] == mounts["worker"]
+    assert mounts["web"] <= set(_compose()["volumes"])
+
+
 def test_web_runs_several_workers_and_worker_reserves_gpu():
     s = _compose()["services"]
     cmd = s["web"]["command"]

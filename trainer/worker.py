@@ -183,9 +183,10 @@ Handler = Callable[[JobContext], "int | None"]
 
 def default_handlers() -> dict[JobKind, Handler]:
     """The job kinds this code base can run so far."""
+    from trainer.jobs_export import run_export_job
     from trainer.jobs_sample import run_sample_job
 
-    return {JobKind.sample: run_sample_job}
+    return {JobKind.sample: run_sample_job, JobKind.export: run_export_job}
 
 
 class Heartbeat(threading.Thread):

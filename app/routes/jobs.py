@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Query, Response
+from fastapi.responses import FileResponse
 
 from app.deps import CurrentResearcher, SessionDep, SettingsDep
 from app.models import JobKind, JobStatus, ModelKind
@@ -36,6 +37,18 @@ def list_jobs(
 @router.get("/jobs/{job_id}", response_model=JobRead, name="get_job")
 def get_job(job_id: int, session: SessionDep, _user: CurrentResearcher) -> JobRead:
     return JobRead.model_validate(job_service.get_job(session, job_id=job_id))
+
+
+@router.get(
+    "/jobs/{job_id}/file",
+    response_class=FileResponse,
+    name="job_file",
+    responses={200: {"content": {"application/x-ndjson": {}}, "description": "the export job's JSON lines"}},
+)
+def job_file(job_id: int, session: SessionDep, settings: SettingsDep, _user: CurrentResearcher) -> FileResponse:
+    """Download what a succeeded export job wrote."""
+    path = job_service.export_file(session, job_id=job_id, data_dir=settings.data_dir)
+    return FileResponse(path, media_type="application/x-ndjson", filename=f"ranklab-{path.name}")
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobRead, name="cancel_job")

@@ -46,11 +46,15 @@ def param_docs() -> list[dict[str, Any]]:
     kinds = []
     for kind, model in PARAMS_MODELS.items():
         fields = [
-            {"name": name, "default": json.dumps(f.default) if f.default is not None else "", "doc": f.description}
+            {"name": name, "default": _default_text(f.get_default(call_default_factory=True)), "doc": f.description}
             for name, f in model.model_fields.items()
         ]
         kinds.append({"kind": kind.value, "doc": (model.__doc__ or "").strip(), "fields": fields})
     return kinds
+
+
+def _default_text(value: Any) -> str:
+    return json.dumps(value, default=str) if value is not None else ""
 
 
 def schedule_row(schedule: Schedule) -> dict[str, Any]:
@@ -108,7 +112,7 @@ def job_page(job_id: int, request: Request, session: SessionDep, user: CurrentRe
 @router.get("/schedules", response_class=HTMLResponse, name="schedules_page")
 def schedules_page(request: Request, session: SessionDep, user: CurrentResearcher) -> HTMLResponse:
     rows = [schedule_row(s) for s in schedule_service.list_schedules(session)]
-    return render(request, "jobs/schedules.html", user=user, schedules=rows, kinds=[k.value for k in JobKind])
+    return render(request, "jobs/schedules.html", user=user, schedules=rows, kinds=[k.value for k in PARAMS_MODELS])
 
 
 @router.get("/models", response_class=HTMLResponse, name="models_page")

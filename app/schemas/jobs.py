@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from app.models import MAX_K, MIN_K, JobKind, JobStatus, ModelKind, Split
+from app.models import FLAGS, MAX_K, MIN_K, JobKind, JobStatus, ModelKind, Split
 
 
 class _Params(BaseModel):
@@ -68,63 +68,35 @@ class SampleParams(_Params):
         }
 
 
-class TrainRewardParams(_Params):
-    """Train a reward model on the rankings collected so far."""
-
-    base_model_version: int | None = Field(default=None, ge=1)
-    """ModelVersion id of the backbone; default: the newest SFT model."""
-    epochs: int = Field(default=1, ge=1, le=100)
-    """Passes over the training rankings."""
-    learning_rate: float = Field(default=9e-6, gt=0, le=1.0)
-    """AdamW learning rate."""
-    batch_size: int = Field(default=8, ge=1, le=4096)
-    """Rankings (each K completions) per optimiser step."""
-    seed: int = Field(default=0, ge=0)
-    """Random seed."""
-
-
-class TrainPolicyParams(_Params):
-    """Fine-tune the policy with PPO against a reward model."""
-
-    reward_model_version: int | None = Field(default=None, ge=1)
-    """ModelVersion id of the reward model; default: the newest."""
-    policy_version: int | None = Field(default=None, ge=1)
-    """ModelVersion id to start from; default: the newest SFT model."""
-    steps: int = Field(default=100, ge=1, le=1_000_000)
-    """PPO optimisation steps."""
-    kl_coef: float = Field(default=0.02, ge=0)
-    """Per-token KL penalty coefficient (beta)."""
-    learning_rate: float = Field(default=1e-6, gt=0, le=1.0)
-    """AdamW learning rate."""
-    seed: int = Field(default=0, ge=0)
-    """Random seed."""
-
-
-class EvaluateParams(_Params):
-    """Evaluate a model version (RM accuracy, or policy win rate and KL)."""
-
-    model_version: int | None = Field(default=None, ge=1)
-    """ModelVersion id to evaluate; default: the newest of its kind."""
-    split: Split = Split.validation
-    """Prompts/rankings to evaluate on."""
-
-
 class ExportParams(_Params):
-    """Export rankings (and comparisons) to a file under the data folder."""
+    """Write the comparison export (the same lines as `GET /api/v1/export/comparisons`) to a file to download."""
 
-    format: str = Field(default="jsonl", pattern="^(jsonl|csv)$")
-    """File format: jsonl or csv."""
-    include_gold: bool = False
-    """Include researchers' gold rankings."""
+    format: Literal["pairs", "rankings"] = "pairs"
+    """pairs: one line per strict pair (prompt/chosen/rejected, as TRL reads it); rankings: one line per ranking."""
+    active_only: bool = False
+    """Only rankings by labelers whose account is active (researchers' rankings are always kept)."""
+    min_agreement: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Only labelers whose agreement with researchers is at least this."""
+    split: Split | None = None
+    """Only prompts of this split."""
+    exclude_flags: list[str] = Field(default_factory=list)
+    """Leave out outputs that the ranking flagged with any of these flags."""
+
+    @field_validator("exclude_flags")
+    @classmethod
+    def _known_flags(cls, flags: list[str]) -> list[str]:
+        unknown = sorted(set(flags) - set(FLAGS))
+        if unknown:
+            raise ValueError(f"unknown flags {unknown}; allowed: {', '.join(FLAGS)}")
+        return flags
 
 
 PARAMS_MODELS: dict[JobKind, type[_Params]] = {
     JobKind.sample: SampleParams,
-    JobKind.train_reward: TrainRewardParams,
-    JobKind.train_policy: TrainPolicyParams,
-    JobKind.evaluate: EvaluateParams,
     JobKind.export: ExportParams,
 }
+"""The job kinds a worker can run, with their params. The other JobKind values (reward model, PPO, evaluation)
+are refused with a 422 until their runners exist."""
 
 
 class JobCreate(BaseModel):

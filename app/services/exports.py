@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from app.config import Settings
@@ -171,8 +172,19 @@ def _below(score: float | None, minimum: float | None) -> bool:
     return minimum is not None and (score is None or score < minimum)
 
 
-def export_records(session: Session, *, settings: Settings, options: ExportOptions) -> Iterator[dict[str, Any]]:
-    """The export as dicts, streamed in batches of rankings."""
+def count_rankings(session: Session, *, options: ExportOptions) -> int:
+    """How many rankings the export reads (before the agreement and flag filters), for progress bars."""
+    return session.scalar(select(func.count()).select_from(_query(options).order_by(None).subquery())) or 0
+
+
+def export_records(
+    session: Session,
+    *,
+    settings: Settings,
+    options: ExportOptions,
+    on_batch: Callable[[int], None] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """The export as dicts, streamed in batches of rankings; `on_batch(n)` after each batch of n rankings."""
     _check(options)
     agreement = labeler_agreement(session)
     exclude = set(options.exclude_flags)
@@ -188,10 +200,35 @@ def export_records(session: Session, *, settings: Settings, options: ExportOptio
                 yield from _pair_lines(prompt, buckets, completions, base)
             elif sum(len(b) for b in buckets) >= 2 and len(buckets) >= 2:
                 yield _ranking_line(prompt, buckets, completions, base)
+        if on_batch is not None:
+            on_batch(len(rows))
 
 
-def export_lines(session: Session, *, settings: Settings, options: ExportOptions) -> Iterator[str]:
+def export_lines(
+    session: Session,
+    *,
+    settings: Settings,
+    options: ExportOptions,
+    on_batch: Callable[[int], None] | None = None,
+) -> Iterator[str]:
     """The export as JSON lines (checked before the first line is produced)."""
     _check(options)
-    records = export_records(session, settings=settings, options=options)
+    records = export_records(session, settings=settings, options=options, on_batch=on_batch)
     return (json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+
+
+def options_from_params(params: dict[str, Any]) -> ExportOptions:
+    """ExportOptions from an export job's validated params."""
+    split = params.get("split")
+    return ExportOptions(
+        format="rankings" if params.get("format") == "rankings" else "pairs",
+        active_only=bool(params.get("active_only", False)),
+        min_agreement=params.get("min_agreement"),
+        split=Split(split) if split else None,
+        exclude_flags=tuple(params.get("exclude_flags", ())),
+    )
+
+
+def job_file(data_dir: Path, *, job_id: int, fmt: str) -> Path:
+    """Where the export job `job_id` writes its JSON lines."""
+    return Path(data_dir) / "exports" / f"job-{job_id}-{fmt}.jsonl"

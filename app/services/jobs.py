@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, cast
 
 from pydantic import BaseModel, ValidationError
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import Job, JobKind, JobStatus, ModelKind, ModelVersion, Prompt, User, utcnow
 from app.schemas.jobs import PARAMS_MODELS, SampleParams
+from app.services import exports
 
 LOG_TAIL_CHARS = 16_000
 """The log tail keeps the last this-many characters."""
@@ -56,8 +58,14 @@ def parse_params(kind: JobKind, params: dict[str, Any]) -> BaseModel:
     """The params as the kind's pydantic model; InvalidInput naming the bad param otherwise."""
     if not isinstance(params, dict):
         raise InvalidInput("params must be a JSON object")
+    model = PARAMS_MODELS.get(kind)
+    if model is None:
+        runnable = ", ".join(k.value for k in PARAMS_MODELS)
+        raise InvalidInput(
+            f"no worker can run {kind.value!r} jobs in this version of ranklab; runnable kinds: {runnable}"
+        )
     try:
-        return PARAMS_MODELS[kind].model_validate(params)
+        return model.model_validate(params)
     except ValidationError as exc:
         raise InvalidInput(format_validation_error(kind, exc)) from exc
 
@@ -115,6 +123,19 @@ def get_job(session: Session, *, job_id: int, for_update: bool = False) -> Job:
     if job is None:
         raise NotFound(f"no job with id {job_id}")
     return job
+
+
+def export_file(session: Session, *, job_id: int, data_dir: Path) -> Path:
+    """The file a succeeded export job wrote; NotFound/Conflict with the reason otherwise."""
+    job = get_job(session, job_id=job_id)
+    if job.kind != JobKind.export:
+        raise NotFound(f"job {job_id} is a {job.kind.value} job; only export jobs have a file to download")
+    if job.status != JobStatus.succeeded:
+        raise Conflict(f"job {job_id} is {job.status.value}; its file can be downloaded once it has succeeded")
+    path = exports.job_file(data_dir, job_id=job_id, fmt=str(job.params.get("format", "pairs")))
+    if not path.is_file():
+        raise NotFound(f"the file of export job {job_id} is no longer in the data folder; run the export again")
+    return path
 
 
 def list_jobs(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -13,6 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.config import Settings
 from app.db import make_engine
 from app.migrate import upgrade
+from app.models import Job, JobKind
+from app.services import jobs as job_service
 from tests.pg import fresh_postgres_database
 
 
@@ -74,3 +77,16 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from trainer.models import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-llama", seed=0)
+
+
+def run_job_once(sessions: sessionmaker[Session], settings: Settings, kind: JobKind, params: dict[str, Any]) -> Job:
+    """Queue one job, let a `--once` CPU worker with the real handlers work the queue, return the job as it ended."""
+    from trainer.worker import WorkerConfig, work
+
+    with sessions.begin() as session:
+        job_id = job_service.enqueue_job(session, kind=kind, params=params).id
+    work(WorkerConfig.from_settings(settings, once=True, device="cpu"), sessions, settings)
+    with sessions() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        return job

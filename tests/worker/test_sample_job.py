@@ -10,6 +10,7 @@ from app.models import Completion, Job, JobKind, JobStatus, ModelKind, RankingTa
 from app.services import jobs as job_service
 from app.services import model_registry
 from app.services.prompts import get_or_create_prompt
+from tests.worker.conftest import run_job_once
 from trainer.jobs_sample import SamplePlan
 from trainer.worker import WorkerConfig, work
 
@@ -26,13 +27,7 @@ def seeded(sessions: sessionmaker[Session], tiny_model_dir) -> dict[str, object]
 
 
 def _run(sessions, settings, **params) -> Job:
-    with sessions.begin() as session:
-        job_id = job_service.enqueue_job(session, kind=JobKind.sample, params=params).id
-    work(WorkerConfig.from_settings(settings, once=True, device="cpu"), sessions, settings)
-    with sessions() as session:
-        job = session.get(Job, job_id)
-        assert job is not None
-        return job
+    return run_job_once(sessions, settings, JobKind.sample, params)
 
 
 def test_sample_job_creates_one_task_per_prompt_with_k_recorded_completions(sessions, worker_settings, seeded):

@@ -46,9 +46,9 @@ def test_bad_cron_and_missing_trigger_are_refused(db):
         schedule_service.create_schedule(db, name="bad", kind=JobKind.export, params={}, cron="61 * * * *")
     with pytest.raises(InvalidInput, match="needs a cron expression or min_new_rankings"):
         schedule_service.create_schedule(db, name="none", kind=JobKind.export, params={})
-    with pytest.raises(InvalidInput, match=r"params\.epochs"):
+    with pytest.raises(InvalidInput, match=r"params\.k"):
         schedule_service.create_schedule(
-            db, name="p", kind=JobKind.train_reward, params={"epochs": 0}, min_new_rankings=5
+            db, name="p", kind=JobKind.sample, params={"n_unlabeled": 5, "k": 3}, min_new_rankings=5
         )
 
 
@@ -62,12 +62,12 @@ def _add_rankings(db, factory, n: int) -> None:
 
 
 def test_data_trigger_waits_for_enough_new_rankings(db, factory):
-    schedule_service.create_schedule(db, name="rm-on-data", kind=JobKind.train_reward, params={}, min_new_rankings=3)
+    schedule_service.create_schedule(db, name="export-on-data", kind=JobKind.export, params={}, min_new_rankings=3)
     _add_rankings(db, factory, 2)
     assert schedule_service.run_due_schedules(db) == []
     _add_rankings(db, factory, 1)
     fired = schedule_service.run_due_schedules(db)
-    assert len(fired) == 1 and fired[0].kind == JobKind.train_reward
+    assert len(fired) == 1 and fired[0].kind == JobKind.export
     assert schedule_service.run_due_schedules(db) == []  # one is queued, and nothing new since it
 
 

@@ -37,9 +37,9 @@ def test_once_runs_every_queued_job_and_records_it(sessions, worker_settings):
             ctx.metrics(step=step, loss=1.0 / (step + 1))
         ctx.log(f"exported {ctx.params['format']}")
 
-    ids = [_queue(sessions), _queue(sessions, format="csv")]
+    ids = [_queue(sessions), _queue(sessions, format="rankings")]
     assert work(_cfg(worker_settings), sessions, worker_settings, handlers={JobKind.export: handler}) == 2
-    for job_id, fmt in zip(ids, ("jsonl", "csv"), strict=True):
+    for job_id, fmt in zip(ids, ("pairs", "rankings"), strict=True):
         job = _job(sessions, job_id)
         assert job.status == JobStatus.succeeded and job.progress == 1.0 and job.finished_at is not None
         assert [p["step"] for p in job.metrics] == [0, 1, 2] and job.metrics[-1]["loss"] == 1 / 3

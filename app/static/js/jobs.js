@@ -123,6 +123,8 @@
     var cancel = document.getElementById("cancel-job");
     cancel.disabled = finished || job.cancel_requested;
     cancel.textContent = job.cancel_requested && !finished ? "Cancelling…" : "Cancel";
+    var file = document.getElementById("job-file");
+    if (file) file.hidden = job.status !== "succeeded";
     drawChart(job.metrics || []);
     jobCard.dataset.status = job.status;
     return finished;

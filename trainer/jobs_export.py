@@ -1,0 +1,56 @@
+"""The export job: the comparison export written to a file under the data folder, for download from the job page.
+
+The lines are those of `GET /api/v1/export/comparisons` with the same filters. The file is written under a
+temporary name and renamed when complete, so a download never sees half an export; a cancelled, failed or
+requeued attempt leaves nothing behind and the next attempt starts over (an export is cheap to redo).
+Rankings are read in keyset batches, each in its own short transaction, so labeling goes on during an export.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from app.services import exports
+from trainer.worker import JobContext
+
+CHECK_EVERY_S = 1.0
+"""Seconds between cancellation checks while writing."""
+
+
+def run_export_job(ctx: JobContext) -> None:
+    """Write the export; progress is the share of rankings read, metrics the lines written."""
+    options = exports.options_from_params(ctx.params)
+    target = exports.job_file(ctx.data_dir, job_id=ctx.job_id, fmt=options.format)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".part")
+    started = time.monotonic()
+    with ctx.sessions() as session:
+        total = exports.count_rankings(session, options=options)
+        session.commit()  # read batch by batch: never hold a transaction (on SQLite, the write lock) for long
+        ctx.log(f"exporting {options.format} from {total} rankings to {target}")
+        done = 0
+        last_check = time.monotonic()
+
+        def on_batch(n: int) -> None:
+            nonlocal done, last_check
+            session.commit()
+            done += n
+            ctx.progress(min(done / total, 1.0) if total else 1.0)
+            if time.monotonic() - last_check >= CHECK_EVERY_S:
+                last_check = time.monotonic()
+                ctx.check_cancelled()
+
+        lines = 0
+        try:
+            with partial.open("w", encoding="utf-8") as out:
+                for line in exports.export_lines(session, settings=ctx.settings, options=options, on_batch=on_batch):
+                    out.write(line)
+                    lines += 1
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+    seconds = time.monotonic() - started
+    ctx.metrics(step=done, lines=lines, rankings=done, seconds=round(seconds, 3))
+    ctx.progress(1.0)
+    ctx.log(f"wrote {lines} {options.format} lines from {done} rankings in {seconds:.1f} s")
