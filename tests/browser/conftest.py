@@ -39,6 +39,7 @@ CHROMIUM_ARGS = [
 class LiveServer:
     base_url: str
     sessions: sessionmaker[Session]
+    settings: Settings
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -86,7 +87,7 @@ def live_server() -> Iterator[LiveServer]:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("the live uvicorn server did not start")
         time.sleep(0.05)
-    yield LiveServer(base_url=f"http://127.0.0.1:{port}", sessions=sessions)
+    yield LiveServer(base_url=f"http://127.0.0.1:{port}", sessions=sessions, settings=settings)
     server.should_exit = True
     thread.join(timeout=10)
     engine.dispose()

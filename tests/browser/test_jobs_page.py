@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from app.models import JobKind, JobStatus, Role
+from app.models import JobKind, JobStatus, Role, TaskKind
 from app.services import jobs as job_service
 from app.services import users as user_service
+from tests.agreement.helpers import add_ranking, make_task, singletons
 from tests.browser.conftest import login
+from trainer.worker import WorkerConfig, work
 
 pytestmark = pytest.mark.browser
 PASSWORD = "browser-jobs-pass"
@@ -48,3 +50,31 @@ def test_job_page_follows_a_running_job_and_cancels_it(page, live_server):
         )
     page.wait_for_selector("#job[data-status=cancelled]")
     assert page.locator("#cancel-job").is_disabled()
+
+
+def test_export_job_queued_in_the_page_is_downloaded_when_done(page, live_server):
+    with live_server.session() as session:
+        researcher = user_service.create_user(
+            session, username="export-researcher", password=PASSWORD, role=Role.researcher
+        )
+        task = make_task(session, kind=TaskKind.gold, k=4)
+        add_ranking(session, task=task, user=researcher, order=singletons([2, 0, 3, 1]))
+    login(page, "export-researcher", PASSWORD)
+
+    page.goto("/jobs")
+    page.select_option("#queue-job select[name=kind]", "export")
+    page.fill("textarea[name=params]", '{"format": "pairs"}')
+    page.click("#queue-job button[type=submit]")
+    page.wait_for_selector("#job[data-status=queued]")
+    assert page.locator("#job-file").is_hidden()
+    job_id = int(page.url.rstrip("/").rsplit("/", 1)[1])
+
+    cfg = WorkerConfig.from_settings(live_server.settings, once=True, device="cpu", kinds=(JobKind.export,))
+    assert work(cfg, live_server.sessions, live_server.settings) == 1
+    page.wait_for_selector("#job[data-status=succeeded]")
+    with page.expect_download() as got:
+        page.click("#job-file a")
+    download = got.value
+    assert download.suggested_filename == f"ranklab-job-{job_id}-pairs.jsonl"
+    lines = open(download.path(), encoding="utf-8").read().splitlines()
+    assert len(lines) == 6  # C(4, 2) strict pairs of one researcher ranking
