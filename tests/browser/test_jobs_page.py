@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from app.models import JobKind, JobStatus, Role, TaskKind
@@ -76,5 +78,5 @@ def test_export_job_queued_in_the_page_is_downloaded_when_done(page, live_server
         page.click("#job-file a")
     download = got.value
     assert download.suggested_filename == f"ranklab-job-{job_id}-pairs.jsonl"
-    lines = open(download.path(), encoding="utf-8").read().splitlines()
+    lines = Path(download.path()).read_text(encoding="utf-8").splitlines()
     assert len(lines) == 6  # C(4, 2) strict pairs of one researcher ranking
