@@ -38,7 +38,10 @@ def _time_to_first_response(app_ref: str, env: dict[str, str], cwd: str) -> floa
     start = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", app_ref, "--port", str(port), "--log-level", "warning"],
-        env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         while True:
