@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from functools import lru_cache
 from typing import Any
 
+import anyio
+import anyio.to_thread
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -54,14 +56,28 @@ def get_sessionmaker() -> sessionmaker[Session]:
     return sessionmaker(bind=get_engine(), expire_on_commit=False)
 
 
-def get_session() -> Iterator[Session]:
-    """Request-scoped session: commits on success, rolls back on error."""
+async def get_session() -> AsyncIterator[Session]:
+    """Request-scoped session: commits on success, rolls back on error.
+
+    Async so that FastAPI does not spend a worker-thread hop on opening it (a Session does no I/O until first
+    used); the end of the request (commit or rollback, then close) is one hop to a worker thread.
+    """
     session = get_sessionmaker()()
     try:
         yield session
-        session.commit()
     except BaseException:
-        session.rollback()
+        with anyio.CancelScope(shield=True):  # a cancelled request still returns its connection
+            await anyio.to_thread.run_sync(_finish, session, False)
         raise
+    with anyio.CancelScope(shield=True):
+        await anyio.to_thread.run_sync(_finish, session, True)
+
+
+def _finish(session: Session, commit: bool) -> None:
+    try:
+        if commit:
+            session.commit()
+        else:
+            session.rollback()
     finally:
         session.close()

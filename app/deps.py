@@ -1,4 +1,8 @@
-"""Annotated dependency aliases so route signatures read like sentences."""
+"""Annotated dependency aliases so route signatures read like sentences.
+
+Dependencies that do no I/O are `async def`: FastAPI runs every sync dependency in a worker thread, and those
+hops are a measurable share of a labeling request (see docs/benchmarks.md).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,13 @@ from app.errors import Forbidden, NotAuthenticated
 from app.models import Role, User, UserStatus
 from app.security import CSRF_FIELD, CSRF_HEADER, SessionData, csrf_matches
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+async def settings_dep() -> Settings:
+    """The process settings (async: FastAPI runs sync dependencies in a worker thread, a hop this needs not)."""
+    return get_settings()
+
+
+SettingsDep = Annotated[Settings, Depends(settings_dep)]
 # scope="function": commit before the response is sent, so a client never acts on a response whose writes
 # could still fail (FastAPI otherwise runs yield-dependency exit code after sending the response).
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
@@ -22,7 +32,7 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 _BLOCKED = (UserStatus.suspended, UserStatus.rejected)
 
 
-def browser_session(request: Request) -> SessionData:
+async def browser_session(request: Request) -> SessionData:
     """The signed cookie session (set up by the session middleware)."""
     return request.state.session  # type: ignore[no-any-return]
 
@@ -89,21 +99,21 @@ async def current_user(request: Request, user: OptionalUser, browser: BrowserSes
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
-def current_labeler(user: CurrentUser) -> User:
+async def current_labeler(user: CurrentUser) -> User:
     """Anyone who may rank: labelers in screening or active, and researchers (who rank gold tasks)."""
     if user.role == Role.labeler and user.status not in (UserStatus.screening, UserStatus.active):
         raise Forbidden(f"your account is {user.status.value.replace('_', ' ')}; a researcher will get back to you")
     return user
 
 
-def current_researcher(user: CurrentUser) -> User:
+async def current_researcher(user: CurrentUser) -> User:
     """Researchers and admins."""
     if user.role not in (Role.researcher, Role.admin):
         raise Forbidden("this page is for researchers")
     return user
 
 
-def current_admin(user: CurrentUser) -> User:
+async def current_admin(user: CurrentUser) -> User:
     """Admins only."""
     if user.role != Role.admin:
         raise Forbidden("this action is for admins")

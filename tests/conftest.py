@@ -19,8 +19,9 @@ from sqlalchemy.orm import Session
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from app.config import Settings, get_settings  # noqa: E402
+from app.config import Settings  # noqa: E402
 from app.db import get_session, make_engine  # noqa: E402
+from app.deps import settings_dep
 from app.main import create_app  # noqa: E402
 from app.migrate import downgrade, upgrade  # noqa: E402
 from tests.factories import Factory  # noqa: E402
@@ -80,7 +81,7 @@ def app(db: Session, settings: Settings) -> FastAPI:
             raise
 
     application.dependency_overrides[get_session] = _session
-    application.dependency_overrides[get_settings] = lambda: settings
+    application.dependency_overrides[settings_dep] = lambda: settings
     return application
 
 

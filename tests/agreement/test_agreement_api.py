@@ -90,10 +90,10 @@ def test_hidden_gold_share_in_next_assignment(db, factory, settings):
 
 
 def test_adaptive_overlap_through_the_api(client, factory, db, app, settings):
-    from app.config import get_settings
+    from app.deps import settings_dep
 
     custom = settings.model_copy(update={"adaptive_overlap_max": 3, "hidden_gold_share": 0.0})
-    app.dependency_overrides[get_settings] = lambda: custom
+    app.dependency_overrides[settings_dep] = lambda: custom
     task = make_task(db, overlap=2)
     orders = [lambda ids: [[i] for i in ids], lambda ids: [[i] for i in reversed(ids)]]
     for order in orders:

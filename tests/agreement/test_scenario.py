@@ -5,7 +5,7 @@ import random
 import pytest
 from sqlalchemy import select
 
-from app.config import get_settings
+from app.deps import settings_dep
 from app.models import User, UserStatus
 from tests.agreement.helpers import reference_counts
 from tests.factories import token_headers
@@ -61,7 +61,7 @@ def _submit(client, headers, rankings_by_task, task_of, rng, *, careful: bool, f
 @pytest.fixture
 def scenario_settings(app, settings):
     custom = settings.model_copy(update={"screening_set_size": SET_SIZE, "hidden_gold_share": 0.0})
-    app.dependency_overrides[get_settings] = lambda: custom
+    app.dependency_overrides[settings_dep] = lambda: custom
     return custom
 
 

@@ -20,8 +20,9 @@ import pytest
 import uvicorn
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.config import Settings, get_settings
+from app.config import Settings
 from app.db import get_session, make_engine
+from app.deps import settings_dep
 from app.main import create_app
 from app.migrate import upgrade
 
@@ -77,7 +78,7 @@ def live_server() -> Iterator[LiveServer]:
             session.close()
 
     app.dependency_overrides[get_session] = _session
-    app.dependency_overrides[get_settings] = lambda: settings
+    app.dependency_overrides[settings_dep] = lambda: settings
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)

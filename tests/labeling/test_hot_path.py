@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event
 
-from app.config import get_settings
+from app.deps import settings_dep
 from app.errors import Gone
 from app.models import Assignment, AssignmentStatus, Prompt, RankingTask, utcnow
 from app.services import assignment as assignment_service
@@ -61,7 +61,7 @@ def test_next_view_matches_the_task(db, factory, settings):
 
 
 def test_next_and_submit_statement_counts(app, client, db, factory, settings, no_sweep_for_a_day):
-    app.dependency_overrides[get_settings] = lambda: settings.model_copy(update={"hidden_gold_share": 0.0})
+    app.dependency_overrides[settings_dep] = lambda: settings.model_copy(update={"hidden_gold_share": 0.0})
     make_task(db)
     headers = token_headers(client, factory.labeler())
     statements: list[str] = []

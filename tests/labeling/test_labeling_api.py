@@ -281,9 +281,9 @@ def test_researcher_ranks_gold_and_is_marked(client, factory, db):
 def test_kind_order_comes_from_settings(client, factory, db, settings, app):
     make_task(db, k=4, kind="production")
     eval_task = make_task(db, k=4, kind="eval")
-    from app.config import get_settings
+    from app.deps import settings_dep
 
-    app.dependency_overrides[get_settings] = lambda: settings.model_copy(
+    app.dependency_overrides[settings_dep] = lambda: settings.model_copy(
         update={"task_kind_order": ["eval", "production"]}
     )
     body = client.get(NEXT, headers=token_headers(client, factory.labeler())).json()

@@ -11,8 +11,8 @@ from datasets import load_dataset
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.config import get_settings
 from app.db import get_session
+from app.deps import settings_dep
 from app.errors import InvalidInput
 from app.main import create_app
 from app.models import Job, JobKind, JobStatus, Role, TaskKind, UserStatus
@@ -108,7 +108,7 @@ def test_download_over_http(sessions, worker_settings, seeded):
             yield session
 
     app.dependency_overrides[get_session] = _session
-    app.dependency_overrides[get_settings] = lambda: worker_settings
+    app.dependency_overrides[settings_dep] = lambda: worker_settings
     with TestClient(app) as client:
         headers = token_headers(client, seeded["researcher"])
         got = client.get(f"/api/v1/jobs/{job.id}/file", headers=headers)
