@@ -91,3 +91,18 @@ class Signer:
 def csrf_matches(expected: str, given: str | None) -> bool:
     """Constant-time comparison of CSRF tokens."""
     return bool(given) and hmac.compare_digest(expected, given or "")
+
+
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+INSECURE_COOKIE_WARNING = (
+    "This server sends its login cookie over HTTPS only (RANKLAB_COOKIE_SECURE=true), but this page came over plain "
+    "HTTP, so your browser will drop it and logging in will not stick. Open the site through https://, or set "
+    "RANKLAB_COOKIE_SECURE=false for a trial without TLS."
+)
+
+
+def insecure_cookie_warning(*, cookie_secure: bool | None, scheme: str, host: str | None) -> str | None:
+    """Why logging in cannot work here (a Secure cookie over plain HTTP to a non-local host), or None."""
+    if cookie_secure and scheme == "http" and (host or "").lower() not in LOCAL_HOSTS:
+        return INSECURE_COOKIE_WARNING
+    return None

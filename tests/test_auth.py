@@ -1,8 +1,10 @@
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from app.deps import settings_dep
 from app.models import LoginAttempt, Role
 from app.security import SESSION_COOKIE
-from tests.factories import PASSWORD, browser_login, csrf_from, token_headers
+from tests.factories import PASSWORD, browser_login, csrf_from
 
 
 def test_login_page_renders_with_csrf(client):
@@ -66,9 +68,32 @@ def test_secure_cookie_behind_https(client):
     assert "Secure" in resp.headers["set-cookie"]
 
 
+def test_secure_cookie_behind_a_tls_proxy(app):
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    with TestClient(ProxyHeadersMiddleware(app, trusted_hosts="*")) as proxied:
+        behind_tls = proxied.get("/login", headers={"X-Forwarded-Proto": "https"})
+        assert "Secure" in behind_tls.headers["set-cookie"]
+        plain = proxied.get("/login")
+        assert "Secure" not in plain.headers["set-cookie"]
+
+
+def test_login_page_warns_when_a_secure_cookie_cannot_reach_the_browser(app, settings):
+    app.dependency_overrides[settings_dep] = lambda: settings.model_copy(update={"cookie_secure": True})
+    with TestClient(app, base_url="http://ranklab.example.org") as remote:
+        assert "RANKLAB_COOKIE_SECURE=false" in remote.get("/login").text
+    with TestClient(app, base_url="http://localhost") as local:
+        assert 'id="cookie-warning"' not in local.get("/login").text
+    with TestClient(app, base_url="https://ranklab.example.org") as tls:
+        assert 'id="cookie-warning"' not in tls.get("/login").text
+
+
 def test_token_flow(client, factory):
     user = factory.user(Role.researcher)
-    headers = token_headers(client, user)
+    body = client.post("/api/v1/auth/token", data={"username": user.username, "password": PASSWORD}).json()
+    assert set(body) == {"access_token", "token_type", "expires_in"} and body["token_type"] == "bearer"
+    assert body["expires_in"] > 0
+    headers = {"Authorization": f"Bearer {body['access_token']}"}
     resp = client.get("/api/v1/users", headers=headers)
     assert resp.status_code == 200
     assert user.username in [u["username"] for u in resp.json()]

@@ -54,6 +54,9 @@ def test_web_runs_several_workers_and_worker_reserves_gpu():
     s = _compose()["services"]
     cmd = s["web"]["command"]
     assert int(cmd[cmd.index("--workers") + 1]) >= 2
+    # behind a TLS proxy: Secure cookies by default, and only the named proxy may set X-Forwarded-*
+    assert s["web"]["environment"]["RANKLAB_COOKIE_SECURE"] == "${RANKLAB_COOKIE_SECURE:-true}"
+    assert "--proxy-headers" in cmd and cmd[cmd.index("--forwarded-allow-ips") + 1] != "*"
     devices = s["worker"]["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
     assert "postgres" in _compose()["volumes"] or "pgdata" in _compose()["volumes"]

@@ -33,3 +33,14 @@ def test_csrf_matches():
     assert not csrf_matches("abc", "abd")
     assert not csrf_matches("abc", None)
     assert not csrf_matches("abc", "")
+
+
+def test_insecure_cookie_warning_only_for_a_secure_cookie_over_http_to_a_remote_host():
+    from app.security import insecure_cookie_warning
+
+    assert insecure_cookie_warning(cookie_secure=True, scheme="http", host="labels.example.org")
+    for host in ("localhost", "127.0.0.1", "LOCALHOST"):
+        assert insecure_cookie_warning(cookie_secure=True, scheme="http", host=host) is None
+    assert insecure_cookie_warning(cookie_secure=True, scheme="https", host="labels.example.org") is None
+    for auto_or_off in (None, False):
+        assert insecure_cookie_warning(cookie_secure=auto_or_off, scheme="http", host="labels.example.org") is None

@@ -83,6 +83,23 @@ def test_researcher_cannot_change_admin(client, factory):
     assert resp.status_code == 403
 
 
+def test_rejecting_needs_a_reason_and_activating_clears_the_gold_alert(client, factory, db):
+    headers = token_headers(client, factory.researcher())
+    labeler = factory.user(Role.labeler, UserStatus.pending_review)
+    db.commit()  # ends the savepoint, so the refused request's rollback keeps the labeler
+    resp = client.patch(f"/api/v1/users/{labeler.id}", json={"status": "rejected", "reason": "  "}, headers=headers)
+    assert resp.status_code == 422 and "give a reason" in resp.json()["detail"]
+    db.refresh(labeler)
+    assert labeler.status == UserStatus.pending_review
+    flagged = factory.user(Role.labeler, UserStatus.paused)
+    flagged.gold_alert = True
+    db.flush()
+    resp = client.patch(f"/api/v1/users/{flagged.id}", json={"status": "active"}, headers=headers)
+    assert resp.status_code == 200
+    db.refresh(flagged)
+    assert flagged.status == UserStatus.active and flagged.gold_alert is False
+
+
 def test_patch_unknown_user_and_bad_status(client, factory):
     headers = token_headers(client, factory.admin())
     assert client.patch("/api/v1/users/999999", json={"status": "active"}, headers=headers).status_code == 404

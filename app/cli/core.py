@@ -23,6 +23,11 @@ def serve(
     port: int = typer.Option(8000, help="Port to listen on."),
     workers: int = typer.Option(1, help="Number of uvicorn worker processes."),
     reload: bool = typer.Option(False, help="Reload on code changes (development)."),
+    forwarded_allow_ips: str = typer.Option(
+        "127.0.0.1",
+        help="Proxies whose X-Forwarded-For/-Proto are believed (comma-separated, or '*' when only a proxy can "
+        "reach the server). Others could fake the client address that the failed-login limit counts.",
+    ),
 ) -> None:
     """Run the web server (uvicorn). Run `ranklab migrate` first; the server never migrates."""
     import uvicorn
@@ -34,7 +39,7 @@ def serve(
         workers=workers,
         reload=reload,
         proxy_headers=True,
-        forwarded_allow_ips="*",
+        forwarded_allow_ips=forwarded_allow_ips,
         access_log=False,
         log_config=None,
     )

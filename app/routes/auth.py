@@ -11,7 +11,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from app.deps import BrowserSession, CsrfProtected, OptionalUser, SessionDep, SettingsDep
 from app.errors import NotAuthenticated
 from app.schemas import TokenRead
-from app.security import SessionData
+from app.security import SessionData, insecure_cookie_warning
 from app.services import users as user_service
 from app.web import render
 
@@ -27,10 +27,13 @@ def _safe_next(target: str | None) -> str:
 
 
 @router.get("/login", response_class=HTMLResponse, name="login_page")
-def login_page(request: Request, user: OptionalUser, next: str = "/") -> Response:
+def login_page(request: Request, user: OptionalUser, settings: SettingsDep, next: str = "/") -> Response:
     if user is not None:
         return RedirectResponse(_safe_next(next), status_code=303)
-    return render(request, "login.html", next=_safe_next(next), error=None)
+    warning = insecure_cookie_warning(
+        cookie_secure=settings.cookie_secure, scheme=request.url.scheme, host=request.url.hostname
+    )
+    return render(request, "login.html", next=_safe_next(next), error=None, warning=warning)
 
 
 @router.post("/login", response_class=HTMLResponse, name="login", dependencies=[CsrfProtected])

@@ -24,6 +24,7 @@ from app.models import (
     AssignmentStatus,
     Completion,
     Prompt,
+    Ranking,
     RankingTask,
     Role,
     TaskCompletion,
@@ -71,6 +72,14 @@ def has_free_slot() -> ColumnElement[bool]:
     return or_(RankingTask.slots_taken < RankingTask.overlap, RankingTask.kind.in_(OPEN_ENDED_KINDS))
 
 
+def has_gold_answer() -> ColumnElement[bool]:
+    """SQL condition: a researcher has ranked the task, so a labeler's ranking of it can be scored.
+
+    Gold and screening tasks go to labelers only then; before, they are in researchers' queues alone.
+    """
+    return exists().where(and_(Ranking.task_id == RankingTask.id, Ranking.by_researcher.is_(True)))
+
+
 def take_task(session: Session, *, labeler: User, kinds: list[TaskKind]) -> int | None:
     """Take a slot of the first open task of the first kind that has one, never one this labeler has seen.
 
@@ -94,9 +103,12 @@ def take_task(session: Session, *, labeler: User, kinds: list[TaskKind]) -> int 
 def pick_of_kind(*, labeler: User, kind: TaskKind) -> Select[int]:
     """Highest priority, then newest, open task of one kind; row-locked, skipping rows others hold (PostgreSQL)."""
     seen = exists().where(and_(Assignment.task_id == RankingTask.id, Assignment.labeler_id == labeler.id))
+    where = [RankingTask.status == TaskStatus.open, RankingTask.kind == kind, has_free_slot(), ~seen]
+    if kind in OPEN_ENDED_KINDS and labeler.role == Role.labeler:
+        where.append(has_gold_answer())
     return (
         select(RankingTask.id)
-        .where(RankingTask.status == TaskStatus.open, RankingTask.kind == kind, has_free_slot(), ~seen)
+        .where(*where)
         .order_by(RankingTask.priority.desc(), RankingTask.id.desc())
         .limit(1)
         .with_for_update(skip_locked=True)

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, RateLimited
+from app.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound, RateLimited
 from app.models import LoginAttempt, Role, User, UserStatus, utcnow
 from app.security import dummy_hash, hash_password, needs_rehash, verify_password
 from app.services import audit
@@ -64,15 +64,25 @@ def list_users(session: Session, *, role: Role | None = None) -> list[User]:
 
 
 def set_status(session: Session, *, user: User, status: UserStatus, actor: User | None, reason: str = "") -> User:
-    """Change a user's status, with an audit-log entry."""
+    """Change a user's status, with an audit-log entry.
+
+    Researchers may change labelers only (admins anyone); a rejection needs a reason; becoming active clears a
+    hidden-gold alert, as an approval does.
+    """
+    if actor is not None and actor.role != Role.admin and user.role != Role.labeler:
+        raise Forbidden("researchers may change the status of labelers only")
+    if status == UserStatus.rejected and not reason.strip():
+        raise InvalidInput("give a reason for rejecting a user; it is kept in the audit log")
     old = user.status
     user.status = status
+    if status == UserStatus.active:
+        user.gold_alert = False
     audit.record(
         session,
         actor=actor,
         action="user.status",
         target=user,
-        reason=reason,
+        reason=reason.strip(),
         data={"from": old, "to": status},
     )
     return user

@@ -130,3 +130,26 @@ def test_import_gold_ranking_and_promote(db, factory):
     screening.promote_to_gold(db, task=production, actor=researcher)
     assert production.kind == TaskKind.gold
     assert db.scalar(select(Ranking.id).where(Ranking.task_id == production.id)) is None
+
+
+def test_gold_and_screening_tasks_reach_labelers_only_once_a_researcher_ranked_them(db, factory, settings):
+    from app.services.assignment import next_assignment
+
+    cfg = _settings(settings, hidden_gold_share=1.0)
+    researcher = factory.researcher()
+    screening_task = make_task(db, kind=TaskKind.screening)
+    gold_task = make_task(db, kind=TaskKind.gold)
+    newcomer = factory.labeler(status=UserStatus.screening)
+    active = factory.labeler()
+    # no gold answer yet: nothing to score against, so neither is served to a labeler ...
+    assert next_assignment(db, labeler=newcomer, settings=cfg) is None
+    assert next_assignment(db, labeler=active, settings=cfg) is None
+    # ... but researchers get them, to rank
+    first = next_assignment(db, labeler=researcher, settings=cfg)
+    assert first is not None and first.task_id in (screening_task.id, gold_task.id)
+    for task in (screening_task, gold_task):
+        add_ranking(db, task=task, user=researcher, order=GOLD)
+    got_screening = next_assignment(db, labeler=newcomer, settings=cfg)
+    got_gold = next_assignment(db, labeler=active, settings=cfg)
+    assert got_screening is not None and got_screening.task_id == screening_task.id
+    assert got_gold is not None and got_gold.task_id == gold_task.id

@@ -63,7 +63,8 @@ def live_server() -> Iterator[LiveServer]:
     upgrade(url, "head")
     engine = make_engine(url)
     sessions = sessionmaker(bind=engine, expire_on_commit=False)
-    settings = Settings(env="test", database_url=url, data_dir=folder / "data")
+    # no random hidden gold: each browser test expects the tasks it seeded (the server is shared by all of them)
+    settings = Settings(env="test", database_url=url, data_dir=folder / "data", hidden_gold_share=0.0)
     app = create_app(settings)
 
     def _session() -> Iterator[Session]:

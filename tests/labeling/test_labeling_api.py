@@ -14,6 +14,7 @@ from app.models import (
     UserStatus,
     utcnow,
 )
+from app.services import screening
 from tests.factories import make_task, token_headers
 
 NEXT = "/api/v1/labeling/next"
@@ -249,6 +250,10 @@ def test_skip_releases_slot_and_needs_reason(labeler_task, client, factory, db):
 def test_screening_labeler_gets_only_screening_tasks(client, factory, db):
     make_task(db, k=4, kind="production")
     screening_task = make_task(db, k=5, kind="screening", overlap=1)
+    # served to labelers once a researcher has ranked it (the gold answer their screening is scored against)
+    screening.import_gold_ranking(
+        db, task=screening_task, researcher=factory.researcher(), gold_ranking=[[0], [1], [2], [3], [4]]
+    )
     newcomer = token_headers(client, factory.labeler(status=UserStatus.screening))
     body = client.get(NEXT, headers=newcomer).json()
     assert db.get(Assignment, body["assignment_id"]).task_id == screening_task.id
