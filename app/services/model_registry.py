@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import secrets
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +31,40 @@ def check_model_dir(path: Path) -> Path:
     if not any((folder / name).is_file() for name in TOKENIZER_FILES):
         raise InvalidInput(f"{folder} has no tokenizer files (tokenizer.json or tokenizer_config.json)")
     return folder
+
+
+def copy_into_data_dir(
+    source: Path,
+    *,
+    data_dir: Path,
+    kind: ModelKind,
+    name: str,
+    on_bytes: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Copy a checked model folder to `data_dir/models/<kind>-<name>-<random>`; returns the new folder.
+
+    Copied into a temporary folder that is renamed at the end, so an interrupted copy never looks like a model.
+    `on_bytes(done, total)` reports progress after each file.
+    """
+    source = check_model_dir(source)
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "model"
+    models = Path(data_dir) / "models"
+    target = models / f"{kind.value}-{slug}-{secrets.token_hex(3)}"
+    partial = models / f".{target.name}.partial"
+    files = [f for f in sorted(source.rglob("*")) if f.is_file() and ".git" not in f.relative_to(source).parts]
+    total, done = sum(f.stat().st_size for f in files), 0
+    try:
+        for f in files:
+            dest = partial / f.relative_to(source)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f, dest)
+            done += f.stat().st_size
+            if on_bytes is not None:
+                on_bytes(done, total)
+        partial.rename(target)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return target
 
 
 def register_model(

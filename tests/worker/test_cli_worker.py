@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from app.migrate import upgrade
-from app.models import Job, JobKind, JobStatus, RankingTask, Split
+from app.models import Job, JobKind, JobStatus, ModelVersion, RankingTask, Split
 from app.services import jobs as job_service
 from app.services.prompts import get_or_create_prompt
 
@@ -35,6 +36,19 @@ def test_models_add_then_worker_once_runs_a_sampling_job(tmp_path, tiny_model_di
     assert added.returncode == 0, added.stderr
     assert "registered sft model 'tiny' as version 1" in added.stdout
     engine = create_engine(url)
+    with Session(engine) as session:  # copied into the data folder, file for file; the original is left alone
+        copied = Path(session.get(ModelVersion, 1).path)
+    assert copied.parent == tmp_path / "data" / "models" and copied.name.startswith("sft-tiny-")
+    originals = sorted(p.relative_to(tiny_model_dir) for p in tiny_model_dir.rglob("*") if p.is_file())
+    assert sorted(p.relative_to(copied) for p in copied.rglob("*") if p.is_file()) == originals
+    assert all((copied / rel).read_bytes() == (tiny_model_dir / rel).read_bytes() for rel in originals)
+    in_place = _cli(["models", "add", str(tiny_model_dir), "--kind", "policy", "--in-place", "--parent", "1"], env)
+    assert in_place.returncode == 0, in_place.stderr
+    with Session(engine) as session:
+        assert session.get(ModelVersion, 2).path == str(tiny_model_dir.resolve())
+    orphan = _cli(["models", "add", str(tiny_model_dir), "--kind", "policy", "--parent", "99"], env)
+    assert orphan.returncode == 1 and "parent model 99 does not exist" in orphan.stderr
+    assert len(list((tmp_path / "data" / "models").iterdir())) == 1  # the refused copy was removed
     with Session(engine) as session, session.begin():
         for text in ("hello there", "what is two plus two?"):
             get_or_create_prompt(session, text=text, split=Split.train)
