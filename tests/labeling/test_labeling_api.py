@@ -1,8 +1,9 @@
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
+from app.deps import settings_dep
 from app.models import (
     Assignment,
     AssignmentStatus,
@@ -53,6 +54,33 @@ def test_next_returns_shuffled_task_and_records_order(labeler_task, db):
     assert body["completions"][0]["text"].startswith("answer ")
     db.refresh(task)
     assert task.slots_taken == 1
+    # exactly what a labeler sees: no kind, no gold ranking, no score
+    assert set(body) == {"assignment_id", "prompt", "completions", "expires_at"}
+    assert set(body["prompt"]) == {"id", "text"} and all(set(c) == {"id", "text"} for c in body["completions"])
+    lease = datetime.fromisoformat(body["expires_at"]) - assignment.created_at.replace(tzinfo=UTC)
+    assert lease == timedelta(minutes=30)  # the default lease
+
+
+def test_each_labeler_sees_the_outputs_in_their_own_recorded_order(client, factory, db):
+    make_task(db, k=9, overlap=6)
+    orders = []
+    for _ in range(6):
+        body = client.get(NEXT, headers=token_headers(client, factory.labeler())).json()
+        orders.append(tuple(c["id"] for c in body["completions"]))
+        assert list(db.get(Assignment, body["assignment_id"]).display_order) == list(orders[-1])
+    assert len(set(orders)) > 1  # 9! orders: six equal shuffles would be a broken shuffle (p < 1e-26)
+
+
+def test_a_hidden_gold_task_looks_like_any_other(client, factory, db, app, settings):
+    app.dependency_overrides[settings_dep] = lambda: settings.model_copy(update={"hidden_gold_share": 1.0})
+    gold = make_task(db, k=4, kind="gold")
+    screening.import_gold_ranking(db, task=gold, researcher=factory.researcher(), gold_ranking=[[0], [1], [2], [3]])
+    labeler = factory.labeler()
+    body = client.get(NEXT, headers=token_headers(client, labeler)).json()
+    assert db.get(Assignment, body["assignment_id"]).task_id == gold.id
+    assert set(body) == {"assignment_id", "prompt", "completions", "expires_at"}
+    page = client.get("/label", headers=token_headers(client, labeler)).text
+    assert "gold" not in page.lower()
 
 
 def test_repeated_next_returns_the_same_assignment(labeler_task, client):

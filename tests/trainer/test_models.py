@@ -142,3 +142,13 @@ def test_real_smollm2_converts_and_samples(tmp_path: Path) -> None:
     print("\n---\n".join(texts))
     assert len(texts) == 4 and all(t.strip() for t in texts)
     assert len({t.strip() for t in texts}) == 4
+
+
+def test_default_dtype_is_bf16_on_cuda_and_float32_elsewhere():
+    import torch
+
+    from trainer.models import default_dtype
+
+    assert default_dtype(torch.device("cuda")) == torch.bfloat16
+    assert default_dtype(torch.device("cuda", 1)) == torch.bfloat16
+    assert default_dtype(torch.device("cpu")) == torch.float32

@@ -81,3 +81,19 @@ def test_resume_skips_prompts_already_done(sessions, worker_settings, seeded):
 def test_no_matching_prompts_fails_with_a_clear_error(sessions, worker_settings, seeded):
     job = _run(sessions, worker_settings, split="validation")
     assert job.status == JobStatus.failed and "no prompts matched" in job.error
+
+
+def test_sampling_uses_the_newest_policy_unless_a_version_is_chosen(sessions, worker_settings, seeded, tiny_model_dir):
+    with sessions.begin() as session:
+        policy = model_registry.register_model(
+            session, kind=ModelKind.policy, name="ppo-1", path=tiny_model_dir, parent_id=seeded["model_id"]
+        ).id
+    by_default = _run(sessions, worker_settings, prompt_ids=seeded["prompt_ids"][:1], max_new_tokens=4)
+    sft = seeded["model_id"]
+    chosen = _run(sessions, worker_settings, prompt_ids=seeded["prompt_ids"][1:2], max_new_tokens=4, policy_version=sft)
+    with sessions() as session:
+        for job, model_id, name in ((by_default, policy, "ppo-1"), (chosen, seeded["model_id"], "tiny")):
+            assert job.status == JobStatus.succeeded, job.log_tail
+            task = session.scalars(select(RankingTask).where(RankingTask.job_id == job.id)).one()
+            assert task.model_version_id == model_id
+            assert {item.completion.model_name for item in task.items} == {name}
