@@ -61,6 +61,15 @@ def labeler_view(row: LabelerAgreementRead, request: Request) -> dict[str, Any]:
         "seconds": "—" if row.median_seconds is None else f"{row.median_seconds:.0f}",
         "bias": "—" if row.position_bias is None else f"{pct(row.position_bias)} vs {pct(row.position_chance)}",
         "rolling": pct(row.rolling_gold_agreement),
+        "flag_rows": [
+            {
+                "flag": flag.replace("_", " "),
+                "percent": pct(percent),
+                "kappa": "—" if row.flag_kappa.get(flag) is None else f"{row.flag_kappa[flag]:.2f}",
+            }
+            for flag, percent in row.flag_percent_agreement.items()
+            if percent is not None
+        ],
     }
 
 

@@ -38,6 +38,9 @@ class LabelerAgreementRead(BaseModel):
     labelers_ci_high: float | None
     flag_agreement: float | None = Field(description="share of gold completions with the researcher's flag set")
     flag_kappa: dict[str, float | None]
+    flag_percent_agreement: dict[str, float | None] = Field(
+        description="per flag: share of gold completions where labeler and researcher agree on it (set or not)"
+    )
     median_seconds: float | None
     position_bias: float | None = Field(description="share of rankings where the first-shown output was ranked best")
     position_chance: float | None = Field(description="that share if position did not matter: mean(1 / k)")

@@ -249,6 +249,13 @@ class FlagStats:
             flag: _finite(metrics.cohen_kappa(*self.labels[flag])) if flag in self.labels else None for flag in FLAGS
         }
 
+    def percent(self) -> dict[str, float | None]:
+        """Percent agreement per flag: share of compared completions where both set it or both did not."""
+        return {
+            flag: _finite(metrics.percent_agreement(*self.labels[flag])) if flag in self.labels else None
+            for flag in FLAGS
+        }
+
 
 def flag_stats(session: Session, *, pairs: Sequence[RankingPair]) -> dict[int, FlagStats]:
     """Per labeler: flags compared item by item with each researcher ranking of the same task."""

@@ -98,6 +98,7 @@ def labeler_rows(
                 labelers_ci_high=p.ci_high,
                 flag_agreement=f.agreement,
                 flag_kappa=f.kappa(),
+                flag_percent_agreement=f.percent(),
                 median_seconds=median_seconds,
                 position_bias=None if bias.n == 0 else bias.observed_rate,
                 position_chance=None if bias.n == 0 else bias.chance_rate,

@@ -72,6 +72,8 @@ def test_flags_speed_and_position_bias(db, factory, settings):
     # each flagged 4 of 16: p_o = 14/16, p_e = (4/16)^2 + (12/16)^2 = 10/16
     assert row.flag_kappa["hallucination"] == pytest.approx((14 - 10) / (16 - 10))
     assert row.flag_kappa["sexual_content"] == 1.0
+    assert row.flag_percent_agreement["hallucination"] == pytest.approx(14 / 16)
+    assert row.flag_percent_agreement["sexual_content"] == 1.0  # neither ever set it
     assert row.median_seconds == pytest.approx(25.0)
     assert row.position_bias == pytest.approx(0.5) and row.position_chance == pytest.approx(0.25)
     assert row.n_position == 4

@@ -8,8 +8,8 @@ PAGES = ["/dashboard", "/dashboard/labelers", "/dashboard/matrix", "/dashboard/d
 def _seed(db, factory):
     researcher, lab = factory.researcher(), factory.labeler(status=UserStatus.pending_review)
     gold = make_task(db, kind=TaskKind.screening)
-    add_ranking(db, task=gold, user=researcher, order=singletons([0, 1, 2, 3]))
-    add_ranking(db, task=gold, user=lab, order=singletons([1, 0, 2, 3]), seconds=12)
+    add_ranking(db, task=gold, user=researcher, order=singletons([0, 1, 2, 3]), flags={1: ["hallucination"]})
+    add_ranking(db, task=gold, user=lab, order=singletons([1, 0, 2, 3]), seconds=12, flags={2: ["hallucination"]})
     return researcher, lab, gold
 
 
@@ -22,6 +22,9 @@ def test_researcher_sees_every_dashboard_with_figures(client, factory, db):
         assert "vendor/chart.umd.js" in resp.text and 'id="chart-data"' in resp.text
     labelers = client.get("/dashboard/labelers").text
     assert lab.username in labelers and "83.3%" in labelers  # 5 of 6 pairs
+    detail = client.get(f"/dashboard/labelers/{lab.id}").text
+    flags = detail[detail.index('id="flag-agreement"') :]
+    assert "<td>hallucination</td><td>50.0%</td>" in flags  # they agree on 2 of the 4 outputs
 
 
 def test_labeler_gets_403_on_every_dashboard(client, factory, db):
