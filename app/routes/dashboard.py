@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from app.deps import CurrentResearcher, SessionDep, SettingsDep
 from app.schemas.agreement import Interval, LabelerAgreementRead, MatrixRead, OverviewRead
 from app.services import agreement_report as report
+from app.services import assignment as assignment_service
 from app.services import screening as screening_service
 from app.services import users as user_service
 from app.web import render
@@ -204,6 +205,8 @@ def disagreements_page(request: Request, session: SessionDep, user: CurrentResea
             "rankings": [(r.username, r.by_researcher, r.buckets) for r in t.rankings],
             "promote_url": request.app.url_path_for("dashboard_promote", task_id=str(t.task_id)),
             "can_promote": t.kind.value != "gold",
+            "adjudicate_url": request.app.url_path_for("dashboard_adjudicate", task_id=str(t.task_id)),
+            "adjudicated": any(r.by_researcher for r in t.rankings),
         }
         for t in queue
     ]
@@ -221,6 +224,15 @@ def labeler_action(
 ) -> RedirectResponse:
     screening_service.act_on_labeler_id(session, user_id=user_id, actor=user, action=action, reason=reason)  # type: ignore[arg-type]
     return RedirectResponse(request.app.url_path_for("dashboard_labelers"), status_code=303)
+
+
+@router.post("/tasks/{task_id}/adjudicate", name="dashboard_adjudicate")
+def adjudicate(
+    task_id: int, request: Request, session: SessionDep, settings: SettingsDep, user: CurrentResearcher
+) -> RedirectResponse:
+    """Rank a disputed task yourself: it becomes gold and is your next task on the ranking page."""
+    assignment_service.adjudicate(session, task_id=task_id, researcher=user, settings=settings)
+    return RedirectResponse(request.app.url_path_for("labeling_page"), status_code=303)
 
 
 @router.post("/tasks/{task_id}/promote", name="dashboard_promote")

@@ -193,7 +193,7 @@ def live_assignment(session: Session, *, labeler: User, now: datetime | None = N
             Assignment.status == AssignmentStatus.active,
             Assignment.expires_at > now,
         )
-        .order_by(Assignment.id)
+        .order_by(Assignment.id.desc())  # the newest: a researcher who chose a task to adjudicate gets it next
         .limit(1)
     )
     return session.scalars(stmt).first()
@@ -243,6 +243,35 @@ def next_assignment_view(
         session, task_id=task_id, completion_ids=list(view.completions), labeler=labeler, settings=settings, now=now
     )
     return assignment, view
+
+
+def adjudicate(
+    session: Session, *, task_id: int, researcher: User, settings: Settings, now: datetime | None = None
+) -> Assignment:
+    """A researcher takes a disputed task to rank it themselves: it becomes gold (their ranking is the answer the
+    labelers' rankings are scored against) and is leased to them now, so it is their next task on the ranking page.
+    """
+    now = now or utcnow()
+    if researcher.role not in (Role.researcher, Role.admin):
+        raise Forbidden("only researchers adjudicate tasks")
+    task = session.get(RankingTask, task_id)
+    if task is None:
+        raise NotFound(f"no task with id {task_id}")
+    if task.kind not in OPEN_ENDED_KINDS:
+        screening.promote_to_gold(session, task=task, actor=researcher)
+    existing = session.scalar(
+        select(Assignment).where(Assignment.task_id == task_id, Assignment.labeler_id == researcher.id)
+    )
+    if existing is None:
+        ids = list(load_view(session, task_id=task_id).completions)
+        return lease(session, task_id=task_id, completion_ids=ids, labeler=researcher, settings=settings, now=now)
+    if existing.status == AssignmentStatus.submitted:
+        raise Conflict(f"you have already ranked task {task_id}; your ranking is the gold answer")
+    # an earlier lease that expired or was skipped: lease it again
+    existing.status, existing.skip_reason = AssignmentStatus.active, None
+    existing.created_at, existing.expires_at = now, now + timedelta(minutes=settings.lease_minutes)
+    session.flush()
+    return existing
 
 
 def get_own_assignment(session: Session, *, labeler: User, assignment_id: int, lock: bool = False) -> Assignment:

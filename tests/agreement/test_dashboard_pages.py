@@ -1,4 +1,4 @@
-from app.models import TaskKind, UserStatus
+from app.models import Assignment, TaskKind, UserStatus
 from tests.agreement.helpers import add_ranking, make_task, singletons
 from tests.factories import browser_login
 
@@ -52,3 +52,36 @@ def test_actions_need_csrf_and_change_status(client, factory, db):
     assert resp.status_code == 303
     db.refresh(production)
     assert production.kind == TaskKind.gold
+
+
+def test_adjudicating_a_disputed_task_makes_it_the_researchers_next_ranking(client, factory, db):
+    researcher = factory.researcher()
+    a, b = factory.labeler(), factory.labeler()
+    disputed = make_task(db)
+    add_ranking(db, task=disputed, user=a, order=singletons([0, 1, 2, 3]))
+    add_ranking(db, task=disputed, user=b, order=singletons([3, 2, 1, 0]))
+    waiting = make_task(db, kind=TaskKind.gold)  # an older gold task would otherwise come first
+    csrf = browser_login(client, researcher)
+    page = client.get("/dashboard/disagreements").text
+    assert f"/dashboard/tasks/{disputed.id}/adjudicate" in page
+    resp = client.post(f"/dashboard/tasks/{disputed.id}/adjudicate", data={"csrf_token": csrf}, follow_redirects=False)
+    assert resp.status_code == 303 and resp.headers["location"] == "/label"
+    db.refresh(disputed)
+    assert disputed.kind == TaskKind.gold
+    body = client.get("/api/v1/labeling/next").json()
+    assert db.get(Assignment, body["assignment_id"]).task_id == disputed.id != waiting.id
+    ids = [c["id"] for c in body["completions"]]
+    submit = client.post(
+        f"/api/v1/labeling/assignments/{body['assignment_id']}/ranking",
+        json={"ranking": [[i] for i in ids], "idempotency_key": "adjudication"},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert submit.status_code == 201, submit.text
+    assert submit.json()["by_researcher"] is True
+    again = client.post(f"/dashboard/tasks/{disputed.id}/adjudicate", data={"csrf_token": csrf}, follow_redirects=False)
+    assert again.status_code == 409 and "already ranked" in again.text
+    assert f"/dashboard/tasks/{disputed.id}/adjudicate" not in client.get("/dashboard/disagreements").text
+    # labelers cannot adjudicate
+    csrf_lab = browser_login(client, a)
+    denied = client.post(f"/dashboard/tasks/{disputed.id}/adjudicate", data={"csrf_token": csrf_lab})
+    assert denied.status_code == 403
