@@ -121,6 +121,29 @@ def test_failed_logins_are_rate_limited(client, factory, settings):
     assert "too many failed logins" in blocked.json()["detail"]
 
 
+def test_browser_login_is_rate_limited_with_the_login_page(client, factory, settings):
+    user = factory.labeler()
+    for _ in range(settings.login_max_failures):
+        csrf = csrf_from(client.get("/login").text)
+        assert (
+            client.post("/login", data={"username": user.username, "password": "bad", "csrf_token": csrf}).status_code
+            == 401
+        )
+    csrf = csrf_from(client.get("/login").text)
+    blocked = client.post("/login", data={"username": user.username, "password": PASSWORD, "csrf_token": csrf})
+    assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) > 0
+    assert "too many failed logins" in blocked.text and 'name="password"' in blocked.text
+    assert client.get("/", follow_redirects=False).status_code == 303  # not logged in
+
+
+def test_one_client_guessing_many_usernames_is_rate_limited(client, factory, settings):
+    names = [factory.labeler().username for _ in range(settings.login_max_failures * 4 + 1)]
+    for name in names[:-1]:  # under each name's own limit, but all from one address
+        assert client.post("/api/v1/auth/token", data={"username": name, "password": "bad"}).status_code == 401
+    blocked = client.post("/api/v1/auth/token", data={"username": names[-1], "password": PASSWORD})
+    assert blocked.status_code == 429
+
+
 def test_suspended_user_cannot_log_in(client, factory):
     from app.models import UserStatus
 

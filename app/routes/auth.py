@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.security import OAuth2PasswordRequestForm
 
 from app.deps import BrowserSession, CsrfProtected, OptionalUser, SessionDep, SettingsDep
-from app.errors import NotAuthenticated
+from app.errors import NotAuthenticated, RateLimited
 from app.schemas import TokenRead
 from app.security import SessionData, insecure_cookie_warning
 from app.services import users as user_service
@@ -57,6 +57,10 @@ def login(
         )
     except NotAuthenticated as exc:
         return render(request, "login.html", next=_safe_next(next), error=exc.message, status_code=401)
+    except RateLimited as exc:
+        page = render(request, "login.html", next=_safe_next(next), error=exc.message, status_code=429)
+        page.headers["Retry-After"] = str(exc.retry_after_s)
+        return page
     fresh = SessionData(user_id=user.id)  # new CSRF token on login (no session fixation)
     browser.csrf, browser.user_id = fresh.csrf, fresh.user_id
     return RedirectResponse(_safe_next(next), status_code=303)

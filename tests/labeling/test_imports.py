@@ -2,13 +2,14 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 
 import pytest
 from sqlalchemy import func, select
 
 from app.errors import InvalidInput
 from app.migrate import upgrade
-from app.models import Prompt, RankingTask, Split
+from app.models import Prompt, Ranking, RankingTask, Split
 from app.services.imports import parse_prompts, parse_tasks
 from tests.factories import browser_login, make_task
 
@@ -70,6 +71,25 @@ def test_upload_prompts_page_imports_whole_file_or_nothing(client, factory, db):
     assert "upload two" in listing.text and "upload one" not in listing.text
 
 
+def test_upload_prompts_csv_with_a_split_ratio(client, factory, db):
+    csrf = browser_login(client, factory.researcher())
+    rows = "text,topic\n" + "".join(f"csv upload prompt {i},t{i % 3}\n" for i in range(40))
+    resp = client.post(
+        "/prompts/upload",
+        data={"csrf_token": csrf, "split_ratio": "0.5,0.5,0"},
+        files={"file": ("p.csv", rows.encode())},
+    )
+    assert resp.status_code == 200 and "Imported 40 new prompt(s); 0 duplicate(s) skipped." in resp.text
+    stored = db.scalars(select(Prompt).where(Prompt.text.like("csv upload prompt %"))).all()
+    splits = Counter(p.split.value for p in stored)
+    assert len(stored) == 40 and set(splits) <= {"train", "validation"} and splits["train"] > 0 < splits["validation"]
+    assert {p.meta["topic"] for p in stored} == {"t0", "t1", "t2"}
+    bad = client.post(
+        "/prompts/upload", data={"csrf_token": csrf, "split_ratio": "0.5,0.6"}, files={"file": ("p.csv", rows.encode())}
+    )
+    assert bad.status_code == 422
+
+
 def test_upload_tasks_page_and_task_detail(client, factory, db):
     csrf = browser_login(client, factory.researcher())
     row = {"prompt": "Uploaded <b>task</b> prompt", "completions": ["w", "x", "y", "z"], "model": "ext"}
@@ -80,9 +100,18 @@ def test_upload_tasks_page_and_task_detail(client, factory, db):
     resp = client.post("/tasks/upload", data={"csrf_token": csrf}, files={"file": ("t.jsonl", _jsonl([row, row]))})
     assert resp.status_code == 200 and "Imported 2 task(s)." in resp.text
     assert "Uploaded &lt;b&gt;task&lt;/b&gt; prompt" in resp.text
-    task = make_task(db, k=4)
+    task = make_task(db, k=4, prompt_text="Searchable zebra prompt")
     detail = client.get(f"/tasks/{task.id}")
     assert detail.status_code == 200 and "No rankings yet." in detail.text
+    listing = client.get("/tasks", params={"q": "zebra"}).text
+    assert f"/tasks/{task.id}" in listing and "Uploaded &lt;b&gt;task" not in listing
+    labeler = factory.labeler()
+    ids = [i.completion_id for i in task.items]
+    buckets = [[ids[2]], ids[:2] + ids[3:]]
+    db.add(Ranking(task_id=task.id, labeler_id=labeler.id, idempotency_key="detail", buckets=buckets))
+    db.flush()
+    detail = client.get(f"/tasks/{task.id}").text
+    assert labeler.username in detail and "No rankings yet." not in detail
 
 
 def test_researcher_pages_are_for_researchers(client, factory):
