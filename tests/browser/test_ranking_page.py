@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from app.models import Ranking, Role, UserStatus
+from app.models import Assignment, AssignmentStatus, Ranking, Role, User, UserStatus
+from app.services import guidelines as guideline_service
 from app.services import users as user_service
 from app.services.prompts import get_or_create_prompt
 from app.services.tasks import NewCompletion, create_task
@@ -70,6 +71,15 @@ def test_new_labeler_ranks_with_mouse_and_keyboard(page, live_server):
     assert page.get_by_text("<script>window.__pwned = 1</script>", exact=False).count() == 1
     assert page.evaluate("window.__pwned") is None
     assert page.locator("#task b").count() == 0
+    # a long output scrolls inside its card until expanded, so every output stays in view
+    long_card = page.locator("#pool .output", has_text="long  long")
+    height = "el => el.querySelector('.output-text').clientHeight"
+    scrolls = "el => el.querySelector('.output-text').scrollHeight > el.querySelector('.output-text').clientHeight"
+    assert long_card.evaluate(scrolls)
+    folded = long_card.evaluate(height)
+    long_card.locator("button.expand").click()
+    assert long_card.evaluate(height) > 3 * folded
+    long_card.locator("button.expand").click()
 
     # --- task 1 with the mouse: a, then b and c tied, then d
     a, b, c, d = _pool_ids(page)
@@ -118,6 +128,44 @@ def test_new_labeler_ranks_with_mouse_and_keyboard(page, live_server):
         items = {i.completion_id: (i.rank, i.rating, i.flags) for i in keys.items}
         assert items == {e: (1, 5, ["harmful_advice"]), f: (0, 7, []), g: (0, 6, []), h: (2, 1, [])}
         assert all(r.time_spent_ms is not None and r.time_spent_ms > 0 for r in rankings)
+
+
+def test_keyboard_moves_marks_all_bad_and_skips_with_a_reason(page, live_server):
+    """j/k move between outputs, n marks the task not rankable (all bad), the skip dialog hands a task back."""
+    user_id = _seed(live_server, "keys-labeler")
+    with live_server.session() as s:
+        guideline_service.publish_guideline(s, body="# Be kind\nRank by helpfulness.", author=s.get(User, user_id))
+    login(page, "keys-labeler", PASSWORD)
+    page.goto("/label")
+    page.wait_for_selector("#task:not([hidden]) #pool .output")
+    assert page.locator("#guidelines-link").get_attribute("href") == "/guidelines"
+    e, f, g, _h = _pool_ids(page)
+    focused = "document.activeElement.dataset.id"
+    assert page.evaluate(focused) == str(e)
+    page.keyboard.press("j")
+    page.keyboard.press("ArrowDown")
+    assert page.evaluate(focused) == str(g)
+    page.keyboard.press("k")
+    assert page.evaluate(focused) == str(f)
+    page.keyboard.press("n")
+    assert page.locator("#not-rankable").is_checked()
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.getElementById('today-count').textContent === '1'")
+
+    page.wait_for_function("document.getElementById('prompt-text').textContent.includes('prompt 2')")
+    assert not page.locator("#not-rankable").is_checked()  # the next task starts clean
+    page.click("#skip-button")
+    page.fill("#skip-reason", "I cannot judge tides")
+    page.click("#skip-confirm")
+    page.wait_for_function("document.getElementById('prompt-text').textContent.includes('prompt 3')")
+
+    with live_server.session() as s:
+        ranking = s.scalars(select(Ranking).where(Ranking.labeler_id == user_id)).one()
+        assert ranking.not_rankable and ranking.buckets == []
+        skipped = s.scalars(
+            select(Assignment).where(Assignment.labeler_id == user_id, Assignment.status == AssignmentStatus.skipped)
+        ).one()
+        assert skipped.skip_reason == "I cannot judge tides"
 
 
 def test_phone_labeler_ranks_with_rank_pickers(browser, live_server):
