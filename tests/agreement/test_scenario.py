@@ -35,7 +35,7 @@ def _rank_like(gold, rng, *, careful: bool):
     return [[i] for i in order]
 
 
-def _submit(client, headers, rankings_by_task, task_of, rng, *, careful: bool, flags_share: float = 0.0):
+def _submit(client, headers, rankings_by_task, task_of, rng, *, careful: bool, flags_share: float = 0.0, flagged=None):
     """Rank every task served until the queue is empty or closed; returns how many were submitted."""
     done = 0
     while True:
@@ -55,6 +55,8 @@ def _submit(client, headers, rankings_by_task, task_of, rng, *, careful: bool, f
         )
         assert resp.status_code == 201, resp.text
         rankings_by_task.setdefault(task_id, []).append((resp.json()["labeler_id"], order))
+        if flagged is not None:
+            flagged[(task_id, resp.json()["labeler_id"])] = len(flags)
         done += 1
 
 
@@ -94,6 +96,7 @@ def test_gate_activates_careful_labelers_only_and_dashboard_matches(client, fact
     done, last = _submit(client, h2, rankings, task_of, random.Random(1), careful=True)
     assert done == SET_SIZE and last == 204
 
+    flagged: dict[tuple[int, int], int] = {}  # (task, labeler) -> outputs flagged
     careful = [factory.labeler(status=UserStatus.screening) for _ in range(4)]
     sloppy = [factory.labeler(status=UserStatus.screening) for _ in range(4)]
     for i, lab in enumerate(careful + sloppy):
@@ -106,6 +109,7 @@ def test_gate_activates_careful_labelers_only_and_dashboard_matches(client, fact
             random.Random(100 + i),
             careful=is_careful,
             flags_share=0.0 if is_careful else 0.3,
+            flagged=flagged,
         )
         assert done == SET_SIZE  # the screening set, then the gate closed the queue
         assert last == (204 if is_careful else 403)
@@ -137,6 +141,35 @@ def test_gate_activates_careful_labelers_only_and_dashboard_matches(client, fact
         assert row["screening_agreement"] == pytest.approx(expected[lab.id])
         assert row["ci_low"] <= row["agreement_with_researchers"] <= row["ci_high"]
     assert min(expected[u.id] for u in careful) >= 0.75 > max(expected[u.id] for u in sloppy)
+
+    # between labelers: each labeler against every other labeler's ranking of the same task
+    labeler_ids = {u.id for u in careful + sloppy}
+    for lab in careful + sloppy:
+        agree = comparable = 0
+        for task_rankings in rankings.values():
+            mine = next(order for uid, order in task_rankings if uid == lab.id)
+            for uid, other in task_rankings:
+                if uid in labeler_ids and uid != lab.id:
+                    n, d = reference_counts(mine, other)
+                    agree, comparable = agree + n, comparable + d
+        assert rows[lab.id]["agreement_with_labelers"] == pytest.approx(agree / comparable)
+        # flags: researchers flagged nothing, so an output agrees when the labeler did not flag it either
+        outputs = SET_SIZE * K
+        unflagged = outputs - sum(n for (_, uid), n in flagged.items() if uid == lab.id)
+        assert rows[lab.id]["flag_agreement"] == pytest.approx(unflagged / outputs)
+        assert rows[lab.id]["flag_percent_agreement"]["hallucination"] == pytest.approx(unflagged / outputs)
+
+    # the overview: counts and the researchers' agreement with each other
+    overview = client.get("/api/v1/agreement/overview", headers=h1).json()
+    assert overview["rankings"] == sum(len(r) for r in rankings.values()) == SET_SIZE * (2 + 8)
+    assert overview["tasks_by_kind"]["screening"] == SET_SIZE
+    assert overview["labelers_by_status"] == {"active": 4, "pending_review": 4}
+    agree = comparable = 0
+    for task_rankings in rankings.values():
+        (first,), (second,) = ([o for u, o in task_rankings if u == r.id] for r in (r1, r2))
+        n, d = reference_counts(first, second)
+        agree, comparable = agree + n, comparable + d
+    assert overview["researcher_agreement"]["value"] == pytest.approx(agree / comparable)
 
     # a researcher approves one sloppy labeler after review; rejecting another needs a reason
     decision = f"/api/v1/users/{sloppy[0].id}/screening-decision"
