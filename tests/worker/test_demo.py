@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import os
+import re
+import subprocess
+import sys
 
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.db import make_engine
+from app.migrate import upgrade
 from app.models import JobKind, Prompt, Role, User, UserStatus
 from app.services import demo as demo_service
 from app.services.users import authenticate
@@ -33,3 +42,41 @@ def test_mtbench_prompts_import_once_and_sampling_job_is_not_duplicated(db):
     assert is_new and job.kind == JobKind.sample and job.params["prompt_ids"] == ids and job.params["k"] == 4
     again, is_new = demo_service.queue_demo_sampling(db, prompt_ids=ids)
     assert again.id == job.id and not is_new
+
+
+@pytest.mark.slow
+def test_demo_command_end_to_end_and_again(tmp_path):
+    """`ranklab demo` as a real process, twice: the second run creates nothing and prints no password."""
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    upgrade(url)
+    env = {**os.environ, "RANKLAB_DATABASE_URL": url, "RANKLAB_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "200"}
+
+    def demo() -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", "from app.cli import main; main()", "demo"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    first = demo()
+    printed = dict(re.findall(r"(demo-[a-z0-9]+)\s*│\s*\w+\s*│\s*(\S{16})\s*│", first))
+    assert set(printed) == {name for name, _ in demo_service.DEMO_ACCOUNTS}
+    assert "MT-Bench prompts: 80 imported, 0 already there" in first
+    assert "SFT model: smollm2-135m-instruct (version 1)" in first
+    assert "queued sampling job 1 (80 prompts)" in first
+    second = demo()
+    assert not any(password in second for password in printed.values())
+    assert second.count("already existed") == len(printed)
+    assert "MT-Bench prompts: 0 imported, 80 already there" in second
+    assert "SFT model: smollm2-135m-instruct (version 1)" in second
+    assert "already waiting: sampling job 1" in second
+    engine = make_engine(url)
+    with Session(engine) as db:  # the printed passwords are the real ones
+        for name, password in printed.items():
+            user = authenticate(db, username=name, password=password, client="test", max_failures=5, window_s=60)
+            assert user.username == name
+    engine.dispose()
