@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
-from app.models import JobKind, JobStatus, Role, TaskKind
+from app.models import JobKind, JobStatus, Ranking, Role, TaskKind
 from app.services import jobs as job_service
 from app.services import users as user_service
 from tests.agreement.helpers import add_ranking, make_task, singletons
@@ -76,6 +77,19 @@ def test_export_job_queued_in_the_page_is_downloaded_when_done(page, live_server
     cfg = WorkerConfig.from_settings(live_server.settings, once=True, device="cpu", kinds=(JobKind.export,))
     assert work(cfg, live_server.sessions, live_server.settings) == 1
     page.wait_for_selector("#job[data-status=succeeded]")
+    # an export reports one result point: shown as a table, not as a one-point chart
+    page.wait_for_selector("#metrics-summary:not([hidden])")
+    assert page.locator("#metrics-chart").is_hidden()
+    summary = dict(
+        zip(
+            page.locator("#metrics-summary th").all_inner_texts(),
+            page.locator("#metrics-summary td").all_inner_texts(),
+            strict=True,
+        )
+    )
+    with live_server.session() as session:  # the live server is shared: count what the export read
+        read = session.scalar(select(func.count()).select_from(Ranking).where(Ranking.not_rankable.is_(False)))
+    assert int(summary["rankings"]) == read and int(summary["lines"]) >= 6
     with page.expect_download() as got:
         page.click("#job-file a")
     download = got.value

@@ -88,9 +88,31 @@
     };
   }
 
+  // One point (a job that reports only its result, like an export) reads better as a table than as a chart.
+  function showSummary(point) {
+    var table = document.getElementById("metrics-summary");
+    var body = table.querySelector("tbody");
+    body.textContent = "";
+    Object.keys(point).forEach(function (k) {
+      if (k === "at") return;
+      var row = document.createElement("tr");
+      var name = document.createElement("th");
+      var value = document.createElement("td");
+      name.textContent = k;
+      value.textContent = String(point[k]);
+      row.append(name, value);
+      body.append(row);
+    });
+    table.hidden = false;
+  }
+
   function drawChart(points) {
     var canvas = document.getElementById("metrics-chart");
     document.getElementById("metrics-empty").hidden = points.length > 0;
+    document.body.dataset.chartPoints = String(points.length);
+    if (canvas) canvas.hidden = points.length < 2;
+    if (points.length === 1) { showSummary(points[0]); return; }
+    document.getElementById("metrics-summary").hidden = true;
     if (!canvas || typeof Chart === "undefined" || points.length === 0) return;
     var data = chartData(points);
     if (chart) {
@@ -101,7 +123,6 @@
       data.datasets.forEach(function (d, i) { scales[d.yAxisID] = { position: i % 2 ? "right" : "left", display: i < 2 }; });
       chart = new Chart(canvas, { type: "line", data: data, options: { animation: false, responsive: true, scales: scales } });
     }
-    document.body.dataset.chartPoints = String(points.length);
   }
 
   function showJob(job) {
