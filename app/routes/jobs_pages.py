@@ -19,7 +19,9 @@ from app.web import render
 router = APIRouter(tags=["pages"])
 EXAMPLE_PARAMS: dict[JobKind, dict[str, Any]] = {
     JobKind.sample: {"n_unlabeled": 20, "k": 4, "temperature": 0.8, "max_new_tokens": 96},
+    JobKind.export: {"format": "pairs", "active_only": True, "min_agreement": 0.75},
 }
+"""What the queue form's params box starts with for each kind."""
 
 
 def _when(value: Any) -> str:
@@ -49,7 +51,8 @@ def param_docs() -> list[dict[str, Any]]:
             {"name": name, "default": _default_text(f.get_default(call_default_factory=True)), "doc": f.description}
             for name, f in model.model_fields.items()
         ]
-        kinds.append({"kind": kind.value, "doc": (model.__doc__ or "").strip(), "fields": fields})
+        example = json.dumps(EXAMPLE_PARAMS.get(kind, {}), indent=2)
+        kinds.append({"kind": kind.value, "doc": (model.__doc__ or "").strip(), "fields": fields, "example": example})
     return kinds
 
 

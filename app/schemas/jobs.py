@@ -69,7 +69,7 @@ class SampleParams(_Params):
 
 
 class ExportParams(_Params):
-    """Write the comparison export (the same lines as `GET /api/v1/export/comparisons`) to a file to download."""
+    """Write the comparison export (the same lines as the export API and ranklab export) to a file to download."""
 
     format: Literal["pairs", "rankings"] = "pairs"
     """pairs: one line per strict pair (prompt/chosen/rejected, as TRL reads it); rankings: one line per ranking."""

@@ -68,6 +68,7 @@ def test_export_job_queued_in_the_page_is_downloaded_when_done(page, live_server
 
     page.goto("/jobs")
     page.select_option("#queue-job select[name=kind]", "export")
+    assert '"format": "pairs"' in page.input_value("textarea[name=params]")  # the kind's own example params
     page.fill("textarea[name=params]", '{"format": "pairs"}')
     page.click("#queue-job button[type=submit]")
     page.wait_for_selector("#job[data-status=queued]")

@@ -29,6 +29,12 @@
   // ---- jobs list: queue form and live table ----
   var queueForm = document.getElementById("queue-job");
   if (queueForm) {
+    // each kind starts from its own example params (a sample job's params are refused for an export)
+    queueForm.elements.kind.addEventListener("change", function () {
+      var option = queueForm.elements.kind.selectedOptions[0];
+      queueForm.elements.params.value = option.dataset.example || "{}";
+      document.getElementById("queue-error").textContent = "";
+    });
     queueForm.addEventListener("submit", function (ev) {
       ev.preventDefault();
       var box = document.getElementById("queue-error");
