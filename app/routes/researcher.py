@@ -146,7 +146,7 @@ def _task_view(session: SessionDep, task_id: int, user: User) -> dict[str, objec
                 "flags": "; ".join(f"{label[c]}: {', '.join(f)}" for c, f in flags.items() if f),
                 "note": ranking.note,
                 "seconds": round((ranking.time_spent_ms or 0) / 1000, 1),
-                "guideline_version": ranking.guideline_version or "-",
+                "guideline_version": f"v{ranking.guideline_version}" if ranking.guideline_version else "—",
                 "at": f"{ranking.created_at:%Y-%m-%d %H:%M}",
             }
         )
