@@ -191,3 +191,57 @@ def test_phone_labeler_ranks_with_rank_pickers(browser, live_server):
     with live_server.session() as s:
         ranking = s.scalars(select(Ranking).where(Ranking.labeler_id == user_id)).one()
         assert ranking.buckets == [[b], [a, c], [d]]
+
+
+def _swipe(cdp, x: float, y: float, dy: float, steps: int = 8) -> None:
+    """A quick one-finger swipe (no press-and-hold), as when scrolling a phone screen."""
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
+    for i in range(1, steps + 1):
+        point = {"x": x, "y": y + dy * i / steps}
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [point]})
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+
+
+def test_scrolling_a_phone_screen_never_reorders(browser, live_server):
+    """Swipes that start on an output's text, or quickly on its drag handle, leave every output where it was."""
+    _seed(live_server, "swipe-labeler")
+    context = browser.new_context(
+        base_url=live_server.base_url, viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True
+    )
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    try:
+        login(page, "swipe-labeler", PASSWORD)
+        page.goto("/label")
+        page.wait_for_selector("#task:not([hidden]) #pool .output")
+        before = _pool_ids(page)
+        cdp = context.new_cdp_session(page)
+        for cid in before[1:3]:
+            card = _card(page, cid)
+            card.scroll_into_view_if_needed()
+            text = card.locator(".output-text").bounding_box()
+            handle = card.locator(".drag-handle").bounding_box()
+            assert text is not None and handle is not None
+            _swipe(cdp, text["x"] + 20, text["y"] + 10, -250)  # swipe up over the text
+            _swipe(cdp, handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2, -250)  # over the handle
+            page.wait_for_timeout(200)
+        assert _pool_ids(page) == before
+        assert page.locator("#slots .output").count() == 0
+        # control: pressing and holding the handle, then moving, does drag (so the swipes above reached Sortable)
+        second = _card(page, before[1])
+        second.scroll_into_view_if_needed()
+        handle = second.locator(".drag-handle").bounding_box()
+        first_box = _card(page, before[0]).bounding_box()
+        assert handle is not None and first_box is not None
+        x, y = handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
+        page.wait_for_timeout(400)  # longer than the 150 ms touch delay
+        for i in range(1, 11):
+            target = {"x": x, "y": y + (first_box["y"] + 5 - y) * i / 10}
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [target]})
+            page.wait_for_timeout(30)
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        page.wait_for_timeout(300)
+        assert _pool_ids(page)[:2] == [before[1], before[0]]
+    finally:
+        context.close()
