@@ -16,6 +16,7 @@ from app.metrics.reliability import (
     krippendorff_alpha_ordinal,
     percent_agreement,
     ranking_alpha,
+    ranking_alpha_grouped,
 )
 
 __all__ = [
@@ -33,4 +34,5 @@ __all__ = [
     "percent_agreement",
     "position_bias",
     "ranking_alpha",
+    "ranking_alpha_grouped",
 ]

@@ -83,6 +83,41 @@ def ranking_alpha(R: npt.ArrayLike) -> float:
     return krippendorff_alpha(ranks, level="ordinal")
 
 
+def ranking_alpha_grouped(ranks: npt.ArrayLike, group: npt.ArrayLike, n_groups: int) -> np.ndarray:
+    """``ranking_alpha`` of many tasks at once: row n of ``ranks`` is one labeler's rank vector of task ``group[n]``.
+
+    ranks: (N, K) integer rank (bucket index) per item, -1 where the item is missing (padding past a task's k).
+    group: (N,) task index in [0, n_groups). Returns (n_groups,) alphas, nan where ``ranking_alpha`` is nan.
+    The ordinal metric only needs the counts of each rank value, so every task shares the value grid 0..K-1
+    (values nobody used have zero counts and change nothing).
+    """
+    r = np.asarray(ranks, dtype=np.int64)
+    g = np.asarray(group, dtype=np.int64)
+    if r.ndim != 2 or g.shape != (r.shape[0],):
+        raise ValueError(f"expected (N, K) ranks and (N,) groups, got {r.shape} and {g.shape}")
+    n_items = r.shape[1]
+    n_values = max(n_items, int(r.max(initial=0)) + 1)
+    rows, items = np.nonzero(r >= 0)
+    flat = (g[rows] * n_items + items) * n_values + r[rows, items]
+    size = n_groups * n_items * n_values
+    n_uc = np.bincount(flat, minlength=size).reshape(n_groups, n_items, n_values).astype(np.float64)  # (G, U, V)
+    m_u = n_uc.sum(axis=2)  # (G, U) values per unit
+    weights = np.where(m_u >= 2, 1.0 / np.maximum(m_u - 1, 1), 0.0)  # unpairable units weigh nothing
+    weighted = n_uc * weights[:, :, None]
+    o = np.einsum("guc,guk->gck", weighted, n_uc)  # (G, V, V)
+    diagonal = weighted.sum(axis=1)  # (G, V)
+    o[:, np.arange(n_values), np.arange(n_values)] -= diagonal
+    n_c = o.sum(axis=2)  # (G, V)
+    n = n_c.sum(axis=1)  # (G,)
+    mid_rank = np.cumsum(n_c, axis=1) - n_c / 2.0
+    d2 = (mid_rank[:, :, None] - mid_rank[:, None, :]) ** 2  # (G, V, V)
+    expected = np.einsum("gc,gk,gck->g", n_c, n_c, d2)
+    observed = (o * d2).sum(axis=(1, 2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        alpha = 1.0 - (n - 1) * observed / expected
+    return np.where((n > 0) & (expected > 0), alpha, np.nan)
+
+
 def _as_label_pair(x: npt.ArrayLike, y: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     x_arr, y_arr = np.asarray(x), np.asarray(y)
     if x_arr.ndim != 1 or x_arr.shape != y_arr.shape:

@@ -222,12 +222,18 @@ def task_alpha(task: TaskRankings) -> float | None:
     return _finite(metrics.ranking_alpha(np.stack([r.ranks for r in rankings])))
 
 
-def table_task_alpha(table: agreement_table.RankingTable, rows: np.ndarray) -> float | None:
-    """``task_alpha`` of one task given as its rows of the table."""
-    labeler = rows[~table.by_researcher[rows]]
-    if np.unique(table.user_id[labeler]).size < 2:
-        return None
-    return _finite(metrics.ranking_alpha(table.ranks[labeler, : int(table.k[rows[0]])]))
+def table_task_alphas(table: agreement_table.RankingTable) -> dict[int, float | None]:
+    """Krippendorff ordinal alpha of the labelers' rankings of each task (researchers left out), batched;
+    None for a task with fewer than two labelers (as ``task_alpha``)."""
+    labeler = ~table.by_researcher
+    task_ids, group = np.unique(table.task_id[labeler], return_inverse=True)
+    if not task_ids.size:
+        return {}
+    alphas = metrics.ranking_alpha_grouped(table.ranks[labeler], group, task_ids.size)
+    # distinct labelers per task: alpha needs two (one labeler's rankings never pair with each other)
+    pairs = np.unique(np.stack([group, table.user_id[labeler]]), axis=1)
+    labelers = np.bincount(pairs[0], minlength=task_ids.size)
+    return {int(t): (_finite(float(a)) if n >= 2 else None) for t, a, n in zip(task_ids, alphas, labelers, strict=True)}
 
 
 @dataclass

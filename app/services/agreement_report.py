@@ -119,6 +119,7 @@ def task_rows(session: Session, *, min_labelers: int = 2) -> list[TaskAgreementR
     task_ids = np.unique(table.task_id).tolist()
     query = select(RankingTask.id, RankingTask.overlap).where(RankingTask.id.in_(task_ids))
     overlap: dict[int, int] = {task_id: n for task_id, n in session.execute(query)}
+    alphas = ag.table_task_alphas(table)
     rows = []
     for task_id, at in ag.split_by(table.task_id):
         labelers = np.unique(table.user_id[at[~table.by_researcher[at]]]).size
@@ -133,7 +134,7 @@ def task_rows(session: Session, *, min_labelers: int = 2) -> list[TaskAgreementR
                 n_labelers=labelers,
                 agreement=agree / comparable if comparable else None,
                 pairs=comparable,
-                alpha=ag.table_task_alpha(table, at),
+                alpha=alphas.get(task_id),
             )
         )
     return sorted(rows, key=lambda t: (t.agreement if t.agreement is not None else 2.0, t.task_id))
@@ -179,7 +180,7 @@ def overview(session: Session) -> OverviewRead:
     per_day = _rankings_per_day(session)
     days = [created_at.date() for created_at in table.created_at]
     gold_daily, peer_daily = _daily(days, gold_units), _inter_labeler_daily(days, pairs, ~r_i & ~r_j)
-    alphas = [a for a in (ag.table_task_alpha(table, at) for _, at in ag.split_by(table.task_id)) if a is not None]
+    alphas = [a for a in ag.table_task_alphas(table).values() if a is not None]
     return OverviewRead(
         labelers_by_status={s.value: n for s, n in by_status},
         tasks_by_kind={k.value: n for k, n in by_kind},

@@ -1,7 +1,9 @@
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 
+from app.metrics import ranking_alpha
 from app.models import TaskKind
 from app.services import agreement_report as report
 from tests.agreement.helpers import add_ranking, make_task, reference_counts, singletons
@@ -44,6 +46,8 @@ def test_inter_labeler_agreement_per_task_and_alpha(db, factory, settings):
     assert row.n_labelers == 3 and row.pairs == sum(d for _, d in counts)
     assert row.agreement == pytest.approx(sum(n for n, _ in counts) / sum(d for _, d in counts))
     assert row.alpha is not None and row.alpha < 0.5
+    ranks = [np.argsort([i for bucket in order for i in bucket]) for order in orders.values()]  # position -> rank
+    assert row.alpha == pytest.approx(ranking_alpha(np.array(ranks, dtype=float)))
     labeler_a = _row(report.labeler_rows(db, settings=settings), a)
     (n_ab, d_ab), (n_ac, d_ac) = counts[0], counts[1]
     assert labeler_a.agreement_with_labelers == pytest.approx((n_ab + n_ac) / (d_ab + d_ac))
@@ -98,3 +102,18 @@ def test_matrix_and_overview_series(db, factory):
     assert series[day1.date()].rankings >= 2
     assert series[(day1 + timedelta(days=1)).date()].agreement_with_researchers == pytest.approx(9 / 12)
     assert ov.researcher_agreement.value is not None
+
+
+def test_task_alpha_leaves_researchers_out_and_needs_two_labelers(db, factory, settings):
+    researcher, a, b = factory.researcher(), factory.labeler(), factory.labeler()
+    shared = make_task(db, k=4, kind=TaskKind.gold)
+    add_ranking(db, task=shared, user=researcher, order=singletons([3, 2, 1, 0]))
+    add_ranking(db, task=shared, user=a, order=singletons([0, 1, 2, 3]))
+    add_ranking(db, task=shared, user=b, order=[[0, 1], [2], [3]])
+    lonely = make_task(db, k=4, kind=TaskKind.gold)
+    add_ranking(db, task=lonely, user=researcher, order=singletons([0, 1, 2, 3]))
+    add_ranking(db, task=lonely, user=a, order=singletons([0, 1, 2, 3]))
+    alphas = {t.task_id: t.alpha for t in report.task_rows(db, min_labelers=1)}
+    # ranks by position: a = 0,1,2,3; b = 0,0,1,2 (a tie in the first bucket); the researcher is not a labeler
+    assert alphas[shared.id] == pytest.approx(ranking_alpha(np.array([[0, 1, 2, 3], [0, 0, 1, 2]], dtype=float)))
+    assert alphas[lonely.id] is None

@@ -146,3 +146,44 @@ def test_percent_agreement() -> None:
     assert percent_agreement([1, 0, 1, 1], [1, 1, 1, 0]) == 0.5
     assert percent_agreement(["a"], ["a"]) == 1.0
     assert math.isnan(percent_agreement([], []))
+
+
+def test_ranking_alpha_grouped_equals_ranking_alpha_task_by_task() -> None:
+    from app.metrics import ranking_alpha_grouped
+
+    rng = np.random.default_rng(7)
+    rows, groups, expected = [], [], []
+    for g in range(200):
+        k = int(rng.integers(4, 10))
+        n_labelers = int(rng.integers(1, 6))
+        base = rng.permutation(k)
+        task = []
+        for _ in range(n_labelers):
+            noisy = base + rng.normal(0, rng.choice([0.1, 1.0, 5.0]), size=k)
+            ranks = np.argsort(np.argsort(noisy))
+            if rng.random() < 0.3:  # ties: merge neighbouring ranks into buckets
+                ranks = ranks // 2
+            task.append(ranks)
+        matrix = np.array(task, dtype=np.float64)
+        if n_labelers > 2 and rng.random() < 0.3:
+            matrix[0, int(rng.integers(k))] = np.nan  # an item one labeler did not rank
+        expected.append(ranking_alpha(matrix))
+        padded = np.full((n_labelers, 9), -1, dtype=np.int64)
+        padded[:, :k] = np.where(np.isnan(matrix), -1, matrix)
+        rows.append(padded)
+        groups += [g] * n_labelers
+    got = ranking_alpha_grouped(np.vstack(rows), np.array(groups), 200)
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12, equal_nan=True)
+    assert np.isnan(got).any() and np.isfinite(got).sum() > 150  # both kinds of case were covered
+
+
+def test_ranking_alpha_grouped_hand_case_and_empty_groups() -> None:
+    from app.metrics import ranking_alpha_grouped
+
+    ranks = np.array([[0, 1, 2, 3], [0, 1, 2, 3], [0, 1, 3, 2], [3, 2, 1, 0]])
+    got = ranking_alpha_grouped(ranks, np.array([0, 0, 2, 2]), 3)
+    assert got[0] == pytest.approx(1.0)  # perfect agreement
+    assert np.isnan(got[1])  # no rankings at all
+    assert got[2] == pytest.approx(ranking_alpha(ranks[2:]))
+    with pytest.raises(ValueError):
+        ranking_alpha_grouped(ranks, np.array([0, 1]), 2)
