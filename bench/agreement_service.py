@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sized
 from pathlib import Path
 
+import numpy as np
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
@@ -79,6 +80,44 @@ def _timed(call: Callable[[], Sized], repeat: int) -> tuple[int, float, float]:
     return len(rows), first, best
 
 
+def time_alpha(session: Session, *, repeat: int) -> None:
+    """Krippendorff alpha of every task: ``table_task_alphas`` (batched) against ``ranking_alpha`` task by task."""
+    from app import metrics
+    from app.services import agreement as ag
+    from app.services import agreement_table as agt
+
+    table = agt.load_rankings(session)
+
+    def loop() -> dict[int, float | None]:
+        out: dict[int, float | None] = {}
+        for task_id, at in ag.split_by(table.task_id):
+            rows = at[~table.by_researcher[at]]
+            if np.unique(table.user_id[rows]).size < 2:
+                out[task_id] = None
+                continue
+            value = metrics.ranking_alpha(table.ranks[rows, : int(table.k[at[0]])])
+            out[task_id] = float(value) if np.isfinite(value) else None
+        return out
+
+    looped, batched = loop(), ag.table_task_alphas(table)
+    same = looped.keys() == batched.keys() and all(
+        (a is None and b is None) or (a is not None and b is not None and abs(a - b) < 1e-9)
+        for a, b in ((looped[t], batched[t]) for t in looped)
+    )
+    best = {}
+    for name, call in (("loop", loop), ("batched", lambda: ag.table_task_alphas(table))):
+        times = []
+        for _ in range(repeat + 1):
+            start = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - start)
+        best[name] = min(times)
+    print(
+        f"task alpha over {len(looped)} tasks: loop {best['loop']:.3f} s, batched {best['batched']:.3f} s "
+        f"({best['loop'] / best['batched']:.1f}x), identical: {same}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--labelers", type=int, default=50)
@@ -88,6 +127,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="warm calls timed after the first one")
     parser.add_argument("--baseline", type=float, help="seconds an earlier labeler_rows took on this command")
     parser.add_argument("--dashboards", action="store_true", help="also time overview, matrix, tasks, disagreements")
+    parser.add_argument("--alpha", action="store_true", help="time per-task alpha: batched against a loop per task")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="ranklab-bench-"))
     url = f"sqlite:///{folder / 'bench.db'}"
@@ -109,6 +149,8 @@ def main() -> None:
                 "task_rows": lambda: agreement_report.task_rows(session),
                 "disagreement_queue": lambda: agreement_report.disagreement_queue(session),
             }
+        if args.alpha:
+            time_alpha(session, repeat=args.repeat)
         for name, call in views.items():
             size, first, best = _timed(call, args.repeat)
             print(f"{name}: {size} rows, {n} rankings, {args.tasks} tasks (K={args.k}): {first:.2f} s", end="")
