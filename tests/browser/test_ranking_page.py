@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from app.models import Assignment, AssignmentStatus, Ranking, Role, User, UserStatus
+from app.models import Assignment, AssignmentStatus, Ranking, RankingTask, Role, TaskStatus, User, UserStatus
 from app.services import guidelines as guideline_service
 from app.services import users as user_service
 from app.services.prompts import get_or_create_prompt
@@ -245,3 +245,29 @@ def test_scrolling_a_phone_screen_never_reorders(browser, live_server):
         assert _pool_ids(page)[:2] == [before[1], before[0]]
     finally:
         context.close()
+
+
+def test_an_empty_queue_is_checked_again_without_a_click(page, live_server):
+    with live_server.session() as s:
+        user_service.create_user(
+            s, username="waiting-labeler", password=PASSWORD, role=Role.labeler, status=UserStatus.active
+        )
+    page.add_init_script("window.RANKLAB_RECHECK_MS = 300")
+    login(page, "waiting-labeler", PASSWORD)
+    with live_server.session() as s:  # every open task is spoken for: nothing for this labeler
+        busy = list(s.scalars(select(RankingTask).where(RankingTask.status == TaskStatus.open)))
+        for task in busy:
+            task.status = TaskStatus.complete
+    try:
+        page.goto("/label")
+        page.wait_for_selector("#empty:not([hidden])")
+        with live_server.session() as s:  # a sampling job writes a new task
+            prompt, _ = get_or_create_prompt(s, text="waiting-labeler: a fresh prompt")
+            create_task(s, prompt=prompt, completions=[NewCompletion(text=f"fresh {i}") for i in range(4)])
+        page.wait_for_selector("#task:not([hidden]) #pool .output")
+        assert "a fresh prompt" in page.locator("#prompt-text").inner_text()
+        assert page.locator("#empty").is_hidden()
+    finally:
+        with live_server.session() as s:
+            for task in busy:
+                s.get(RankingTask, task.id).status = TaskStatus.open

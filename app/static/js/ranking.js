@@ -170,12 +170,19 @@
     select(cards()[0]);
   }
 
+  // With nothing to rank, look again now and then: new tasks arrive as sampling jobs run, and a task that another
+  // labeler's request held for a moment may be free a second later.
+  const RECHECK_MS = window.RANKLAB_RECHECK_MS || 15000;
+  let recheck = null;
+
   async function loadNext() {
+    clearTimeout(recheck);
     const { status, data } = await api("GET", root.dataset.nextUrl);
     if (status === 204) {
       current = null;
       $("task").hidden = true;
       $("empty").hidden = false;
+      recheck = setTimeout(loadNext, RECHECK_MS);
       return;
     }
     if (status !== 200) { setStatus((data && data.detail) || "could not load a task", true); return; }
