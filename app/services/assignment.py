@@ -35,6 +35,7 @@ from app.models import (
     utcnow,
 )
 from app.services import screening
+from app.services import tasks as task_service
 
 OPEN_ENDED_KINDS = frozenset({TaskKind.gold, TaskKind.screening})
 """Kinds whose overlap is ignored: every researcher (gold) or screened labeler (screening) ranks them."""
@@ -254,16 +255,14 @@ def adjudicate(
     now = now or utcnow()
     if researcher.role not in (Role.researcher, Role.admin):
         raise Forbidden("only researchers adjudicate tasks")
-    task = session.get(RankingTask, task_id)
-    if task is None:
-        raise NotFound(f"no task with id {task_id}")
+    task = task_service.get_task(session, task_id=task_id)
     if task.kind not in OPEN_ENDED_KINDS:
         screening.promote_to_gold(session, task=task, actor=researcher)
     existing = session.scalar(
         select(Assignment).where(Assignment.task_id == task_id, Assignment.labeler_id == researcher.id)
     )
     if existing is None:
-        ids = list(load_view(session, task_id=task_id).completions)
+        ids = [item.completion_id for item in task.items]
         return lease(session, task_id=task_id, completion_ids=ids, labeler=researcher, settings=settings, now=now)
     if existing.status == AssignmentStatus.submitted:
         raise Conflict(f"you have already ranked task {task_id}; your ranking is the gold answer")

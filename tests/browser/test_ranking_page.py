@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 from sqlalchemy import select
 
@@ -168,26 +170,33 @@ def test_keyboard_moves_marks_all_bad_and_skips_with_a_reason(page, live_server)
         assert skipped.skip_reason == "I cannot judge tides"
 
 
-def test_phone_labeler_ranks_with_rank_pickers(browser, live_server):
-    """On a phone-sized touch screen the per-output rank picker ranks without dragging."""
-    user_id = _seed(live_server, "phone-labeler")
+@contextmanager
+def _phone_labeling(browser, live_server, username: str):  # type: ignore[no-untyped-def]
+    """(context, page) of a phone-sized touch screen, logged in and showing the first task."""
     context = browser.new_context(
         base_url=live_server.base_url, viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True
     )
     context.set_default_timeout(10_000)
     page = context.new_page()
     try:
-        login(page, "phone-labeler", PASSWORD)
+        login(page, username, PASSWORD)
         page.goto("/label")
         page.wait_for_selector("#task:not([hidden]) #pool .output")
+        yield context, page
+    finally:
+        context.close()
+
+
+def test_phone_labeler_ranks_with_rank_pickers(browser, live_server):
+    """On a phone-sized touch screen the per-output rank picker ranks without dragging."""
+    user_id = _seed(live_server, "phone-labeler")
+    with _phone_labeling(browser, live_server, "phone-labeler") as (_context, page):
         a, b, c, d = _pool_ids(page)
         for cid, rank in ((a, "2"), (b, "1"), (c, "2"), (d, "3")):
             _card(page, cid).locator(".rank-select").select_option(rank)
         assert _card(page, c).locator(".output-rank").inner_text() == "rank 2 (tie)"
         page.locator("#submit-button").tap()
         page.wait_for_function("document.getElementById('today-count').textContent === '1'")
-    finally:
-        context.close()
     with live_server.session() as s:
         ranking = s.scalars(select(Ranking).where(Ranking.labeler_id == user_id)).one()
         assert ranking.buckets == [[b], [a, c], [d]]
@@ -205,15 +214,7 @@ def _swipe(cdp, x: float, y: float, dy: float, steps: int = 8) -> None:
 def test_scrolling_a_phone_screen_never_reorders(browser, live_server):
     """Swipes that start on an output's text, or quickly on its drag handle, leave every output where it was."""
     _seed(live_server, "swipe-labeler")
-    context = browser.new_context(
-        base_url=live_server.base_url, viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True
-    )
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    try:
-        login(page, "swipe-labeler", PASSWORD)
-        page.goto("/label")
-        page.wait_for_selector("#task:not([hidden]) #pool .output")
+    with _phone_labeling(browser, live_server, "swipe-labeler") as (context, page):
         before = _pool_ids(page)
         cdp = context.new_cdp_session(page)
         for cid in before[1:3]:
@@ -243,8 +244,6 @@ def test_scrolling_a_phone_screen_never_reorders(browser, live_server):
         cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
         page.wait_for_timeout(300)
         assert _pool_ids(page)[:2] == [before[1], before[0]]
-    finally:
-        context.close()
 
 
 def test_an_empty_queue_is_checked_again_without_a_click(page, live_server):
