@@ -97,19 +97,21 @@ def test_concurrent_next_requests_never_overfill_a_task(server):
     # a thread of its own: the session's Playwright browser keeps an event loop running in this one
     with ThreadPoolExecutor(1) as pool:
         first, again = pool.submit(asyncio.run, _race(base)).result()
-    assert {r.status_code for r in first} <= {200, 204}
+    assert {r.status_code for r in first} | {r.status_code for r in again} <= {200, 204}
     served = [r.json()["assignment_id"] for r in first if r.status_code == 200]
-    # never more than the overlap asks (a request that finds every free task locked by another one may get a 204)
-    assert 0 < len(served) <= N_TASKS * OVERLAP
     # a repeated `next` while holding a live lease returns that same assignment
     assert [r.json()["assignment_id"] for r, f in zip(again, first, strict=True) if f.status_code == 200] == served
-    # and the labelers who got nothing get the remaining slots when they ask again, one at a time
+    # never more than the overlap asks (a request that finds every free task locked by another one may get a 204,
+    # and may then get a task on its second try)
+    holding = [i for i, r in enumerate(again) if r.status_code == 200]
+    assert 0 < len(holding) <= N_TASKS * OVERLAP
     engine = make_engine(url)
     with Session(engine) as s:
-        assert s.scalar(select(func.count()).select_from(Assignment)) == len(served)
-    tokens = _login_one_by_one(base, [i for i, r in enumerate(first) if r.status_code == 204])
+        assert s.scalar(select(func.count()).select_from(Assignment)) == len(holding)
+    # and the labelers still without a task get the remaining slots when they ask again, one at a time
+    tokens = _login_one_by_one(base, [i for i, r in enumerate(again) if r.status_code == 204])
     extra = [httpx.get(f"{base}/api/v1/labeling/next", headers=h, timeout=30).status_code for h in tokens]
-    assert extra.count(200) == N_TASKS * OVERLAP - len(served)
+    assert extra.count(200) == N_TASKS * OVERLAP - len(holding)
     with Session(engine) as s:
         assignments = s.scalars(select(Assignment)).all()
         per_task = Counter(a.task_id for a in assignments)
