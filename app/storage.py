@@ -1,0 +1,45 @@
+"""Folders that appear whole or not at all: model folders, checkpoints, exports under the data folder."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def atomic_dir(target: Path, *, replace: bool = False) -> Iterator[Path]:
+    """Yield a hidden temporary folder beside `target`; on success it is renamed to `target`.
+
+    On an error the temporary folder is removed and `target` is untouched, so a reader (a worker on another
+    machine, a resumed job) never sees a half-written folder. With `replace`, an existing `target` is swapped out
+    (renamed aside, then removed) only after the new folder is complete.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists() and not replace:
+        raise FileExistsError(f"{target} already exists")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    try:
+        yield tmp
+        _fsync_tree(tmp)
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+            os.replace(target, old / "x")
+            os.rename(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Flush every file so a crash right after the rename cannot leave empty files behind a complete name."""
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with path.open("rb") as fh:
+                os.fsync(fh.fileno())
