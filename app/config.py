@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     """Folder for the SQLite database, models and checkpoints (created on first use)."""
     database_url: str = ""
     """SQLAlchemy URL; empty means `sqlite:///<data_dir>/ranklab.db`."""
+    sqlite_busy_timeout_s: float = Field(default=30.0, ge=0, le=600)
+    """SQLite only: how long a write waits for another one to finish before the request answers 503."""
     secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
     """Signs session cookies, CSRF tokens and API tokens."""
     session_max_age_s: int = 14 * 24 * 3600

@@ -12,7 +12,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from app.config import Settings, get_settings
-from app.db import get_session
+from app.db import SessionOpener, get_session, session_opener
 from app.errors import Forbidden, NotAuthenticated
 from app.models import Role, User, UserStatus
 from app.security import CSRF_FIELD, CSRF_HEADER, SessionData, csrf_matches
@@ -27,6 +27,8 @@ SettingsDep = Annotated[Settings, Depends(settings_dep)]
 # scope="function": commit before the response is sent, so a client never acts on a response whose writes
 # could still fail (FastAPI otherwise runs yield-dependency exit code after sending the response).
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+# A streamed body runs after the request's session is closed: it opens its own short transactions with this.
+SessionsDep = Annotated[SessionOpener, Depends(session_opener)]
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 _BLOCKED = (UserStatus.suspended, UserStatus.rejected)

@@ -8,6 +8,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.config import Settings, get_settings
 from app.errors import DomainError, NotAuthenticated, RateLimited
@@ -29,6 +31,7 @@ from app.security import Signer
 from app.web import render
 
 log = logging.getLogger("ranklab")
+DATABASE_RETRY_AFTER_S = 5
 
 # Every router of the app; a feature adds its module here.
 ROUTERS = [pages, auth, users, api_labeling, labeling, researcher, jobs, jobs_pages, api_agreement, dashboard]
@@ -59,6 +62,25 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     )
 
 
+def _database_busy_message(exc: Exception) -> str:
+    text = str(getattr(exc, "orig", exc)).lower()
+    if "locked" in text or "busy" in text:
+        return "the database is busy with another write that has not finished; nothing was saved, try again in a moment"
+    return "the database is unavailable right now; nothing was saved, try again in a moment"
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> Response:
+    """SQLite busy past its timeout, PostgreSQL unreachable or the pool exhausted: 503, never a plain-text 500."""
+    message = _database_busy_message(exc)
+    log.warning("503 on %s %s: %s", request.method, request.url.path, exc.__class__.__name__)
+    headers = {"Retry-After": str(DATABASE_RETRY_AFTER_S)}
+    if _wants_json(request):
+        return JSONResponse({"detail": message}, status_code=503, headers=headers)
+    page = render(request, "error.html", status_code=503, message=message, code=503)
+    page.headers.update(headers)
+    return page
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the web application."""
     settings = settings or get_settings()
@@ -70,6 +92,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(AccessLogMiddleware)
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(PoolTimeout, _database_unavailable)
     from app.config import ROOT_DIR
 
     app.mount("/static", StaticFiles(directory=str(ROOT_DIR / "app" / "static")), name="static")

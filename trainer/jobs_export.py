@@ -25,31 +25,31 @@ def run_export_job(ctx: JobContext) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".part")
     started = time.monotonic()
-    with ctx.sessions() as session:
+    with ctx.transaction() as session:
         total = exports.count_rankings(session, options=options)
-        session.commit()  # read batch by batch: never hold a transaction (on SQLite, the write lock) for long
-        ctx.log(f"exporting {options.format} from {total} rankings to {target}")
-        done = 0
-        last_check = time.monotonic()
+    ctx.log(f"exporting {options.format} from {total} rankings to {target}")
+    done = 0
+    last_check = time.monotonic()
 
-        def on_batch(n: int) -> None:
-            nonlocal done, last_check
-            session.commit()
-            done += n
-            ctx.progress(min(done / total, 1.0) if total else 1.0)
-            if time.monotonic() - last_check >= CHECK_EVERY_S:
-                last_check = time.monotonic()
-                ctx.check_cancelled()
+    def on_batch(n: int) -> None:
+        nonlocal done, last_check
+        done += n
+        ctx.progress(min(done / total, 1.0) if total else 1.0)
+        if time.monotonic() - last_check >= CHECK_EVERY_S:
+            last_check = time.monotonic()
+            ctx.check_cancelled()
 
-        lines = 0
-        try:
-            with partial.open("w", encoding="utf-8") as out:
-                for line in exports.export_lines(session, settings=ctx.settings, options=options, on_batch=on_batch):
-                    out.write(line)
-                    lines += 1
-            os.replace(partial, target)
-        finally:
-            partial.unlink(missing_ok=True)
+    lines = 0
+    try:
+        with partial.open("w", encoding="utf-8") as out:
+            # each batch is its own short transaction: labeling goes on during an export (SQLite: no held lock)
+            batches = exports.export_lines(ctx.transaction, settings=ctx.settings, options=options, on_batch=on_batch)
+            for line in batches:
+                out.write(line)
+                lines += 1
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
     seconds = time.monotonic() - started
     ctx.metrics(step=done, lines=lines, rankings=done, seconds=round(seconds, 3))
     ctx.progress(1.0)

@@ -37,15 +37,14 @@ def export(
     options = exports.ExportOptions(
         format=fmt, active_only=active_only, min_agreement=min_agreement, split=split, exclude_flags=tuple(exclude_flag)
     )
-    with get_sessionmaker()() as session:
-        try:
-            lines = exports.export_lines(session, settings=get_settings(), options=options)
-        except DomainError as exc:
-            typer.echo(f"error: {exc.message}", err=True)
-            raise typer.Exit(1) from exc
-        count = 0
-        with output.open("w", encoding="utf-8") if output else nullcontext(sys.stdout) as out:
-            for line in lines:
-                out.write(line)
-                count += 1
+    try:
+        lines = exports.export_lines(get_sessionmaker().begin, settings=get_settings(), options=options)
+    except DomainError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    count = 0
+    with output.open("w", encoding="utf-8") if output else nullcontext(sys.stdout) as out:
+        for line in lines:
+            out.write(line)
+            count += 1
     typer.echo(f"exported {count} {fmt} lines" + (f" to {output}" if output else ""), err=True)

@@ -7,7 +7,7 @@ from typing import Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from app.deps import CurrentResearcher, SessionDep, SettingsDep
+from app.deps import CurrentResearcher, SessionDep, SessionsDep, SettingsDep
 from app.models import Split
 from app.schemas import UserRead
 from app.schemas.agreement import (
@@ -95,7 +95,7 @@ def promote_gold(task_id: int, session: SessionDep, researcher: CurrentResearche
     responses={200: {"content": {"application/x-ndjson": {}}, "description": "one JSON object per line"}},
 )
 def export_comparisons(
-    session: SessionDep,
+    sessions: SessionsDep,
     settings: SettingsDep,
     _r: CurrentResearcher,
     format: Literal["pairs", "rankings"] = "pairs",
@@ -104,8 +104,9 @@ def export_comparisons(
     split: Split | None = None,
     exclude_flags: list[str] = Query(default_factory=list),
 ) -> StreamingResponse:
+    # The body streams after this request's session has closed: the export reads with sessions of its own.
     lines = exports.export_lines(
-        session,
+        sessions,
         settings=settings,
         options=exports.ExportOptions(
             format=format,

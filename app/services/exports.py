@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +20,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from app.config import Settings
+from app.db import SessionOpener
 from app.errors import InvalidInput
 from app.models import (
     FLAGS,
@@ -84,17 +86,6 @@ def _query(options: ExportOptions) -> Select[Ranking, RankingTask, Prompt, User]
     if options.active_only:
         stmt = stmt.where((User.status == UserStatus.active) | Ranking.by_researcher.is_(True))
     return stmt
-
-
-def _batches(session: Session, stmt: Select[Ranking, RankingTask, Prompt, User]) -> Iterator[Sequence[Any]]:
-    """Keyset pages of rows, so a long export never holds every ranking at once."""
-    last = 0
-    while True:
-        rows = session.execute(stmt.where(Ranking.id > last).limit(BATCH)).all()
-        if not rows:
-            return
-        yield rows
-        last = rows[-1][0].id
 
 
 def _details(session: Session, rankings: Sequence[Ranking]) -> tuple[dict[int, Completion], dict[tuple[int, int], set]]:
@@ -177,44 +168,76 @@ def count_rankings(session: Session, *, options: ExportOptions) -> int:
     return session.scalar(select(func.count()).select_from(_query(options).order_by(None).subquery())) or 0
 
 
-def export_records(
+def _batch_records(
     session: Session,
+    rows: Sequence[Any],
+    *,
+    agreement: dict[int, float | None],
+    settings: Settings,
+    options: ExportOptions,
+) -> list[dict[str, Any]]:
+    """The lines of one batch of (ranking, task, prompt, user) rows, built while their session is open."""
+    completions, flags = _details(session, [row[0] for row in rows])
+    exclude = set(options.exclude_flags)
+    records: list[dict[str, Any]] = []
+    for ranking, task, prompt, user in rows:
+        score = agreement.get(user.id)
+        if not ranking.by_researcher and _below(score, options.min_agreement):
+            continue
+        base = _provenance(ranking, task, prompt, user, score, settings)
+        buckets = _kept_buckets(ranking, flags, exclude)
+        if options.format == "pairs":
+            records.extend(_pair_lines(prompt, buckets, completions, base))
+        elif sum(len(b) for b in buckets) >= 2 and len(buckets) >= 2:
+            records.append(_ranking_line(prompt, buckets, completions, base))
+    return records
+
+
+def export_records(
+    sessions: SessionOpener,
     *,
     settings: Settings,
     options: ExportOptions,
     on_batch: Callable[[int], None] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """The export as dicts, streamed in batches of rankings; `on_batch(n)` after each batch of n rankings."""
+    """The export as dicts; `on_batch(n)` after each batch of n rankings.
+
+    Each batch (keyset page) is read in its own short transaction from `sessions()` and the session is closed
+    before its lines are handed out, so a consumer that is slow, stops half-way or is never resumed (a client that
+    went away from a streamed download) holds no connection, no snapshot and, on SQLite, no write lock.
+    """
     _check(options)
-    agreement = labeler_agreement(session)
-    exclude = set(options.exclude_flags)
-    for rows in _batches(session, _query(options)):
-        completions, flags = _details(session, [row[0] for row in rows])
-        for ranking, task, prompt, user in rows:
-            score = agreement.get(user.id)
-            if not ranking.by_researcher and _below(score, options.min_agreement):
-                continue
-            base = _provenance(ranking, task, prompt, user, score, settings)
-            buckets = _kept_buckets(ranking, flags, exclude)
-            if options.format == "pairs":
-                yield from _pair_lines(prompt, buckets, completions, base)
-            elif sum(len(b) for b in buckets) >= 2 and len(buckets) >= 2:
-                yield _ranking_line(prompt, buckets, completions, base)
+    with sessions() as session:
+        agreement = labeler_agreement(session)
+    stmt, last = _query(options), 0
+    while True:
+        with sessions() as session:
+            rows = session.execute(stmt.where(Ranking.id > last).limit(BATCH)).all()
+            records = _batch_records(session, rows, agreement=agreement, settings=settings, options=options)
+        if not rows:
+            return
+        last = rows[-1][0].id
+        yield from records
         if on_batch is not None:
             on_batch(len(rows))
 
 
 def export_lines(
-    session: Session,
+    sessions: SessionOpener,
     *,
     settings: Settings,
     options: ExportOptions,
     on_batch: Callable[[int], None] | None = None,
 ) -> Iterator[str]:
-    """The export as JSON lines (checked before the first line is produced)."""
+    """The export as JSON lines (options checked now, before the first line is asked for)."""
     _check(options)
-    records = export_records(session, settings=settings, options=options, on_batch=on_batch)
+    records = export_records(sessions, settings=settings, options=options, on_batch=on_batch)
     return (json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+
+
+def single_session(session: Session) -> SessionOpener:
+    """A SessionOpener over one caller-owned session (tests, a caller that already holds a transaction)."""
+    return lambda: nullcontext(session)
 
 
 def options_from_params(params: dict[str, Any]) -> ExportOptions:

@@ -29,7 +29,8 @@ def pairs_file(db, factory, settings, tmp_path) -> Path:
         add_ranking(db, task=task, user=labeler, order=[[0, 1], [2, 3]])
     path = tmp_path / "pairs.jsonl"
     options = exports.ExportOptions(format="pairs")
-    path.write_text("".join(exports.export_lines(db, settings=settings, options=options)), encoding="utf-8")
+    lines = exports.export_lines(exports.single_session(db), settings=settings, options=options)
+    path.write_text("".join(lines), encoding="utf-8")
     return path
 
 
