@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,7 +10,7 @@ from datasets import load_dataset
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db import get_session
+from app.db import sessionmaker_dep
 from app.deps import settings_dep
 from app.errors import InvalidInput
 from app.main import create_app
@@ -103,11 +102,7 @@ def test_download_over_http(sessions, worker_settings, seeded):
         labeler = create_user(db, username="lab2", password=PASSWORD, role=Role.labeler, status=UserStatus.active)
     app = create_app(worker_settings)
 
-    def _session() -> Iterator[Session]:
-        with sessions.begin() as session:
-            yield session
-
-    app.dependency_overrides[get_session] = _session
+    app.dependency_overrides[sessionmaker_dep] = lambda: sessions
     app.dependency_overrides[settings_dep] = lambda: worker_settings
     with TestClient(app) as client:
         headers = token_headers(client, seeded["researcher"])
