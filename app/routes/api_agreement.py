@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, Query
@@ -103,6 +104,9 @@ def export_comparisons(
     min_agreement: float | None = Query(None, ge=0, le=1),
     split: Split | None = None,
     exclude_flags: list[str] = Query(default_factory=list),
+    model_versions: list[int] = Query(default_factory=list),
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> StreamingResponse:
     # The body streams after this request's session has closed: the export reads with sessions of its own.
     lines = exports.export_lines(
@@ -114,6 +118,9 @@ def export_comparisons(
             min_agreement=min_agreement,
             split=split,
             exclude_flags=tuple(exclude_flags),
+            model_versions=tuple(model_versions) or None,
+            since=since,
+            until=until,
         ),
     )
     filename = f"ranklab-{format}.jsonl"

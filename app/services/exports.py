@@ -13,8 +13,9 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
@@ -36,6 +37,7 @@ from app.models import (
 from app.services import agreement as ag
 
 BATCH = 500
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,34 @@ class ExportOptions:
     split: Split | None = None
     exclude_flags: tuple[str, ...] = ()
     """Leave out outputs that the ranking flagged with any of these flags."""
+    model_versions: tuple[int, ...] | None = None
+    """Only tasks whose outputs these model versions wrote."""
+    since: datetime | None = None
+    """Only rankings submitted at or after this time."""
+    until: datetime | None = None
+    """Only rankings submitted before this time."""
+
+
+@dataclass(frozen=True)
+class RankedGroup:
+    """One ranking as a reward model learns from it: every output of its task with the bucket it was put in."""
+
+    task_id: int
+    ranking_id: int
+    prompt_id: int
+    prompt: str
+    split: Split
+    completion_ids: tuple[int, ...]
+    """The task's outputs, in task order."""
+    completions: tuple[str, ...]
+    ranks: tuple[int, ...]
+    """Bucket of each output, 0 = best (ties share a bucket); -1 for an output left out by `exclude_flags`."""
+    labeler: str
+    """Pseudonymous labeler id (as in the export)."""
+    labeler_agreement: float | None
+    by_researcher: bool
+    model_version_ids: tuple[int | None, ...]
+    """The model version that wrote each output."""
 
 
 def pseudonym(user_id: int, *, settings: Settings) -> str:
@@ -64,6 +94,13 @@ def _check(options: ExportOptions) -> None:
         raise InvalidInput(f"unknown flags {unknown}; allowed: {', '.join(FLAGS)}")
     if options.format not in ("pairs", "rankings"):
         raise InvalidInput("format must be 'pairs' or 'rankings'")
+    if options.since is not None and options.until is not None and _utc(options.since) >= _utc(options.until):
+        raise InvalidInput("since must be before until")
+
+
+def _utc(moment: datetime) -> datetime:
+    """A time without a zone is taken as UTC (how every time is stored)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def labeler_agreement(session: Session) -> dict[int, float | None]:
@@ -85,6 +122,12 @@ def _query(options: ExportOptions) -> Select[Ranking, RankingTask, Prompt, User]
         stmt = stmt.where(Prompt.split == options.split)
     if options.active_only:
         stmt = stmt.where((User.status == UserStatus.active) | Ranking.by_researcher.is_(True))
+    if options.model_versions is not None:
+        stmt = stmt.where(RankingTask.model_version_id.in_(options.model_versions))
+    if options.since is not None:
+        stmt = stmt.where(Ranking.created_at >= _utc(options.since))
+    if options.until is not None:
+        stmt = stmt.where(Ranking.created_at < _utc(options.until))
     return stmt
 
 
@@ -168,6 +211,32 @@ def count_rankings(session: Session, *, options: ExportOptions) -> int:
     return session.scalar(select(func.count()).select_from(_query(options).order_by(None).subquery())) or 0
 
 
+@dataclass(frozen=True)
+class _Kept:
+    """A ranking that passed every filter, with what its lines are built from."""
+
+    ranking: Ranking
+    task: RankingTask
+    prompt: Prompt
+    user: User
+    agreement: float | None
+    buckets: list[list[int]]
+
+
+def _kept(
+    session: Session, rows: Sequence[Any], *, agreement: dict[int, float | None], options: ExportOptions
+) -> tuple[list[_Kept], dict[int, Completion]]:
+    """The batch's rankings that pass the agreement filter, with their buckets after the flag filter."""
+    completions, flags = _details(session, [row[0] for row in rows])
+    exclude = set(options.exclude_flags)
+    kept = []
+    for ranking, task, prompt, user in rows:
+        score = agreement.get(user.id)
+        if ranking.by_researcher or not _below(score, options.min_agreement):
+            kept.append(_Kept(ranking, task, prompt, user, score, _kept_buckets(ranking, flags, exclude)))
+    return kept, completions
+
+
 def _batch_records(
     session: Session,
     rows: Sequence[Any],
@@ -177,20 +246,77 @@ def _batch_records(
     options: ExportOptions,
 ) -> list[dict[str, Any]]:
     """The lines of one batch of (ranking, task, prompt, user) rows, built while their session is open."""
-    completions, flags = _details(session, [row[0] for row in rows])
-    exclude = set(options.exclude_flags)
+    kept, completions = _kept(session, rows, agreement=agreement, options=options)
     records: list[dict[str, Any]] = []
-    for ranking, task, prompt, user in rows:
-        score = agreement.get(user.id)
-        if not ranking.by_researcher and _below(score, options.min_agreement):
-            continue
-        base = _provenance(ranking, task, prompt, user, score, settings)
-        buckets = _kept_buckets(ranking, flags, exclude)
+    for k in kept:
+        base = _provenance(k.ranking, k.task, k.prompt, k.user, k.agreement, settings)
         if options.format == "pairs":
-            records.extend(_pair_lines(prompt, buckets, completions, base))
-        elif sum(len(b) for b in buckets) >= 2 and len(buckets) >= 2:
-            records.append(_ranking_line(prompt, buckets, completions, base))
+            records.extend(_pair_lines(k.prompt, k.buckets, completions, base))
+        elif sum(len(b) for b in k.buckets) >= 2 and len(k.buckets) >= 2:
+            records.append(_ranking_line(k.prompt, k.buckets, completions, base))
     return records
+
+
+def _batch_groups(
+    session: Session,
+    rows: Sequence[Any],
+    *,
+    agreement: dict[int, float | None],
+    settings: Settings,
+    options: ExportOptions,
+) -> list[RankedGroup]:
+    """The reward-model view of one batch: rankings with at least two buckets left after the filters."""
+    kept, completions = _kept(session, rows, agreement=agreement, options=options)
+    groups = []
+    for k in kept:
+        if len(k.buckets) < 2:
+            continue
+        ids = tuple(sorted({cid for bucket in k.ranking.buckets for cid in bucket}))
+        bucket_of = {cid: b for b, bucket in enumerate(k.buckets) for cid in bucket}
+        groups.append(
+            RankedGroup(
+                task_id=k.task.id,
+                ranking_id=k.ranking.id,
+                prompt_id=k.prompt.id,
+                prompt=k.prompt.text,
+                split=k.prompt.split,
+                completion_ids=ids,
+                completions=tuple(completions[cid].text for cid in ids),
+                ranks=tuple(bucket_of.get(cid, -1) for cid in ids),
+                labeler=pseudonym(k.user.id, settings=settings),
+                labeler_agreement=k.agreement,
+                by_researcher=k.ranking.by_researcher,
+                model_version_ids=tuple(completions[cid].model_version_id for cid in ids),
+            )
+        )
+    return groups
+
+
+def _read_batches(
+    sessions: SessionOpener,
+    build: Callable[..., list[T]],
+    *,
+    settings: Settings,
+    options: ExportOptions,
+    on_batch: Callable[[int], None] | None,
+) -> Iterator[T]:
+    """Keyset batches of rankings, each read and built in its own short transaction, closed before it is handed
+    out: a consumer that is slow, stops half-way or is never resumed (a client that went away from a streamed
+    download) holds no connection, no snapshot and, on SQLite, no write lock."""
+    _check(options)
+    with sessions() as session:
+        agreement = labeler_agreement(session)
+    stmt, last = _query(options), 0
+    while True:
+        with sessions() as session:
+            rows = session.execute(stmt.where(Ranking.id > last).limit(BATCH)).all()
+            built = build(session, rows, agreement=agreement, settings=settings, options=options)
+        if not rows:
+            return
+        last = rows[-1][0].id
+        yield from built
+        if on_batch is not None:
+            on_batch(len(rows))
 
 
 def export_records(
@@ -200,26 +326,19 @@ def export_records(
     options: ExportOptions,
     on_batch: Callable[[int], None] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """The export as dicts; `on_batch(n)` after each batch of n rankings.
+    """The export as dicts, in batches of rankings; `on_batch(n)` after each batch of n rankings."""
+    return _read_batches(sessions, _batch_records, settings=settings, options=options, on_batch=on_batch)
 
-    Each batch (keyset page) is read in its own short transaction from `sessions()` and the session is closed
-    before its lines are handed out, so a consumer that is slow, stops half-way or is never resumed (a client that
-    went away from a streamed download) holds no connection, no snapshot and, on SQLite, no write lock.
-    """
-    _check(options)
-    with sessions() as session:
-        agreement = labeler_agreement(session)
-    stmt, last = _query(options), 0
-    while True:
-        with sessions() as session:
-            rows = session.execute(stmt.where(Ranking.id > last).limit(BATCH)).all()
-            records = _batch_records(session, rows, agreement=agreement, settings=settings, options=options)
-        if not rows:
-            return
-        last = rows[-1][0].id
-        yield from records
-        if on_batch is not None:
-            on_batch(len(rows))
+
+def ranked_groups(
+    sessions: SessionOpener,
+    *,
+    settings: Settings,
+    options: ExportOptions,
+    on_batch: Callable[[int], None] | None = None,
+) -> Iterator[RankedGroup]:
+    """The rankings a reward model trains on, kept by exactly the export's filters (`format` is ignored)."""
+    return _read_batches(sessions, _batch_groups, settings=settings, options=options, on_batch=on_batch)
 
 
 def export_lines(
@@ -249,6 +368,9 @@ def options_from_params(params: dict[str, Any]) -> ExportOptions:
         min_agreement=params.get("min_agreement"),
         split=Split(split) if split else None,
         exclude_flags=tuple(params.get("exclude_flags", ())),
+        model_versions=tuple(params["model_versions"]) if params.get("model_versions") else None,
+        since=params.get("since"),
+        until=params.get("until"),
     )
 
 

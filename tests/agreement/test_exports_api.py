@@ -83,3 +83,14 @@ def test_export_rejects_unknown_flags_and_labelers(client, seeded, factory):
     assert resp.status_code == 422 and "unknown flags" in resp.json()["detail"]
     labeler = token_headers(client, factory.labeler())
     assert client.get("/api/v1/export/comparisons", headers=labeler).status_code == 403
+
+
+def test_export_date_and_model_filters_over_http(client, seeded):
+    headers = token_headers(client, seeded["researcher"])
+    assert len(_get(client, headers, format="rankings", since="2000-01-01T00:00:00")) == 4
+    assert _get(client, headers, format="rankings", until="2000-01-01T00:00:00Z") == []
+    assert _get(client, headers, format="rankings", model_versions=[987654]) == []
+    bad = client.get(
+        "/api/v1/export/comparisons", params={"since": "2030-01-01", "until": "2020-01-01"}, headers=headers
+    )
+    assert bad.status_code == 422 and bad.json()["detail"] == "since must be before until"
