@@ -31,6 +31,7 @@ from app.models import (
     User,
     UserStatus,
 )
+from app.schemas.jobs import ExportParams
 from app.services import agreement as ag
 
 BATCH = 500
@@ -217,15 +218,14 @@ def export_lines(
     return (json.dumps(record, ensure_ascii=False) + "\n" for record in records)
 
 
-def options_from_params(params: dict[str, Any]) -> ExportOptions:
-    """ExportOptions from an export job's validated params."""
-    split = params.get("split")
+def options_from_params(params: ExportParams) -> ExportOptions:
+    """ExportOptions from an export job's parsed params."""
     return ExportOptions(
-        format="rankings" if params.get("format") == "rankings" else "pairs",
-        active_only=bool(params.get("active_only", False)),
-        min_agreement=params.get("min_agreement"),
-        split=Split(split) if split else None,
-        exclude_flags=tuple(params.get("exclude_flags", ())),
+        format=params.format,
+        active_only=params.active_only,
+        min_agreement=params.min_agreement,
+        split=params.split,
+        exclude_flags=tuple(params.exclude_flags),
     )
 
 

@@ -88,13 +88,6 @@ def test_kinds_without_a_runner_are_refused(client, factory):
     assert client.get("/api/v1/jobs", headers=headers).json() == []
 
 
-def test_every_queueable_kind_has_a_worker_handler():
-    from app.schemas.jobs import PARAMS_MODELS
-    from trainer.worker import default_handlers
-
-    assert set(PARAMS_MODELS) == set(default_handlers())
-
-
 def test_download_over_http(sessions, worker_settings, seeded):
     job = _run(sessions, worker_settings, {"format": "pairs"})
     with sessions.begin() as db:
