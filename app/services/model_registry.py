@@ -9,13 +9,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput, NotFound
 from app.models import ModelKind, ModelVersion
 from app.storage import atomic_dir
 
+REGISTRY_LOCK_KEY = 0x72616E6B6C6162  # "ranklab"
+"""PostgreSQL advisory lock that serialises find-or-register (SQLite transactions are serialised already)."""
 WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
 
@@ -112,6 +114,18 @@ def find_by_path(session: Session, *, path: Path | str) -> ModelVersion | None:
     """The newest version registered for this folder, if any."""
     folder = str(Path(path).expanduser().resolve())
     return session.scalar(select(ModelVersion).where(ModelVersion.path == folder).order_by(ModelVersion.id.desc()))
+
+
+def find_or_register(
+    session: Session, *, kind: ModelKind, name: str, path: Path | str, metrics: dict[str, Any] | None = None
+) -> ModelVersion:
+    """The version registered for this folder, registering it first if none is; once, even when two ask at once."""
+    if session.get_bind().dialect.name == "postgresql":  # held until this transaction ends
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": REGISTRY_LOCK_KEY})
+    found = find_by_path(session, path=path)
+    if found is not None:
+        return found
+    return register_model(session, kind=kind, name=name, path=path, metrics=metrics)
 
 
 def newest_model(session: Session, *, kind: ModelKind) -> ModelVersion | None:

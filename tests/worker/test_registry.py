@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 import typing
 from datetime import timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.models import Job, JobKind, JobStatus, ModelKind, ModelVersion, utcnow
 from app.schemas.jobs import JOB_KINDS, ExportParams
 from app.services import jobs as job_service
+from app.services import model_registry
 from trainer.context import JobContext, NewModelVersion
 from trainer.jobs import discover_handlers
 from trainer.worker import WorkerConfig, work
@@ -143,3 +145,29 @@ def test_an_incomplete_model_folder_fails_the_job(sessions, worker_settings, tmp
     assert job.status == JobStatus.failed and job.output_model_id is None and _models(sessions) == []
     assert job.error is not None and job.error.startswith("could not register the model:")
     assert "no config.json" in job.error
+
+
+def test_find_or_register_registers_a_folder_once_when_two_ask_at_once(sessions, tmp_path):
+    """The default SFT model (registered by sampling jobs and `ranklab demo`) gets one version, however many ask."""
+    folder = fake_model_dir(tmp_path / "sft")
+    first_registered, release = threading.Event(), threading.Event()
+    ids: dict[str, int] = {}
+
+    def register(name: str) -> None:
+        if name == "second":
+            first_registered.wait(10)
+        with sessions.begin() as session:
+            ids[name] = model_registry.find_or_register(session, kind=ModelKind.sft, name="sft", path=folder).id
+            if name == "first":  # hold the transaction open while the second one asks
+                first_registered.set()
+                release.wait(10)
+
+    threads = [threading.Thread(target=register, args=(name,)) for name in ("first", "second")]
+    for thread in threads:
+        thread.start()
+    assert first_registered.wait(10)
+    time.sleep(0.3)  # the second is now waiting for the first's transaction (lock on PostgreSQL, BEGIN IMMEDIATE)
+    release.set()
+    for thread in threads:
+        thread.join(20)
+    assert ids["first"] == ids["second"] and [m.id for m in _models(sessions)] == [ids["first"]]

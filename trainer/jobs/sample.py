@@ -66,10 +66,7 @@ def ensure_default_sft_version(session: Session, *, data_dir: Path) -> ModelVers
     from trainer.models import ensure_default_sft_model
 
     folder = ensure_default_sft_model(data_dir)
-    found = model_registry.find_by_path(session, path=folder)
-    if found is not None:
-        return found
-    return model_registry.register_model(
+    return model_registry.find_or_register(
         session,
         kind=ModelKind.sft,
         name=DEFAULT_SFT_NAME,
