@@ -62,7 +62,11 @@ def resolve_prompt_ids(session: Session, params: SampleParams) -> list[int]:
 
 
 def ensure_default_sft_version(session: Session, *, data_dir: Path) -> ModelVersion:
-    """The registered default SFT model (SmolLM2-135M-Instruct), converting and registering it on first use."""
+    """The registered default SFT model (SmolLM2-135M-Instruct), converting and registering it on first use.
+
+    Registered here rather than returned as the job's NewModelVersion: the tasks a sampling job commits chunk by
+    chunk refer to the model's id. find_or_register keeps a retry or a concurrent job from registering it twice.
+    """
     from trainer.models import ensure_default_sft_model
 
     folder = ensure_default_sft_model(data_dir)
