@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from functools import lru_cache, partial
-from typing import Annotated, Any
+from typing import Any
 
-import anyio
-import anyio.to_thread
-from fastapi import Depends
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -61,44 +58,3 @@ def get_sessionmaker() -> sessionmaker[Session]:
 
 SessionOpener = Callable[[], AbstractContextManager[Session]]
 """Opens a session in a transaction that ends (commit, or rollback on error) and closes when the block ends."""
-
-
-async def sessionmaker_dep() -> sessionmaker[Session]:
-    """The session factory requests use (tests point it at their own database)."""
-    return get_sessionmaker()
-
-
-Sessions = Annotated[sessionmaker[Session], Depends(sessionmaker_dep)]
-
-
-async def session_opener(sessions: Sessions) -> SessionOpener:
-    """For work that outlives the request's own session, such as a streamed response: each block is its own
-    short transaction, so nothing is held open while the response waits on a slow (or vanished) client."""
-    return sessions.begin
-
-
-async def get_session(sessions: Sessions) -> AsyncIterator[Session]:
-    """Request-scoped session: commits on success, rolls back on error.
-
-    Async so that FastAPI does not spend a worker-thread hop on opening it (a Session does no I/O until first
-    used); the end of the request (commit or rollback, then close) is one hop to a worker thread.
-    """
-    session = sessions()
-    try:
-        yield session
-    except BaseException:
-        with anyio.CancelScope(shield=True):  # a cancelled request still returns its connection
-            await anyio.to_thread.run_sync(_finish, session, False)
-        raise
-    with anyio.CancelScope(shield=True):
-        await anyio.to_thread.run_sync(_finish, session, True)
-
-
-def _finish(session: Session, commit: bool) -> None:
-    try:
-        if commit:
-            session.commit()
-        else:
-            session.rollback()
-    finally:
-        session.close()

@@ -6,16 +6,60 @@ hops are a measurable share of a labeling request (see docs/benchmarks.md).
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
+import anyio
+import anyio.to_thread
 from fastapi import Depends, Request
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings, get_settings
-from app.db import SessionOpener, get_session, session_opener
+from app.db import SessionOpener, get_sessionmaker
 from app.errors import Forbidden, NotAuthenticated
 from app.models import Role, User, UserStatus
 from app.security import CSRF_FIELD, CSRF_HEADER, SessionData, csrf_matches
+
+
+async def sessionmaker_dep() -> sessionmaker[Session]:
+    """The session factory requests use (tests point it at their own database)."""
+    return get_sessionmaker()
+
+
+Sessions = Annotated[sessionmaker[Session], Depends(sessionmaker_dep)]
+
+
+async def session_opener(sessions: Sessions) -> SessionOpener:
+    """For work that outlives the request's own session, such as a streamed response: each block is its own
+    short transaction, so nothing is held open while the response waits on a slow (or vanished) client."""
+    return sessions.begin
+
+
+async def get_session(sessions: Sessions) -> AsyncIterator[Session]:
+    """Request-scoped session: commits on success, rolls back on error.
+
+    Async so that FastAPI does not spend a worker-thread hop on opening it (a Session does no I/O until first
+    used); the end of the request (commit or rollback, then close) is one hop to a worker thread.
+    """
+    session = sessions()
+    try:
+        yield session
+    except BaseException:
+        with anyio.CancelScope(shield=True):  # a cancelled request still returns its connection
+            await anyio.to_thread.run_sync(_finish, session, False)
+        raise
+    with anyio.CancelScope(shield=True):
+        await anyio.to_thread.run_sync(_finish, session, True)
+
+
+def _finish(session: Session, commit: bool) -> None:
+    try:
+        if commit:
+            session.commit()
+        else:
+            session.rollback()
+    finally:
+        session.close()
 
 
 async def settings_dep() -> Settings:

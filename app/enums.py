@@ -60,7 +60,7 @@ class AssignmentStatus(enum.StrEnum):
 
 
 class JobKind(enum.StrEnum):
-    """Kinds of background job. Only those in app.schemas.jobs.PARAMS_MODELS can be queued so far; the reward
+    """Kinds of background job. Only those in app.schemas.jobs.JOB_KINDS can be queued so far; the reward
     model, PPO and evaluation kinds are reserved for their runners (the API refuses them with a 422)."""
 
     sample = "sample"

@@ -26,12 +26,14 @@ def atomic_dir(target: Path, *, replace: bool = False) -> Iterator[Path]:
     try:
         yield tmp
         _fsync_tree(tmp)
-        if target.exists():
+        if replace and target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
             os.replace(target, old / "x")
             os.rename(tmp, target)
             shutil.rmtree(old, ignore_errors=True)
         else:
+            # Without `replace`, a folder another writer published under the name meanwhile is kept: the rename
+            # fails (OSError) and the caller decides (e.g. a concurrent conversion of the same model just uses it).
             os.rename(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -23,8 +23,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from app.config import Settings  # noqa: E402
-from app.db import get_session, make_engine, session_opener  # noqa: E402
-from app.deps import settings_dep
+from app.db import make_engine  # noqa: E402
+from app.deps import get_session, session_opener, settings_dep  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.migrate import downgrade, upgrade  # noqa: E402
 from tests.factories import Factory  # noqa: E402

@@ -23,8 +23,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
-from app.db import make_engine, sessionmaker_dep
-from app.deps import settings_dep
+from app.db import make_engine
+from app.deps import sessionmaker_dep, settings_dep
 from app.main import create_app
 from app.migrate import upgrade
 

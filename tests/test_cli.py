@@ -9,7 +9,7 @@ import sys
 
 def _run(args: list[str], env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", "from app.cli import main; main()", *args],
+        [sys.executable, "-c", "from trainer.cli import main; main()", *args],
         input=stdin,
         capture_output=True,
         text=True,

@@ -38,3 +38,13 @@ def test_replace_swaps_only_after_success(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt"]
     with pytest.raises(FileExistsError), atomic_dir(target):
         pass
+
+
+def test_without_replace_a_folder_published_meanwhile_is_kept(tmp_path):
+    target = tmp_path / "model"
+    with pytest.raises(OSError), atomic_dir(target) as tmp:
+        (tmp / "weights").write_text("ours")
+        target.mkdir()  # another process finished first
+        (target / "weights").write_text("theirs")
+    assert (target / "weights").read_text() == "theirs"
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]

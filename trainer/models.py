@@ -10,13 +10,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from app.storage import atomic_dir
 
 if TYPE_CHECKING:
     import torch
@@ -76,36 +75,42 @@ def is_complete_model_dir(path: Path) -> bool:
 
 def convert_gguf_to_safetensors(gguf_dir: Path, gguf_file: str, out_dir: Path, *, progress: bool = True) -> Path:
     """Dequantize a GGUF checkpoint into a plain safetensors HF folder; atomic, skipped when already done."""
-    from tqdm.auto import tqdm
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     out_dir = Path(out_dir)
     if (out_dir / CONVERSION_MARKER).is_file() and is_complete_model_dir(out_dir):
         return out_dir
     if out_dir.exists():
         raise FileExistsError(f"{out_dir} exists but is not a finished conversion; remove it and retry.")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     try:
-        with _hf_progress_bars(progress), tqdm(total=5, desc=f"Converting {gguf_file}", disable=not progress) as bar:
-            tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf_file)
-            bar.update()
-            gguf_model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf_file)
-            bar.update()
-            model = _without_quantization(gguf_model)
-            del gguf_model
-            bar.update()
-            model.save_pretrained(tmp_dir)
-            bar.update()
-            prepare_tokenizer(tokenizer, max_length=model.config.max_position_embeddings)
-            tokenizer.save_pretrained(tmp_dir)
-            marker = {"source": str(Path(gguf_dir) / gguf_file), "format": "safetensors"}
-            (tmp_dir / CONVERSION_MARKER).write_text(json.dumps(marker, indent=2) + "\n")
-            bar.update()
-        _publish(tmp_dir, out_dir)
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
+        with atomic_dir(out_dir) as tmp_dir:
+            _convert_into(gguf_dir, gguf_file, tmp_dir, progress=progress)
+    except OSError:
+        # Another process converted into out_dir first (its rename won; ours found the name taken): use its copy.
+        if not is_complete_model_dir(out_dir):
+            raise
+        logger.info("Another process finished converting into %s first", out_dir)
     return out_dir
+
+
+def _convert_into(gguf_dir: Path, gguf_file: str, tmp_dir: Path, *, progress: bool) -> None:
+    """Write the dequantized model, its tokenizer and the conversion marker into `tmp_dir`."""
+    from tqdm.auto import tqdm
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    with _hf_progress_bars(progress), tqdm(total=5, desc=f"Converting {gguf_file}", disable=not progress) as bar:
+        tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf_file)
+        bar.update()
+        gguf_model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf_file)
+        bar.update()
+        model = _without_quantization(gguf_model)
+        del gguf_model
+        bar.update()
+        model.save_pretrained(tmp_dir)
+        bar.update()
+        prepare_tokenizer(tokenizer, max_length=model.config.max_position_embeddings)
+        tokenizer.save_pretrained(tmp_dir)
+        marker = {"source": str(Path(gguf_dir) / gguf_file), "format": "safetensors"}
+        (tmp_dir / CONVERSION_MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+        bar.update()
 
 
 @contextmanager
@@ -134,16 +139,6 @@ def _without_quantization(gguf_model: PreTrainedModel) -> PreTrainedModel:
     model.load_state_dict(gguf_model.state_dict())
     model.generation_config = gguf_model.generation_config
     return model
-
-
-def _publish(tmp_dir: Path, out_dir: Path) -> None:
-    """Rename the finished folder into place; losing a race to another converter is fine."""
-    try:
-        os.rename(tmp_dir, out_dir)
-    except OSError:
-        if not is_complete_model_dir(out_dir):
-            raise
-        logger.info("Another process finished converting into %s first", out_dir)
 
 
 def prepare_tokenizer(tokenizer: PreTrainedTokenizerBase, *, max_length: int | None = None) -> None:

@@ -1,8 +1,10 @@
 """The worker loop: requeue stale jobs, evaluate schedules (one worker at a time), claim a job, run it, record it.
 
-A handler gets a `JobContext`; it does its own database work in `ctx.transaction()` sessions, reports progress,
-metrics and log lines, checks for cancellation at its checkpoints and saves a checkpoint string that a later
-attempt resumes from after a stale-heartbeat requeue. Only the worker CLI imports this module (it may pull in torch).
+The worker knows no job kind by name: `trainer.jobs.discover_handlers()` finds one module per kind. A handler gets
+a `JobContext` (trainer/context.py) and its params parsed with the kind's params model; it does its own database
+work in `ctx.transaction()` sessions, reports progress, metrics and log lines, checks for cancellation at its
+checkpoints and saves a checkpoint string that a later attempt resumes from after a stale-heartbeat requeue. A model
+it returns is registered in the transaction that finishes the job. Importing this module is cheap (no torch).
 """
 
 from __future__ import annotations
@@ -12,35 +14,25 @@ import os
 import secrets
 import socket
 import threading
-import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
+from app.errors import DomainError
 from app.models import Job, JobKind, JobStatus
 from app.services import jobs as job_service
+from app.services import model_registry
 from app.services import schedules as schedule_service
 from app.services.jobs import Control, JobLost
+from trainer.context import Handler, JobCancelled, JobContext, NewModelVersion, WorkerStopping
+from trainer.jobs import discover_handlers
 
 logger = logging.getLogger("ranklab.worker")
-PROGRESS_WRITE_S = 1.0
-"""Progress reaches the database at most this often (the heartbeat also carries it)."""
-
-
-class JobCancelled(Exception):
-    """A researcher cancelled the job; raised by `JobContext.check_cancelled` at a checkpoint."""
-
-
-class WorkerStopping(Exception):
-    """The worker was asked to stop (SIGTERM); the job goes back to the queue at its checkpoint."""
 
 
 def new_worker_id() -> str:
@@ -99,96 +91,6 @@ class WorkerConfig:
         return cls(**{**base, **overrides})
 
 
-class JobContext:
-    """What a handler sees of its job: params, checkpoint, device, and ways to report back."""
-
-    def __init__(
-        self,
-        job: Job,
-        cfg: WorkerConfig,
-        sessions: sessionmaker[Session],
-        settings: Settings,
-        stop: threading.Event | None = None,
-    ) -> None:
-        self.stop = stop or threading.Event()
-        self.job_id, self.kind, self.attempt = job.id, job.kind, job.attempts
-        self.params: dict[str, Any] = dict(job.params)
-        self.checkpoint: str | None = job.checkpoint
-        self.created_by_id = job.created_by_id
-        self.device, self.worker_id = cfg.device, cfg.worker_id
-        self.settings, self.sessions = settings, sessions
-        self.data_dir: Path = Path(settings.data_dir)
-        self.latest_progress: float | None = None
-        self._written_at = 0.0
-
-    @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """A session whose transaction commits when the block ends without error."""
-        with self.sessions.begin() as session:
-            yield session
-
-    def owned(self, session: Session) -> Job:
-        """This job, locked, while this worker still owns it (JobLost otherwise)."""
-        return job_service.owned_job(session, job_id=self.job_id, worker_id=self.worker_id, attempt=self.attempt)
-
-    def progress(self, fraction: float) -> None:
-        """Report progress in [0, 1]; written at most once a second."""
-        self.latest_progress = fraction
-        if time.monotonic() - self._written_at >= PROGRESS_WRITE_S or fraction >= 1.0:
-            self._written_at = time.monotonic()
-            with self.transaction() as session:
-                control = job_service.heartbeat(
-                    session, job_id=self.job_id, worker_id=self.worker_id, attempt=self.attempt, progress=fraction
-                )
-            if control == Control.lost:
-                raise JobLost(f"job {self.job_id} was taken from this worker")
-
-    def metrics(self, **values: Any) -> None:
-        """Append one point to the metrics time series (give `step` for the x axis)."""
-        with self.transaction() as session:
-            job_service.append_metrics(self.owned(session), point=values)
-
-    def log(self, message: str) -> None:
-        """Append a line to the job's log tail (and the worker's own log)."""
-        logger.info("job %s: %s", self.job_id, message)
-        with self.transaction() as session:
-            job_service.append_log(self.owned(session), message=message)
-
-    def save_checkpoint(self, session: Session, checkpoint: str, *, progress: float | None = None) -> None:
-        """Record the resume point inside the handler's own transaction, so results and checkpoint commit together."""
-        job = self.owned(session)
-        job.checkpoint = checkpoint
-        if progress is not None:
-            job_service.set_progress(job, progress=progress)
-            self.latest_progress = progress
-        self.checkpoint = checkpoint
-
-    def check_cancelled(self) -> None:
-        """Raise JobCancelled if a researcher cancelled the job, JobLost if it is no longer ours, WorkerStopping."""
-        with self.transaction() as session:
-            row = session.execute(
-                select(Job.cancel_requested, Job.worker_id, Job.attempts, Job.status).where(Job.id == self.job_id)
-            ).one()
-        if row.worker_id != self.worker_id or row.attempts != self.attempt or row.status != JobStatus.running:
-            raise JobLost(f"job {self.job_id} was taken from this worker")
-        if row.cancel_requested:
-            raise JobCancelled(f"job {self.job_id} was cancelled")
-        if self.stop.is_set():
-            raise WorkerStopping(f"worker {self.worker_id} is stopping")
-
-
-Handler = Callable[[JobContext], "int | None"]
-"""Runs one job; returns the id of the ModelVersion it produced, if any."""
-
-
-def default_handlers() -> dict[JobKind, Handler]:
-    """The job kinds this code base can run so far."""
-    from trainer.jobs_export import run_export_job
-    from trainer.jobs_sample import run_sample_job
-
-    return {JobKind.sample: run_sample_job, JobKind.export: run_export_job}
-
-
 class Heartbeat(threading.Thread):
     """Refreshes the running job's heartbeat until stopped."""
 
@@ -219,10 +121,14 @@ class Heartbeat(threading.Thread):
         self.join(timeout=self.interval_s + 5)
 
 
-def _outcome(handler: Handler, ctx: JobContext) -> tuple[JobStatus, str | None, int | None]:
-    """Run the handler; map its ending to (status, error, output model id). JobLost and WorkerStopping propagate."""
+Outcome = tuple[JobStatus, str | None, NewModelVersion | None]
+"""(final status, error message, model to register)."""
+
+
+def _outcome(handler: Handler, ctx: JobContext, params: dict[str, Any]) -> Outcome:
+    """Parse the params and run the handler; map its ending to an Outcome. JobLost and WorkerStopping propagate."""
     try:
-        output = handler(ctx)
+        output = handler(ctx, job_service.parse_params(ctx.kind, params))
     except JobCancelled:
         return JobStatus.cancelled, None, None
     except (JobLost, WorkerStopping):
@@ -238,6 +144,46 @@ def _outcome(handler: Handler, ctx: JobContext) -> tuple[JobStatus, str | None, 
     return JobStatus.succeeded, None, output
 
 
+def record_outcome(session: Session, ctx: JobContext, outcome: Outcome) -> None:
+    """Finish the job and register the model it produced, in the caller's one transaction (JobLost if not ours)."""
+    status, error, output = outcome
+    model_id = None
+    if output is not None and status == JobStatus.succeeded:
+        ctx.owned(session)  # lock the job first: a job this worker lost registers nothing
+        model_id = model_registry.register_model(
+            session,
+            kind=output.kind,
+            name=output.name,
+            path=output.path,
+            parent_id=output.parent_id,
+            job_id=ctx.job_id,
+            metrics=output.metrics,
+        ).id
+    job_service.finish_job(
+        session,
+        job_id=ctx.job_id,
+        worker_id=ctx.worker_id,
+        attempt=ctx.attempt,
+        status=status,
+        error=error,
+        output_model_id=model_id,
+    )
+
+
+def finish(sessions: sessionmaker[Session], ctx: JobContext, outcome: Outcome) -> JobStatus:
+    """Record the outcome; a model that cannot be registered (incomplete folder, ...) fails the job instead."""
+    try:
+        with sessions.begin() as session:
+            record_outcome(session, ctx, outcome)
+        return outcome[0]
+    except DomainError as exc:
+        logger.warning("job %s: could not register its model: %s", ctx.job_id, exc.message)
+        failed: Outcome = (JobStatus.failed, f"could not register the model: {exc.message}", None)
+        with sessions.begin() as session:
+            record_outcome(session, ctx, failed)
+        return JobStatus.failed
+
+
 def run_job(
     job: Job,
     handler: Handler,
@@ -247,13 +193,13 @@ def run_job(
     stop: threading.Event | None = None,
 ) -> str:
     """Run one claimed job to its end; returns the final status, 'lost' or 'released'."""
-    ctx = JobContext(job, cfg, sessions, settings, stop)
+    ctx = JobContext(job, worker_id=cfg.worker_id, device=cfg.device, sessions=sessions, settings=settings, stop=stop)
     resume = " from its checkpoint" if ctx.checkpoint else ""
     ctx.log(f"attempt {ctx.attempt} started on {cfg.worker_id} ({cfg.device}){resume}")
     beat = Heartbeat(ctx, cfg.heartbeat_s)
     beat.start()
     try:
-        status, error, output = _outcome(handler, ctx)
+        outcome = _outcome(handler, ctx, dict(job.params))
     except JobLost as exc:
         logger.warning("%s", exc)
         return "lost"
@@ -264,20 +210,10 @@ def run_job(
     finally:
         beat.stop()
     try:
-        with sessions.begin() as session:
-            job_service.finish_job(
-                session,
-                job_id=ctx.job_id,
-                worker_id=cfg.worker_id,
-                attempt=ctx.attempt,
-                status=status,
-                error=error,
-                output_model_id=output,
-            )
+        return finish(sessions, ctx, outcome).value
     except JobLost as exc:
         logger.warning("%s", exc)
         return "lost"
-    return status.value
 
 
 def maintain(cfg: WorkerConfig, sessions: sessionmaker[Session]) -> None:
@@ -310,7 +246,7 @@ def work(
     stop: threading.Event | None = None,
 ) -> int:
     """The worker loop; returns how many jobs it ran. With `cfg.once` it returns when the queue is empty."""
-    handlers = dict(handlers) if handlers is not None else default_handlers()
+    handlers = dict(handlers) if handlers is not None else discover_handlers()
     kinds = cfg.kinds or tuple(handlers)
     missing = [k.value for k in kinds if k not in handlers]
     if missing:

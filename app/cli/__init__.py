@@ -1,6 +1,12 @@
-"""The `ranklab` command line. Each feature registers its commands in its own module."""
+"""The `ranklab` command line. Each feature registers its commands in its own module.
+
+The console entry point is `trainer.cli:main`: it adds the commands that run trainer code (`worker`, `demo`) to
+these, so that nothing in `app/` imports `trainer/`.
+"""
 
 from __future__ import annotations
+
+import importlib
 
 import typer
 
@@ -13,8 +19,11 @@ cli = typer.Typer(
 )
 
 
-def main() -> None:
-    """Console entry point."""
-    from app.cli import core, export, imports, users, worker  # noqa: F401 - register commands
+COMMAND_MODULES = ("core", "export", "imports", "users", "models")
+"""Modules that register commands, in the order `ranklab --help` lists them."""
 
-    cli()
+
+def register_commands() -> None:
+    """Register the web side's commands (torch-free) on `cli`."""
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"{__name__}.{name}")

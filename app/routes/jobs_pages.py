@@ -10,18 +10,13 @@ from fastapi.responses import HTMLResponse
 
 from app.deps import CurrentResearcher, SessionDep
 from app.models import Job, JobKind, ModelVersion, Schedule
-from app.schemas.jobs import PARAMS_MODELS, JobRead
+from app.schemas.jobs import JOB_KINDS, JobRead
 from app.services import jobs as job_service
 from app.services import model_registry
 from app.services import schedules as schedule_service
 from app.web import render
 
 router = APIRouter(tags=["pages"])
-EXAMPLE_PARAMS: dict[JobKind, dict[str, Any]] = {
-    JobKind.sample: {"n_unlabeled": 20, "k": 4, "temperature": 0.8, "max_new_tokens": 96},
-    JobKind.export: {"format": "pairs", "active_only": True, "min_agreement": 0.75},
-}
-"""What the queue form's params box starts with for each kind."""
 
 
 def _when(value: Any) -> str:
@@ -46,13 +41,13 @@ def job_row(job: Job) -> dict[str, Any]:
 def param_docs() -> list[dict[str, Any]]:
     """Each job kind with its params, defaults and docstrings (the queue form's help)."""
     kinds = []
-    for kind, model in PARAMS_MODELS.items():
+    for kind, spec in JOB_KINDS.items():
         fields = [
             {"name": name, "default": _default_text(f.get_default(call_default_factory=True)), "doc": f.description}
-            for name, f in model.model_fields.items()
+            for name, f in spec.params_model.model_fields.items()
         ]
-        example = json.dumps(EXAMPLE_PARAMS.get(kind, {}), indent=2)
-        kinds.append({"kind": kind.value, "doc": (model.__doc__ or "").strip(), "fields": fields, "example": example})
+        example = json.dumps(spec.example, indent=2)
+        kinds.append({"kind": kind.value, "doc": spec.description, "fields": fields, "example": example})
     return kinds
 
 
@@ -99,7 +94,7 @@ def model_row(model: ModelVersion) -> dict[str, Any]:
 @router.get("/jobs", response_class=HTMLResponse, name="jobs_page")
 def jobs_page(request: Request, session: SessionDep, user: CurrentResearcher) -> HTMLResponse:
     rows = [job_row(j) for j in job_service.list_jobs(session, limit=100)]
-    example = json.dumps(EXAMPLE_PARAMS[JobKind.sample], indent=2)
+    example = json.dumps(JOB_KINDS[JobKind.sample].example, indent=2)
     return render(request, "jobs/list.html", user=user, jobs=rows, kinds=param_docs(), example_params=example)
 
 
@@ -115,7 +110,7 @@ def job_page(job_id: int, request: Request, session: SessionDep, user: CurrentRe
 @router.get("/schedules", response_class=HTMLResponse, name="schedules_page")
 def schedules_page(request: Request, session: SessionDep, user: CurrentResearcher) -> HTMLResponse:
     rows = [schedule_row(s) for s in schedule_service.list_schedules(session)]
-    return render(request, "jobs/schedules.html", user=user, schedules=rows, kinds=[k.value for k in PARAMS_MODELS])
+    return render(request, "jobs/schedules.html", user=user, schedules=rows, kinds=[k.value for k in JOB_KINDS])
 
 
 @router.get("/models", response_class=HTMLResponse, name="models_page")

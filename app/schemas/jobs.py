@@ -1,23 +1,35 @@
-"""Jobs, schedules and the model registry: request/response models and one params model per job kind."""
+"""Jobs, schedules and the model registry: request/response models, and the job kinds the web side can queue.
+
+A job kind is known here by one `JobKindSpec` in `JOB_KINDS`: its params model (validated when the job is queued,
+and again by the worker, which hands the parsed object to the kind's handler in `trainer/jobs/`), an example for
+the queue form and a one-line description. This module stays torch-free: the web process imports it.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from app.models import FLAGS, MAX_K, MIN_K, JobKind, JobStatus, ModelKind, Split
+from app.errors import InvalidInput
+from app.models import FLAGS, MAX_K, MIN_K, JobKind, JobStatus, ModelKind, ModelVersion, Prompt, Split
 
 
-class _Params(BaseModel):
+class JobParams(BaseModel):
     """Base of every job's params: unknown keys are refused so a typo is a 422, not a silent default."""
 
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
+    def check_references(self, session: Session) -> None:
+        """InvalidInput when the params point at rows that do not exist (override per kind; default: nothing)."""
 
-class SampleParams(_Params):
-    """Sample K completions per prompt from a policy and turn each prompt into one ranking task."""
+
+class SampleParams(JobParams):
+    """Params of the sampling job."""
 
     prompt_ids: list[int] | None = Field(default=None, min_length=1, max_length=100_000)
     """Exactly these prompts (ids). Give this, or `split`, or `n_unlabeled`."""
@@ -57,6 +69,19 @@ class SampleParams(_Params):
             raise ValueError("limit goes with split (n_unlabeled is its own limit)")
         return self
 
+    def check_references(self, session: Session) -> None:
+        """The chosen prompts and policy version exist (and the version is not a reward model)."""
+        if self.prompt_ids is not None:
+            wanted = set(self.prompt_ids)
+            found = set(session.scalars(select(Prompt.id).where(Prompt.id.in_(wanted))))
+            missing = sorted(wanted - found)
+            if missing:
+                raise InvalidInput(f"params.prompt_ids: no prompt with id {', '.join(map(str, missing[:10]))}")
+        if self.policy_version is not None:
+            model = session.get(ModelVersion, self.policy_version)
+            if model is None or model.kind == ModelKind.reward:
+                raise InvalidInput(f"params.policy_version: no SFT or policy model with id {self.policy_version}")
+
     def sampling_record(self) -> dict[str, Any]:
         """The sampling parameters recorded on every completion."""
         return {
@@ -68,8 +93,8 @@ class SampleParams(_Params):
         }
 
 
-class ExportParams(_Params):
-    """Write the comparison export (the same lines as the export API and ranklab export) to a file to download."""
+class ExportParams(JobParams):
+    """Params of the export job (the same filters as the export API and `ranklab export`)."""
 
     format: Literal["pairs", "rankings"] = "pairs"
     """pairs: one line per strict pair (prompt/chosen/rejected, as TRL reads it); rankings: one line per ranking."""
@@ -91,12 +116,41 @@ class ExportParams(_Params):
         return flags
 
 
-PARAMS_MODELS: dict[JobKind, type[_Params]] = {
-    JobKind.sample: SampleParams,
-    JobKind.export: ExportParams,
+P = TypeVar("P", bound=JobParams)
+
+
+@dataclass(frozen=True)
+class JobKindSpec(Generic[P]):
+    """What the web side knows of one job kind; the worker side knows it by its module in `trainer/jobs/`."""
+
+    kind: JobKind
+    params_model: type[P]
+    """Validates the params when the job is queued; the worker parses them again for the handler."""
+    example: dict[str, Any]
+    """What the queue form's params box starts with."""
+    description: str
+    """One line for the queue form's help."""
+
+
+JOB_KINDS: dict[JobKind, JobKindSpec[Any]] = {
+    spec.kind: spec
+    for spec in (
+        JobKindSpec(
+            JobKind.sample,
+            SampleParams,
+            example={"n_unlabeled": 20, "k": 4, "temperature": 0.8, "max_new_tokens": 96},
+            description="Sample K completions per prompt from a policy and turn each prompt into one ranking task.",
+        ),
+        JobKindSpec(
+            JobKind.export,
+            ExportParams,
+            example={"format": "pairs", "active_only": True, "min_agreement": 0.75},
+            description="Write the comparison export (the same lines as the export API) to a file to download.",
+        ),
+    )
 }
-"""The job kinds a worker can run, with their params. The other JobKind values (reward model, PPO, evaluation)
-are refused with a 422 until their runners exist."""
+"""The job kinds that can be queued. The other JobKind values are refused with a 422 until their runners exist;
+`tests/worker/test_registry.py` keeps these kinds equal to the worker's handlers."""
 
 
 class JobCreate(BaseModel):

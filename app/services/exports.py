@@ -34,6 +34,7 @@ from app.models import (
     User,
     UserStatus,
 )
+from app.schemas.jobs import ExportParams
 from app.services import agreement as ag
 
 BATCH = 500
@@ -359,18 +360,14 @@ def single_session(session: Session) -> SessionOpener:
     return lambda: nullcontext(session)
 
 
-def options_from_params(params: dict[str, Any]) -> ExportOptions:
-    """ExportOptions from an export job's validated params."""
-    split = params.get("split")
+def options_from_params(params: ExportParams) -> ExportOptions:
+    """ExportOptions from an export job's parsed params."""
     return ExportOptions(
-        format="rankings" if params.get("format") == "rankings" else "pairs",
-        active_only=bool(params.get("active_only", False)),
-        min_agreement=params.get("min_agreement"),
-        split=Split(split) if split else None,
-        exclude_flags=tuple(params.get("exclude_flags", ())),
-        model_versions=tuple(params["model_versions"]) if params.get("model_versions") else None,
-        since=params.get("since"),
-        until=params.get("until"),
+        format=params.format,
+        active_only=params.active_only,
+        min_agreement=params.min_agreement,
+        split=params.split,
+        exclude_flags=tuple(params.exclude_flags),
     )
 
 

@@ -12,13 +12,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from sqlalchemy import CursorResult, Result, select, update
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, InvalidInput, NotFound
-from app.models import Job, JobKind, JobStatus, ModelKind, ModelVersion, Prompt, User, utcnow
-from app.schemas.jobs import PARAMS_MODELS, SampleParams
+from app.models import Job, JobKind, JobStatus, User, utcnow
+from app.schemas.jobs import JOB_KINDS, JobParams
 from app.services import exports
 
 LOG_TAIL_CHARS = 16_000
@@ -54,42 +54,26 @@ def format_validation_error(kind: JobKind, exc: ValidationError) -> str:
     return f"invalid {kind.value} params: " + "; ".join(parts)
 
 
-def parse_params(kind: JobKind, params: dict[str, Any]) -> BaseModel:
+def parse_params(kind: JobKind, params: dict[str, Any]) -> JobParams:
     """The params as the kind's pydantic model; InvalidInput naming the bad param otherwise."""
     if not isinstance(params, dict):
         raise InvalidInput("params must be a JSON object")
-    model = PARAMS_MODELS.get(kind)
-    if model is None:
-        runnable = ", ".join(k.value for k in PARAMS_MODELS)
+    spec = JOB_KINDS.get(kind)
+    if spec is None:
+        runnable = ", ".join(k.value for k in JOB_KINDS)
         raise InvalidInput(
             f"no worker can run {kind.value!r} jobs in this version of ranklab; runnable kinds: {runnable}"
         )
     try:
-        return model.model_validate(params)
+        return spec.params_model.model_validate(params)
     except ValidationError as exc:
         raise InvalidInput(format_validation_error(kind, exc)) from exc
 
 
-def check_references(session: Session, *, kind: JobKind, parsed: BaseModel) -> None:
-    """InvalidInput when params point at prompts or models that do not exist."""
-    if not isinstance(parsed, SampleParams):
-        return
-    if parsed.prompt_ids is not None:
-        wanted = set(parsed.prompt_ids)
-        found = set(session.scalars(select(Prompt.id).where(Prompt.id.in_(wanted))))
-        missing = sorted(wanted - found)
-        if missing:
-            raise InvalidInput(f"params.prompt_ids: no prompt with id {', '.join(map(str, missing[:10]))}")
-    if parsed.policy_version is not None:
-        model = session.get(ModelVersion, parsed.policy_version)
-        if model is None or model.kind == ModelKind.reward:
-            raise InvalidInput(f"params.policy_version: no SFT or policy model with id {parsed.policy_version}")
-
-
 def validate_params(session: Session, *, kind: JobKind, params: dict[str, Any]) -> dict[str, Any]:
-    """Validated, defaults-filled params (a JSON-ready dict)."""
+    """Validated, defaults-filled params (a JSON-ready dict) whose references (prompts, models) exist."""
     parsed = parse_params(kind, params)
-    check_references(session, kind=kind, parsed=parsed)
+    parsed.check_references(session)
     return parsed.model_dump(mode="json")
 
 

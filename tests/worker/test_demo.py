@@ -53,7 +53,7 @@ def test_demo_command_end_to_end_and_again(tmp_path):
 
     def demo() -> str:
         done = subprocess.run(
-            [sys.executable, "-c", "from app.cli import main; main()", "demo"],
+            [sys.executable, "-c", "from trainer.cli import main; main()", "demo"],
             capture_output=True,
             text=True,
             env=env,

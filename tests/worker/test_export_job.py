@@ -10,8 +10,7 @@ from datasets import load_dataset
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db import sessionmaker_dep
-from app.deps import settings_dep
+from app.deps import sessionmaker_dep, settings_dep
 from app.errors import InvalidInput
 from app.main import create_app
 from app.models import Job, JobKind, JobStatus, Role, TaskKind, UserStatus
@@ -85,13 +84,6 @@ def test_kinds_without_a_runner_are_refused(client, factory):
         )
         assert sched.status_code == 422 and "no worker can run" in sched.json()["detail"]
     assert client.get("/api/v1/jobs", headers=headers).json() == []
-
-
-def test_every_queueable_kind_has_a_worker_handler():
-    from app.schemas.jobs import PARAMS_MODELS
-    from trainer.worker import default_handlers
-
-    assert set(PARAMS_MODELS) == set(default_handlers())
 
 
 def test_download_over_http(sessions, worker_settings, seeded):

@@ -11,7 +11,7 @@ from app.services import jobs as job_service
 from app.services import model_registry
 from app.services.prompts import get_or_create_prompt
 from tests.worker.conftest import run_job_once
-from trainer.jobs_sample import SamplePlan
+from trainer.jobs.sample import SamplePlan
 from trainer.worker import WorkerConfig, work
 
 PROMPTS = ["What is the capital of France?", "Write a short poem about the sea.", "Explain a list and a tuple."]

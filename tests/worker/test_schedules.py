@@ -85,7 +85,7 @@ def _start_two_workers(sessions, settings, stop: threading.Event) -> list[thread
         threading.Thread(
             target=work,
             args=(WorkerConfig.from_settings(settings, worker_id=f"w{i}"), sessions, settings),
-            kwargs={"handlers": {JobKind.export: lambda ctx: None}, "stop": stop},
+            kwargs={"handlers": {JobKind.export: lambda ctx, params: None}, "stop": stop},
         )
         for i in range(2)
     ]

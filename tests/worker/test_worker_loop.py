@@ -9,8 +9,10 @@ import time
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.models import Job, JobKind, JobStatus
+from app.schemas.jobs import ExportParams
 from app.services import jobs as job_service
-from trainer.worker import JobContext, WorkerConfig, work
+from trainer.context import JobContext
+from trainer.worker import WorkerConfig, work
 
 
 def _queue(sessions: sessionmaker[Session], kind: JobKind = JobKind.export, **params) -> int:
@@ -30,12 +32,12 @@ def _cfg(settings, **overrides) -> WorkerConfig:
 
 
 def test_once_runs_every_queued_job_and_records_it(sessions, worker_settings):
-    def handler(ctx: JobContext) -> None:
+    def handler(ctx: JobContext, params: ExportParams) -> None:
         for step in range(3):
             ctx.check_cancelled()
             ctx.progress((step + 1) / 3)
             ctx.metrics(step=step, loss=1.0 / (step + 1))
-        ctx.log(f"exported {ctx.params['format']}")
+        ctx.log(f"exported {params.format}")
 
     ids = [_queue(sessions), _queue(sessions, format="rankings")]
     assert work(_cfg(worker_settings), sessions, worker_settings, handlers={JobKind.export: handler}) == 2
@@ -47,7 +49,7 @@ def test_once_runs_every_queued_job_and_records_it(sessions, worker_settings):
 
 
 def test_failing_handler_fails_the_job_with_its_error(sessions, worker_settings):
-    def handler(ctx: JobContext) -> None:
+    def handler(ctx: JobContext, params: ExportParams) -> None:
         raise RuntimeError("disk full")
 
     job_id = _queue(sessions)
@@ -60,7 +62,7 @@ def test_failing_handler_fails_the_job_with_its_error(sessions, worker_settings)
 def test_worker_only_takes_its_kinds(sessions, worker_settings):
     sample_id = _queue(sessions, JobKind.sample, n_unlabeled=3)
     export_id = _queue(sessions)
-    ran = work(_cfg(worker_settings), sessions, worker_settings, handlers={JobKind.export: lambda ctx: None})
+    ran = work(_cfg(worker_settings), sessions, worker_settings, handlers={JobKind.export: lambda ctx, params: None})
     assert ran == 1
     assert _job(sessions, export_id).status == JobStatus.succeeded
     assert _job(sessions, sample_id).status == JobStatus.queued
@@ -70,7 +72,7 @@ def test_cancelled_job_stops_at_its_next_checkpoint(sessions, worker_settings):
     steps_run: list[int] = []
     started = threading.Event()
 
-    def handler(ctx: JobContext) -> None:
+    def handler(ctx: JobContext, params: ExportParams) -> None:
         for step in range(200):
             ctx.check_cancelled()
             steps_run.append(step)
@@ -97,12 +99,12 @@ def test_stale_job_is_resumed_from_checkpoint_by_another_worker(sessions, worker
     """A worker that stops heartbeating loses the job; the next worker resumes from the checkpoint."""
     seen: list[tuple[int, str | None]] = []
 
-    def first_attempt(ctx: JobContext) -> None:
+    def first_attempt(ctx: JobContext, params: ExportParams) -> None:
         with ctx.transaction() as session:
             ctx.save_checkpoint(session, "3", progress=0.3)
         raise SystemExit  # stands in for a crash: no finish, no more heartbeats
 
-    def resumed(ctx: JobContext) -> None:
+    def resumed(ctx: JobContext, params: ExportParams) -> None:
         seen.append((ctx.attempt, ctx.checkpoint))
 
     job_id = _queue(sessions)
@@ -119,7 +121,7 @@ def test_stale_job_is_resumed_from_checkpoint_by_another_worker(sessions, worker
 def test_stopping_worker_hands_its_job_back_at_the_checkpoint(sessions, worker_settings):
     stop = threading.Event()
 
-    def handler(ctx: JobContext) -> None:
+    def handler(ctx: JobContext, params: ExportParams) -> None:
         step = int(ctx.checkpoint or 0)
         while step < 10:
             ctx.check_cancelled()

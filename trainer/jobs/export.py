@@ -11,16 +11,20 @@ from __future__ import annotations
 import os
 import time
 
+from app.models import JobKind
+from app.schemas.jobs import ExportParams
 from app.services import exports
-from trainer.worker import JobContext
+from trainer.context import JobContext
+
+KIND = JobKind.export
 
 CHECK_EVERY_S = 1.0
 """Seconds between cancellation checks while writing."""
 
 
-def run_export_job(ctx: JobContext) -> None:
+def run(ctx: JobContext, params: ExportParams) -> None:
     """Write the export; progress is the share of rankings read, metrics the lines written."""
-    options = exports.options_from_params(ctx.params)
+    options = exports.options_from_params(params)
     target = exports.job_file(ctx.data_dir, job_id=ctx.job_id, fmt=options.format)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".part")

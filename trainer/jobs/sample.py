@@ -16,14 +16,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput
-from app.models import ModelKind, ModelVersion, Prompt, RankingTask, TaskKind, User
+from app.models import JobKind, ModelKind, ModelVersion, Prompt, RankingTask, TaskKind, User
 from app.schemas.jobs import SampleParams
 from app.services import model_registry
 from app.services.tasks import NewCompletion, create_task
-from trainer.worker import JobContext
+from trainer.context import JobContext
 
 if TYPE_CHECKING:
     from trainer.sampling import SamplingStats
+
+KIND = JobKind.sample
 
 DEFAULT_SFT_NAME = "smollm2-135m-instruct"
 
@@ -60,14 +62,15 @@ def resolve_prompt_ids(session: Session, params: SampleParams) -> list[int]:
 
 
 def ensure_default_sft_version(session: Session, *, data_dir: Path) -> ModelVersion:
-    """The registered default SFT model (SmolLM2-135M-Instruct), converting and registering it on first use."""
+    """The registered default SFT model (SmolLM2-135M-Instruct), converting and registering it on first use.
+
+    Registered here rather than returned as the job's NewModelVersion: the tasks a sampling job commits chunk by
+    chunk refer to the model's id. find_or_register keeps a retry or a concurrent job from registering it twice.
+    """
     from trainer.models import ensure_default_sft_model
 
     folder = ensure_default_sft_model(data_dir)
-    found = model_registry.find_by_path(session, path=folder)
-    if found is not None:
-        return found
-    return model_registry.register_model(
+    return model_registry.find_or_register(
         session,
         kind=ModelKind.sft,
         name=DEFAULT_SFT_NAME,
@@ -185,11 +188,10 @@ def sample_chunk(
     return rows, result.stats
 
 
-def run_sample_job(ctx: JobContext) -> int | None:
+def run(ctx: JobContext, params: SampleParams) -> None:
     """Sample `k` completions for every chosen prompt and create one ranking task per prompt."""
     from trainer.models import load_policy
 
-    params = SampleParams.model_validate(ctx.params)
     plan = load_plan(ctx, params)
     if not plan.prompt_ids:
         raise InvalidInput("no prompts matched the job's params")
@@ -213,4 +215,3 @@ def run_sample_job(ctx: JobContext) -> int | None:
         )
     rate = total_tokens / max(total_s, 1e-9)
     ctx.log(f"done: {len(plan.prompt_ids)} prompts; {total_tokens} tokens at {rate:.1f} tokens/s")
-    return None

@@ -1,18 +1,19 @@
-"""`ranklab worker`, `ranklab models add|list` and `ranklab demo`. Torch is imported only inside the commands."""
+"""The `ranklab` console entry point: the web side's commands (`app/cli`) plus the two that run trainer code,
+`ranklab worker` and `ranklab demo` (it converts the SmolLM2 SFT model).
+
+They live here, not in `app/cli`, so that nothing in `app/` imports `trainer/` (an import-linter contract). Importing
+this module stays cheap: torch loads only inside a job (or the demo's conversion), never for `ranklab --help`.
+"""
 
 from __future__ import annotations
 
 import signal
 import threading
-from pathlib import Path
 
 import typer
 
-from app.cli import cli
-from app.models import JobKind, ModelKind
-
-models_cli = typer.Typer(help="The model registry (SFT, reward and policy versions).", no_args_is_help=True)
-cli.add_typer(models_cli, name="models")
+from app.cli import cli, register_commands
+from app.models import JobKind
 
 
 def parse_kinds(text: str | None) -> tuple[JobKind, ...] | None:
@@ -26,7 +27,6 @@ def parse_kinds(text: str | None) -> tuple[JobKind, ...] | None:
         raise typer.BadParameter(f"{exc}; job kinds are {known}", param_hint="--kinds") from exc
 
 
-@cli.command()
 def worker(
     once: bool = typer.Option(False, "--once", help="Work through the queued jobs, then exit."),
     kinds: str | None = typer.Option(None, "--kinds", help="Comma-separated job kinds to take (default: all)."),
@@ -57,76 +57,6 @@ def worker(
     typer.echo(f"worker {cfg.worker_id} ran {ran} job(s)")
 
 
-@models_cli.command("add")
-def models_add(
-    path: Path = typer.Argument(..., help="Folder of a Hugging Face-format model (config, safetensors, tokenizer)."),
-    kind: ModelKind = typer.Option(..., "--kind", help="sft, reward or policy."),
-    name: str | None = typer.Option(None, "--name", help="Display name (default: the folder name)."),
-    parent: int | None = typer.Option(None, "--parent", help="ModelVersion id this one was trained from."),
-    copy: bool = typer.Option(
-        True,
-        "--copy/--in-place",
-        help="Copy the folder into RANKLAB_DATA_DIR/models (default; workers on other machines see the data "
-        "folder), or register it where it is.",
-    ),
-) -> None:
-    """Register a local Hugging Face model folder as a model version."""
-    import shutil
-
-    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
-
-    from app.config import get_settings
-    from app.db import get_sessionmaker
-    from app.errors import DomainError
-    from app.services import model_registry
-
-    display = name or path.resolve().name
-    try:
-        folder = model_registry.check_model_dir(path)
-        if copy:
-            with Progress(
-                "copying into the data folder", BarColumn(), DownloadColumn(), TransferSpeedColumn(), transient=True
-            ) as bar:
-                task = bar.add_task("copy", total=None)
-                folder = model_registry.copy_into_data_dir(
-                    folder,
-                    data_dir=get_settings().data_dir,
-                    kind=kind,
-                    name=display,
-                    on_bytes=lambda done, total: bar.update(task, completed=done, total=total),
-                )
-        try:
-            with get_sessionmaker().begin() as session:
-                version = model_registry.register_model(session, kind=kind, name=display, path=folder, parent_id=parent)
-                typer.echo(
-                    f"registered {version.kind.value} model {version.name!r} as version {version.id} ({version.path})"
-                )
-        except DomainError:
-            if copy:  # not registered: do not leave an orphan copy behind
-                shutil.rmtree(folder, ignore_errors=True)
-            raise
-    except DomainError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(1) from exc
-
-
-@models_cli.command("list")
-def models_list(kind: ModelKind | None = typer.Option(None, "--kind", help="Only this kind.")) -> None:
-    """List model versions, newest first."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from app.db import get_sessionmaker
-    from app.services import model_registry
-
-    table = Table("id", "kind", "name", "parent", "job", "path")
-    with get_sessionmaker()() as session:
-        for m in model_registry.list_models(session, kind=kind):
-            table.add_row(str(m.id), m.kind.value, m.name, str(m.parent_id or ""), str(m.job_id or ""), m.path)
-    Console().print(table)
-
-
-@cli.command()
 def demo(
     sample: bool = typer.Option(True, "--sample/--no-sample", help="Queue a sampling job for the demo prompts."),
 ) -> None:
@@ -137,7 +67,7 @@ def demo(
     from app.config import get_settings
     from app.db import get_sessionmaker
     from app.services import demo as demo_service
-    from trainer.jobs_sample import ensure_default_sft_version
+    from trainer.jobs.sample import ensure_default_sft_version
 
     settings = get_settings()
     console = Console()
@@ -169,3 +99,18 @@ def demo(
             what = "queued" if is_new else "already waiting:"
             message = f"{what} sampling job {job.id} ({len(job.params.get('prompt_ids') or [])} prompts)"
     console.print(message + "; a running `ranklab worker` picks it up and tasks appear as it goes")
+
+
+def register_trainer_commands() -> None:
+    """Add `worker` and `demo` to the `ranklab` app, after the web side's commands (the order `--help` lists)."""
+    register_commands()
+    names = {c.name or (c.callback.__name__ if c.callback else "") for c in cli.registered_commands}
+    for command in (worker, demo):
+        if command.__name__ not in names:
+            cli.command()(command)
+
+
+def main() -> None:
+    """Console entry point (`ranklab`)."""
+    register_trainer_commands()
+    cli()

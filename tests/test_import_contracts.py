@@ -1,0 +1,29 @@
+"""The import-linter contracts (pyproject.toml, checked by `lint-imports` in CI) stay complete as app/ grows."""
+
+from __future__ import annotations
+
+import pkgutil
+import tomllib
+from pathlib import Path
+
+import app
+
+PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
+
+
+def _contract(name_start: str) -> dict:
+    contracts = tomllib.loads(PYPROJECT.read_text())["tool"]["importlinter"]["contracts"]
+    [found] = [c for c in contracts if c["name"].startswith(name_start)]
+    return found
+
+
+def test_metrics_contract_forbids_every_other_module_of_app():
+    others = {f"app.{m.name}" for m in pkgutil.iter_modules(app.__path__) if m.name != "metrics"}
+    forbidden = set(_contract("app.metrics is pure math")["forbidden_modules"])
+    assert others <= forbidden, f"add {sorted(others - forbidden)} to the app.metrics contract in pyproject.toml"
+
+
+def test_web_side_contract_covers_trainer_and_torch():
+    contract = _contract("The web side")
+    assert contract["source_modules"] == ["app"]
+    assert {"trainer", "torch", "transformers"} <= set(contract["forbidden_modules"])
