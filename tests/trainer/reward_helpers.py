@@ -1,7 +1,9 @@
 """Shared builders for the reward-model tests: a tiny random Llama RM and synthetic ranking tasks."""
 
 import random
+from collections.abc import Iterator
 
+import pytest
 import torch
 from transformers import LlamaConfig, PreTrainedModel
 
@@ -68,3 +70,12 @@ def marker_tasks(n: int, *, seed: int, k_range: tuple[int, int] = (4, 6)) -> lis
         prompt = " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 5)))
         tasks.append(TaskGroup(task_id, prompt, completions, [RankingRecord(ranks, labeler=f"l{task_id % 3}")]))
     return tasks
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """Tiny models run fastest on one thread; on a loaded machine two threads can be 50x slower (spin-waits)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

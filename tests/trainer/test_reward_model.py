@@ -11,7 +11,7 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, GPT2Config
 
-from tests.trainer.reward_helpers import marker_tasks, tiny_reward_model, tiny_tokenizer
+from tests.trainer.reward_helpers import marker_tasks, one_thread, tiny_reward_model, tiny_tokenizer
 from trainer.models import build_tiny_model
 from trainer.reward_data import collate_rankings, encode_tasks
 from trainer.reward_model import (
@@ -27,6 +27,7 @@ from trainer.reward_model import (
 )
 
 PAD = 2
+pytestmark = pytest.mark.usefixtures(one_thread.__name__)
 
 
 def left_pad(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

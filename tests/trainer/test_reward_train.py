@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from tests.trainer.reward_helpers import marker_tasks, tiny_reward_model, tiny_tokenizer
+from tests.trainer.reward_helpers import marker_tasks, one_thread, tiny_reward_model, tiny_tokenizer
 from trainer.reward import RewardConfig, evaluate_reward_model, lr_factor, train_reward_model
 from trainer.reward_checkpoint import rng_state, set_rng_state
 
+pytestmark = pytest.mark.usefixtures(one_thread.__name__)
 FAST = RewardConfig(lr=3e-3, batch_size=8, warmup_ratio=0.1, max_length=64)
 
 
