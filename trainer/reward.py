@@ -33,7 +33,7 @@ from trainer.reward_data import (
     length_grouped_batches,
 )
 from trainer.reward_eval import RewardEvaluation, ScoredRanking, evaluate_rankings
-from trainer.reward_model import RewardForward, score_sequences
+from trainer.reward_model import RewardForward, enable_activation_checkpointing, score_sequences
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -246,7 +246,7 @@ def train_reward_model(
     if total == 0:
         raise ValueError(f"{len(plan.tasks)} usable tasks fill no optimizer step of {plan.per_step} batches")
     if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable_activation_checkpointing(model)
     optimizer, scheduler = _optimizer(cfg, model, total)
     config = asdict(cfg) | {"world_size": world_size}
     step = 0

@@ -75,6 +75,15 @@ def build_reward_model(
     return model
 
 
+def enable_activation_checkpointing(model: PreTrainedModel) -> None:
+    """Recompute each layer's activations in the backward pass (non-reentrant, so DDP and frozen inputs work)."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x; the old name warns
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
 def reward_offset(model: PreTrainedModel) -> float:
     """The shift subtracted from the raw head output (0 until `center_rewards`)."""
     return float(getattr(model.config, OFFSET_KEY, 0.0))

@@ -121,3 +121,13 @@ def test_config_rejects_bad_values(changes: dict) -> None:
 def test_too_few_tasks_for_one_step(tokenizer) -> None:
     with pytest.raises(ValueError, match="no optimizer step"):
         train_reward_model(replace(FAST, grad_accum=4), tiny_reward_model(), tokenizer, marker_tasks(3, seed=0))
+
+
+def test_gradient_checkpointing_trains_to_the_same_weights(tokenizer) -> None:
+    cfg, tasks = replace(FAST, batch_size=4), marker_tasks(8, seed=6)
+    plain, checkpointed = tiny_reward_model(), tiny_reward_model()
+    train_reward_model(cfg, plain, tokenizer, tasks)
+    train_reward_model(replace(cfg, gradient_checkpointing=True), checkpointed, tokenizer, tasks)
+    assert any(getattr(m, "gradient_checkpointing", False) for m in checkpointed.modules())
+    for (name, p), q in zip(plain.state_dict().items(), checkpointed.state_dict().values(), strict=True):
+        torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-6, msg=name)
