@@ -34,11 +34,13 @@ from trainer.reward_data import (
 )
 from trainer.reward_eval import RewardEvaluation, ScoredRanking, evaluate_rankings
 from trainer.reward_model import RewardForward, enable_activation_checkpointing, score_sequences
+from trainer.reward_shared import collate_shared_prompt
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 MetricsCallback = Callable[[int, dict[str, float]], None]
+UNTRUNCATED = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,8 @@ class RewardConfig:
     """Weight each ranking by `RankingRecord.weight` (e.g. labeler agreement) instead of 1."""
     pad_to_multiple_of: int = 1
     """Pad batch width to a multiple of this (8 suits tensor cores)."""
+    shared_prompt: bool = False
+    """Encode each task's prompt once; its K completions attend to that one pass (same rewards, fewer tokens)."""
 
     def __post_init__(self) -> None:
         checks = [
@@ -84,6 +88,7 @@ class RewardConfig:
             (self.batch_size >= 1 and self.grad_accum >= 1, "batch_size and grad_accum must be >= 1"),
             (self.epochs >= 1 and self.max_length >= 2, "epochs must be >= 1 and max_length >= 2"),
             (self.decay in ("cosine", "linear", "constant"), f"unknown decay {self.decay!r}"),
+            (not (self.shared_prompt and self.gradient_checkpointing), "shared_prompt excludes gradient_checkpointing"),
         ]
         for ok, message in checks:
             if not ok:
@@ -151,15 +156,24 @@ class _Plan:
         order = self._orders[epoch]
         first = in_epoch * self.per_step
         chosen = [order[first + a * self.world_size + self.rank] for a in range(self.cfg.grad_accum)]
-        return [
-            collate_rankings(
-                [self.tasks[i] for i in batch],
+        return [self.collate([self.tasks[i] for i in batch]) for batch in chosen]
+
+    def collate(self, tasks: list[EncodedTask]) -> RewardBatch:
+        cfg = self.cfg
+        if cfg.shared_prompt:
+            return collate_shared_prompt(
+                tasks,
                 pad_token_id=self.pad_token_id,
-                use_weights=self.cfg.weight_by_agreement,
-                pad_to_multiple_of=self.cfg.pad_to_multiple_of,
+                max_length=cfg.max_length,
+                use_weights=cfg.weight_by_agreement,
+                pad_to_multiple_of=cfg.pad_to_multiple_of,
             )
-            for batch in chosen
-        ]
+        return collate_rankings(
+            tasks,
+            pad_token_id=self.pad_token_id,
+            use_weights=cfg.weight_by_agreement,
+            pad_to_multiple_of=cfg.pad_to_multiple_of,
+        )
 
 
 def _optimizer(
@@ -186,7 +200,9 @@ def _train_step(
         autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.type == "cuda")
         with sync:
             with autocast:
-                rewards = net(batch.input_ids, batch.attention_mask)  # (N,)
+                rewards = net(
+                    batch.input_ids, batch.attention_mask, batch.prompt_ids, batch.prompt_mask, batch.prompt_of_row
+                )
             grouped = gather_group_rewards(rewards.float(), batch.group_index)  # (G, K)
             loss, stats = ranking_loss(grouped, batch.ranks, batch.weights)
             (loss / len(batches)).backward()
@@ -241,7 +257,8 @@ def train_reward_model(
 ) -> RewardTrainResult:
     """Train `model` in place on the rankings of `train`, resuming from `checkpoint_dir` when it holds a state."""
     rank, world_size = world()
-    plan = _Plan(encode_tasks(train, tokenizer, cfg.max_length), cfg, int(tokenizer.pad_token_id), rank, world_size)
+    encode_length = UNTRUNCATED if cfg.shared_prompt else cfg.max_length  # shared mode truncates when collating
+    plan = _Plan(encode_tasks(train, tokenizer, encode_length), cfg, int(tokenizer.pad_token_id), rank, world_size)
     total = plan.steps_per_epoch * cfg.epochs
     if total == 0:
         raise ValueError(f"{len(plan.tasks)} usable tasks fill no optimizer step of {plan.per_step} batches")

@@ -75,7 +75,12 @@ class EncodedTask:
 
 @dataclass
 class RewardBatch:
-    """Tensors for one forward/backward pass; G rankings over N distinct completion rows."""
+    """Tensors for one forward/backward pass; G rankings over N distinct completion rows.
+
+    Plain mode: ``input_ids`` hold whole prompt + completion rows. Shared-prompt mode
+    (`trainer.reward_shared`): ``input_ids`` hold only the completions' own tokens, and each row continues the
+    prompt row ``prompt_of_row`` of ``prompt_ids``.
+    """
 
     input_ids: torch.Tensor  # (N, T) right-padded
     attention_mask: torch.Tensor  # (N, T)
@@ -83,19 +88,15 @@ class RewardBatch:
     ranks: torch.Tensor  # (G, K) bucket of each slot, -1 = padding or left out
     weights: torch.Tensor  # (G,)
     n_tokens: int = 0
-    """Real (non-padding) tokens in the batch."""
+    """Real (non-padding) tokens in the batch, each shared prompt counted once."""
     task_ids: list[int] = field(default_factory=list)
+    prompt_ids: torch.Tensor | None = None  # (P, Tp) right-padded, shared-prompt mode only
+    prompt_mask: torch.Tensor | None = None  # (P, Tp)
+    prompt_of_row: torch.Tensor | None = None  # (N,) prompt row each completion row continues
 
     def to(self, device: Any) -> RewardBatch:
-        return RewardBatch(
-            self.input_ids.to(device),
-            self.attention_mask.to(device),
-            self.group_index.to(device),
-            self.ranks.to(device),
-            self.weights.to(device),
-            self.n_tokens,
-            self.task_ids,
-        )
+        moved = {k: v.to(device) if hasattr(v, "to") else v for k, v in vars(self).items()}
+        return RewardBatch(**moved)
 
 
 def has_strict_pair(ranks: Sequence[int]) -> bool:
@@ -158,37 +159,69 @@ def length_grouped_batches(
     return [batches[i] for i in rng.permutation(len(batches)).tolist()]
 
 
-def collate_rankings(
-    tasks: Sequence[EncodedTask], *, pad_token_id: int, use_weights: bool = True, pad_to_multiple_of: int = 1
-) -> RewardBatch:
-    """One row per completion that some ranking uses, one group per ranking; right padding."""
+@dataclass(frozen=True)
+class RankingLayout:
+    """Which completion rows a list of tasks needs, and each ranking as a group of row indices."""
+
+    rows: list[tuple[int, int]]
+    """(task position, completion index) of each row: completions that at least one ranking places."""
+    groups: list[list[int]]
+    ranks: list[list[int]]
+    weights: list[float]
+
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """group_index (G, K), ranks (G, K), weights (G,), padded with -1 to the largest K."""
+        import torch
+
+        k_max = max(len(g) for g in self.groups)
+        group_index = torch.tensor([g + [EXCLUDED] * (k_max - len(g)) for g in self.groups])  # (G, K)
+        ranks = torch.tensor([r + [EXCLUDED] * (k_max - len(r)) for r in self.ranks])  # (G, K)
+        return group_index, ranks, torch.tensor(self.weights, dtype=torch.float32)
+
+
+def layout_rankings(tasks: Sequence[EncodedTask], *, use_weights: bool = True) -> RankingLayout:
+    """One row per used completion (shared by every ranking of its task), one group per ranking."""
+    layout = RankingLayout([], [], [], [])
+    for t, task in enumerate(tasks):
+        used = [k for k in range(len(task.sequences)) if any(r.ranks[k] != EXCLUDED for r in task.rankings)]
+        row_of = {k: len(layout.rows) + i for i, k in enumerate(used)}
+        layout.rows.extend((t, k) for k in used)
+        for ranking in task.rankings:
+            layout.groups.append([row_of[k] if r != EXCLUDED else EXCLUDED for k, r in enumerate(ranking.ranks)])
+            layout.ranks.append(list(ranking.ranks))
+            layout.weights.append(ranking.weight if use_weights else 1.0)
+    return layout
+
+
+def pad_right(
+    rows: Sequence[list[int]], pad_token_id: int, pad_to_multiple_of: int = 1
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded input_ids (N, T) and attention_mask (N, T)."""
     import torch
 
-    rows: list[list[int]] = []
-    groups: list[list[int]] = []
-    ranks: list[list[int]] = []
-    weights: list[float] = []
-    for task in tasks:
-        used = [k for k in range(len(task.sequences)) if any(r.ranks[k] != EXCLUDED for r in task.rankings)]
-        row_of = {k: len(rows) + i for i, k in enumerate(used)}
-        rows += [task.sequences[k] for k in used]
-        for ranking in task.rankings:
-            groups.append([row_of[k] if r != EXCLUDED else EXCLUDED for k, r in enumerate(ranking.ranks)])
-            ranks.append(list(ranking.ranks))
-            weights.append(ranking.weight if use_weights else 1.0)
     width = -(-max(len(r) for r in rows) // pad_to_multiple_of) * pad_to_multiple_of
-    k_max = max(len(g) for g in groups)
     input_ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)  # (N, T)
     attention_mask = torch.zeros((len(rows), width), dtype=torch.long)  # (N, T)
     for i, row in enumerate(rows):
         input_ids[i, : len(row)] = torch.tensor(row)
         attention_mask[i, : len(row)] = 1
+    return input_ids, attention_mask
+
+
+def collate_rankings(
+    tasks: Sequence[EncodedTask], *, pad_token_id: int, use_weights: bool = True, pad_to_multiple_of: int = 1
+) -> RewardBatch:
+    """One row per completion that some ranking uses, one group per ranking; right padding."""
+    layout = layout_rankings(tasks, use_weights=use_weights)
+    rows = [tasks[t].sequences[k] for t, k in layout.rows]
+    input_ids, attention_mask = pad_right(rows, pad_token_id, pad_to_multiple_of)
+    group_index, ranks, weights = layout.tensors()
     return RewardBatch(
         input_ids=input_ids,
         attention_mask=attention_mask,
-        group_index=torch.tensor([g + [EXCLUDED] * (k_max - len(g)) for g in groups]),  # (G, K)
-        ranks=torch.tensor([r + [EXCLUDED] * (k_max - len(r)) for r in ranks]),  # (G, K)
-        weights=torch.tensor(weights, dtype=torch.float32),  # (G,)
+        group_index=group_index,
+        ranks=ranks,
+        weights=weights,
         n_tokens=sum(len(r) for r in rows),
         task_ids=[t.task_id for t in tasks],
     )

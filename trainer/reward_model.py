@@ -112,14 +112,28 @@ def rewards(model: PreTrainedModel, input_ids: Tensor, attention_mask: Tensor) -
 
 
 class RewardForward(nn.Module):
-    """`rewards()` as a module's forward, so DistributedDataParallel sees the pass that it must synchronise."""
+    """`rewards()` as a module's forward, so DistributedDataParallel sees the pass that it must synchronise.
+
+    With ``prompt_ids`` (shared-prompt mode) the rows continue those prompts (`trainer.reward_shared`).
+    """
 
     def __init__(self, model: PreTrainedModel) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
-        return rewards(self.model, input_ids, attention_mask)
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        prompt_ids: Tensor | None = None,
+        prompt_mask: Tensor | None = None,
+        prompt_of_row: Tensor | None = None,
+    ) -> Tensor:
+        if prompt_ids is None or prompt_mask is None or prompt_of_row is None:
+            return rewards(self.model, input_ids, attention_mask)
+        from trainer.reward_shared import shared_prompt_rewards
+
+        return shared_prompt_rewards(self.model, prompt_ids, prompt_mask, input_ids, attention_mask, prompt_of_row)
 
 
 @torch.no_grad()
