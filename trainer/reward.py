@@ -29,11 +29,12 @@ from trainer.reward_data import (
     RewardBatch,
     TaskGroup,
     collate_rankings,
+    encode_completion,
     encode_tasks,
     length_grouped_batches,
 )
 from trainer.reward_eval import RewardEvaluation, ScoredRanking, evaluate_rankings
-from trainer.reward_model import RewardForward, enable_activation_checkpointing, score_sequences
+from trainer.reward_model import RewardForward, center_rewards, enable_activation_checkpointing, score_sequences
 from trainer.reward_shared import collate_shared_prompt
 
 if TYPE_CHECKING:
@@ -298,8 +299,8 @@ def train_reward_model(
         metrics = _step_metrics(sums, cfg.grad_accum, time.perf_counter() - started, lr, step / plan.steps_per_epoch)
         if on_metrics is not None and rank == 0:
             on_metrics(step, metrics)
-        if checkpoint_every and step % checkpoint_every == 0:
-            checkpoint()
+        if (checkpoint_every and step % checkpoint_every == 0) or step == total:
+            checkpoint()  # the last one too: a job killed before saving the model resumes to "done" at once
     return RewardTrainResult(step, total, False, metrics)
 
 
@@ -319,6 +320,18 @@ def score_tasks(
         start += len(task.sequences)
         scored += [ScoredRanking(task_rewards, r.ranks, r.labeler) for r in task.rankings]
     return scored
+
+
+def center_on_sft(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    samples: Sequence[tuple[str, str]],
+    *,
+    max_length: int = 512,
+) -> float:
+    """Shift the reward offset so the SFT policy's (prompt, completion) samples have mean reward 0; return it."""
+    sequences = [encode_completion(tokenizer, prompt, completion, max_length) for prompt, completion in samples]
+    return center_rewards(model, sequences, pad_token_id=int(tokenizer.pad_token_id))
 
 
 def evaluate_reward_model(

@@ -13,7 +13,14 @@ import pytest
 import torch
 
 from tests.trainer.reward_helpers import marker_tasks, one_thread, tiny_reward_model, tiny_tokenizer
-from trainer.reward import RewardConfig, evaluate_reward_model, lr_factor, train_reward_model
+from trainer.reward import (
+    RewardConfig,
+    center_on_sft,
+    evaluate_reward_model,
+    lr_factor,
+    score_tasks,
+    train_reward_model,
+)
 from trainer.reward_checkpoint import rng_state, set_rng_state
 
 pytestmark = pytest.mark.usefixtures(one_thread.__name__)
@@ -87,6 +94,8 @@ def test_killed_run_resumes_to_the_same_weights(tokenizer, tmp_path: Path) -> No
     assert result.metrics == pytest.approx(full.metrics | {"perf/tokens_per_s": result.metrics["perf/tokens_per_s"]})
     for (name, p), q in zip(reference.state_dict().items(), resumed.state_dict().values(), strict=True):
         torch.testing.assert_close(q, p, rtol=1e-6, atol=1e-7, msg=name)
+    again = train_reward_model(cfg, tiny_reward_model(), tokenizer, tasks, checkpoint_dir=tmp_path / "ckpt")
+    assert again.steps == 8 and again.metrics == {}  # a requeue after the last step has nothing left to do
 
 
 def test_resume_refuses_another_config(tokenizer, tmp_path: Path) -> None:
@@ -131,3 +140,12 @@ def test_gradient_checkpointing_trains_to_the_same_weights(tokenizer) -> None:
     assert any(getattr(m, "gradient_checkpointing", False) for m in checkpointed.modules())
     for (name, p), q in zip(plain.state_dict().items(), checkpointed.state_dict().values(), strict=True):
         torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_center_on_sft_samples(tokenizer) -> None:
+    model = tiny_reward_model()
+    samples = [(t.prompt, c) for t in marker_tasks(3, seed=8) for c in t.completions]
+    offset = center_on_sft(model, tokenizer, samples, max_length=64)
+    scored = score_tasks(model, tokenizer, marker_tasks(3, seed=8), max_length=64)
+    mean = np.mean([r for s in scored for r in s.rewards])
+    assert offset != 0.0 and abs(mean) < 1e-5
