@@ -1,30 +1,20 @@
 """Browser-test fixtures: a real uvicorn server on its own committed database, and headless Chromium pages.
 
-`live_server` yields a LiveServer(base_url, sessionmaker); data made through `live_server.session()` is committed,
-so the server (another thread, other connections) sees it. Reuse these fixtures for any browser test.
+`live_server` yields a LiveServer(base_url, sessionmaker) from `tests.live`; data made through
+`live_server.session()` is committed, so the server (another thread, other connections) sees it.
+Reuse these fixtures for any browser test.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
-from sqlalchemy.orm import Session, sessionmaker
 
-from app.config import Settings
-from app.db import get_session, make_engine
-from app.deps import settings_dep
-from app.main import create_app
-from app.migrate import upgrade
+from tests.live import LiveServer, live_server_on
 
 CHROMIUM = os.environ.get("RANKLAB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -36,63 +26,13 @@ CHROMIUM_ARGS = [
 ]
 
 
-@dataclass
-class LiveServer:
-    base_url: str
-    sessions: sessionmaker[Session]
-    settings: Settings
-
-    @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A session whose work is committed at the end of the block."""
-        with self.sessions.begin() as session:
-            yield session
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def live_server() -> Iterator[LiveServer]:
     """uvicorn serving the app in a thread, on a freshly migrated SQLite file of its own."""
     folder = Path(tempfile.mkdtemp(prefix="ranklab-browser-"))
-    url = f"sqlite:///{folder / 'browser.db'}"
-    upgrade(url, "head")
-    engine = make_engine(url)
-    sessions = sessionmaker(bind=engine, expire_on_commit=False)
     # no random hidden gold: each browser test expects the tasks it seeded (the server is shared by all of them)
-    settings = Settings(env="test", database_url=url, data_dir=folder / "data", hidden_gold_share=0.0)
-    app = create_app(settings)
-
-    def _session() -> Iterator[Session]:
-        session = sessions()
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
-
-    app.dependency_overrides[get_session] = _session
-    app.dependency_overrides[settings_dep] = lambda: settings
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the live uvicorn server did not start")
-        time.sleep(0.05)
-    yield LiveServer(base_url=f"http://127.0.0.1:{port}", sessions=sessions, settings=settings)
-    server.should_exit = True
-    thread.join(timeout=10)
-    engine.dispose()
+    with live_server_on(folder, db_name="browser.db", hidden_gold_share=0.0) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
