@@ -15,6 +15,6 @@ cli = typer.Typer(
 
 def main() -> None:
     """Console entry point."""
-    from app.cli import core, export, imports, users, worker  # noqa: F401 - register commands
+    from app.cli import core, export, imports, simulate, users, worker  # noqa: F401 - register commands
 
     cli()

@@ -163,7 +163,7 @@ def prepare_tasks(admin: Api, cfg: CampaignConfig) -> dict[str, int]:
 def create_accounts(admin: Api, cfg: CampaignConfig, run: str) -> tuple[Api, list[SimLabeler]]:
     """A researcher and the labelers (in screening), logged in; passwords live only in this process."""
     researcher = _account(admin, cfg, f"{run}-researcher", "researcher")
-    labelers = []
+    labelers: list[SimLabeler] = []
     for profile, count in cfg.mix:
         for n in range(1, count + 1):
             api = _account(admin, cfg, f"{run}-{profile.name}-{n}", "labeler")

@@ -49,7 +49,7 @@ class GoldPreference:
         """The 1-7 Likert rating a score corresponds to."""
         lo, hi = self.rating_range
         share = min(max((score - lo) / (hi - lo), 0.0), 1.0) if hi > lo else 0.5
-        return 1 + round(6 * share)
+        return 1 + int(6 * share + 0.5)  # half up, not to even
 
     def flags(self, score: float) -> list[str]:
         """The flags an output with this score gets."""
