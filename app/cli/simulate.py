@@ -154,6 +154,8 @@ def simulate(
     ),
 ) -> None:
     """Simulated labelers rank through the public API; prints (and writes) the learning report."""
+    import httpx
+
     from app.config import get_settings
     from app.simulate.client import ApiError
     from app.simulate.driver import CampaignConfig
@@ -199,8 +201,8 @@ def simulate(
         result = build_report(campaign, view, cutoffs=cutoffs, seed=seed)
         if reward_model is not None:
             result["reward_model"] = _reward_model(url, username, password, reward_model, gold_pref, mix)
-    except ApiError as exc:
-        typer.echo(f"error: {exc}", err=True)
+    except (ApiError, RuntimeError, httpx.TransportError) as exc:
+        typer.echo(f"error: {exc or type(exc).__name__} ({url})", err=True)
         raise typer.Exit(1) from exc
     finally:
         if local_admin:

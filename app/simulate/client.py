@@ -92,6 +92,10 @@ class Api:
             if not body["items"] or len(ids) >= body["total"]:
                 return ids
 
+    def sampling_in_progress(self) -> bool:
+        """Whether a sampling job is queued or running (more tasks are on their way)."""
+        return any(self.get("/api/v1/jobs", kind="sample", status=s, limit=1) for s in ("queued", "running"))
+
     def agreement_labelers(self) -> list[dict[str, Any]]:
         return list(self.get("/api/v1/agreement/labelers"))
 
@@ -105,6 +109,18 @@ class Api:
 
     def submit(self, assignment_id: int, body: dict[str, Any]) -> dict[str, Any]:
         return dict(self.post(f"/api/v1/labeling/assignments/{assignment_id}/ranking", body))
+
+
+def wait_for_server(base_url: str, *, timeout_s: float) -> bool:
+    """Poll /healthz until the server answers (it may still be starting next to us)."""
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{base_url.rstrip('/')}/healthz", timeout=5).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    return wait_until(up, timeout_s=timeout_s, every_s=1.0)
 
 
 def wait_until(predicate: Any, *, timeout_s: float, every_s: float = 2.0) -> bool:

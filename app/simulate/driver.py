@@ -7,6 +7,7 @@ leases and overlap treat the simulated labelers exactly as they treat people.
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import secrets
 import threading
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from app.simulate import profiles as pr
-from app.simulate.client import Api, ApiError, wait_until
+from app.simulate.client import Api, ApiError, wait_for_server, wait_until
 from app.simulate.gold import GoldPreference
 
 logger = logging.getLogger(__name__)
@@ -52,8 +53,9 @@ class CampaignConfig:
     run_name: str = ""
     """Prefix of the accounts made (default: sim-<random>), so campaigns on one server never collide."""
     wait_for_tasks_s: float = 0.0
-    """Wait this long for enough production tasks (a sampling job running), and keep polling an empty queue
-    until no task has appeared for this long; 0: stop as soon as the queue is empty."""
+    """Wait up to this long for the server and for enough production tasks (a sampling job running), and keep
+    polling an empty queue while a sampling job is queued or running, up to this long without a new task;
+    0: stop as soon as the queue is empty."""
     poll_s: float = 0.2
     """Pause between looks at an empty queue."""
 
@@ -214,8 +216,15 @@ class _Budget:
 class _LabelerPool:
     """Labelers take turns on `concurrency` threads: one ranking per turn, until nobody has work left."""
 
-    def __init__(self, cfg: CampaignConfig, cache: GoldCache, on_ranking: Callable[[int], None] | None) -> None:
+    def __init__(
+        self,
+        cfg: CampaignConfig,
+        cache: GoldCache,
+        on_ranking: Callable[[int], None] | None,
+        sampling: Callable[[], bool] | None = None,
+    ) -> None:
         self.cfg, self.cache, self.on_ranking = cfg, cache, on_ranking
+        self.sampling = _Cached(sampling, every_s=5.0) if sampling else None
         self.turns: queue.Queue[SimLabeler] = queue.Queue()
         self.records: list[RankingRecord] = []
         self.lock = threading.Lock()
@@ -289,17 +298,35 @@ class _LabelerPool:
         now = time.monotonic()
         if lab.idle_since is None:
             lab.idle_since = now
-        patience = max(self.cfg.wait_for_tasks_s, 2 * self.cfg.poll_s)
+        patience = 2 * self.cfg.poll_s
+        if self.sampling is not None and self.sampling():
+            patience = max(patience, self.cfg.wait_for_tasks_s)
         if now - lab.idle_since > patience:
             return False
-        time.sleep(self.cfg.poll_s)
+        time.sleep(self.cfg.poll_s if patience <= 2 * self.cfg.poll_s else max(self.cfg.poll_s, 2.0))
         return True
+
+
+class _Cached:
+    """A yes/no question to the server, asked at most every `every_s` seconds by all threads together."""
+
+    def __init__(self, ask: Callable[[], bool], *, every_s: float) -> None:
+        self.ask, self.every_s, self.lock = ask, every_s, threading.Lock()
+        self.answer, self.at = False, -math.inf
+
+    def __call__(self) -> bool:
+        with self.lock:
+            if time.monotonic() - self.at >= self.every_s:
+                self.answer, self.at = self.ask(), time.monotonic()
+            return self.answer
 
 
 def run_campaign(cfg: CampaignConfig, *, on_ranking: Callable[[int], None] | None = None) -> Campaign:
     """Set up the accounts and tasks, let the researcher rank the gold, then run the labelers to the end."""
     started = time.monotonic()
     run = cfg.run_name or f"sim-{secrets.token_hex(3)}"
+    if cfg.wait_for_tasks_s > 0 and not wait_for_server(cfg.base_url, timeout_s=cfg.wait_for_tasks_s):
+        raise RuntimeError(f"no ranklab answered at {cfg.base_url}/healthz within {cfg.wait_for_tasks_s:.0f} s")
     admin = Api(cfg.base_url).login(cfg.admin_username, cfg.admin_password)
     researcher: Api | None = None
     labelers: list[SimLabeler] = []
@@ -309,7 +336,8 @@ def run_campaign(cfg: CampaignConfig, *, on_ranking: Callable[[int], None] | Non
         cache = GoldCache(cfg.gold)
         researcher_records = rank_as_researcher(researcher, cfg, cache)
         logger.info("researcher %s ranked %d gold/screening tasks", researcher.username, len(researcher_records))
-        records = _LabelerPool(cfg, cache, on_ranking).run(labelers)
+        sampling = admin.sampling_in_progress if cfg.wait_for_tasks_s > 0 else None
+        records = _LabelerPool(cfg, cache, on_ranking, sampling).run(labelers)
         return Campaign(
             cfg, labelers, researcher.username, records, researcher_records, made, time.monotonic() - started
         )
