@@ -147,7 +147,7 @@ def prepare_tasks(admin: Api, cfg: CampaignConfig) -> dict[str, int]:
     need = missing_screening + missing_gold + 1
     if cfg.wait_for_tasks_s > 0:
         logger.info("waiting up to %.0f s for %d production tasks", cfg.wait_for_tasks_s, need)
-        wait_until(lambda: admin.count_tasks(kind="production") >= need, timeout_s=cfg.wait_for_tasks_s, every_s=5)
+        wait_until(lambda: admin.count_tasks(kind="production") >= need, timeout_s=cfg.wait_for_tasks_s, every_s=2)
     fresh = [t for t in admin.tasks(kind="production") if t["rankings"] == 0 and t["slots_taken"] == 0]
     fresh.reverse()  # oldest first: the newest are what labelers are served first
     made = {"screening": 0, "gold": 0}

@@ -89,3 +89,30 @@ def test_the_product_measures_the_same_agreement_with_researchers_as_the_simulat
         assert measured["n_gold"] >= SCREENING_SET_SIZE * p["labelers"]
         assert measured["product"] == pytest.approx(measured["simulator"], abs=1e-9), p["profile"]
     assert report["campaign"]["researcher_rankings"] == SCREENING_SET_SIZE + 2
+
+
+def test_wait_for_tasks_starts_once_a_sampling_job_has_made_enough_tasks(sim_server):
+    import threading
+    import time
+
+    def sampler() -> None:  # stands in for the worker: tasks appear a moment after the campaign starts
+        time.sleep(1.0)
+        import_tasks(sim_server, 6, k=4, overlap=1)
+
+    thread = threading.Thread(target=sampler)
+    thread.start()
+    cfg = CampaignConfig(
+        base_url=sim_server.base_url,
+        admin_username=sim_server.admin,
+        admin_password=sim_server.password,
+        gold=resolve_gold("length:12"),
+        mix=parse_mix("careful:1"),
+        screening_tasks=SCREENING_SET_SIZE,
+        gold_tasks=0,
+        wait_for_tasks_s=20,
+        run_name="w",
+    )
+    campaign = run_campaign(cfg)
+    thread.join()
+    assert campaign.tasks_made == {"screening": SCREENING_SET_SIZE, "gold": 0}
+    assert len(campaign.records) == SCREENING_SET_SIZE + 6  # the screening copies, then every production task
