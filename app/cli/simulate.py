@@ -142,6 +142,9 @@ def simulate(
     reward_model: Path | None = typer.Option(
         None, help="A reward-model folder: its agreement with the gold on held-out prompts (needs torch)."
     ),
+    only_reward_model: bool = typer.Option(
+        False, "--only-reward-model", help="No campaign: only check --reward-model against the gold (held-out prompts)."
+    ),
     screening_cutoff: float | None = typer.Option(
         None, help="The server's RANKLAB_SCREENING_CUTOFF (default: this machine's setting)."
     ),
@@ -173,6 +176,8 @@ def simulate(
         gold_pref, mix = resolve_gold(gold), parse_mix(labelers)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
+    if only_reward_model and reward_model is None:
+        raise typer.BadParameter("--only-reward-model needs --reward-model PATH", param_hint="--only-reward-model")
     run = run_name or f"sim-{secrets.token_hex(3)}"
     username, password = _credentials(admin, admin_password_stdin, local_admin, run)
     cfg = CampaignConfig(
@@ -196,9 +201,11 @@ def simulate(
     try:
         if synthetic_tasks:
             _import_synthetic(url, username, password, n=synthetic_tasks, k=k, overlap=overlap, seed=seed)
-        campaign = _progress_run(cfg)
-        view = fetch_product_view(url, username=username, password=password)
-        result = build_report(campaign, view, cutoffs=cutoffs, seed=seed)
+        result: dict[str, Any] = {}
+        if not only_reward_model:
+            campaign = _progress_run(cfg)
+            view = fetch_product_view(url, username=username, password=password)
+            result = build_report(campaign, view, cutoffs=cutoffs, seed=seed)
         if reward_model is not None:
             result["reward_model"] = _reward_model(url, username, password, reward_model, gold_pref, mix)
     except (ApiError, RuntimeError, httpx.TransportError) as exc:

@@ -55,6 +55,20 @@ def pooled_agreement(records: Sequence[RankingRecord]) -> tuple[float | None, in
     return (agree / comparable if comparable else None), comparable
 
 
+def ties_half_agreement(records: Sequence[RankingRecord]) -> float | None:
+    """DESIGN.md's definition: over pairs the gold orders strictly, same order 1, tied by the labeler 0.5,
+    reversed 0 (so tying when unsure is never free). The product pools only pairs both order strictly."""
+    score = total = 0.0
+    for r in records:
+        gold = pr.gold_ranks(r.scores)
+        i, j = np.triu_indices(gold.size, 1)
+        strict = gold[i] != gold[j]
+        same = np.sign(r.ranks[i] - r.ranks[j]) * np.sign(gold[i] - gold[j])  # 1 same, 0 tied, -1 reversed
+        score += float(((same[strict] + 1) / 2).sum())
+        total += int(strict.sum())
+    return score / total if total else None
+
+
 def _weighted(rows: Sequence[dict[str, Any]], key: str, weight: str) -> float | None:
     pairs = [(r[key], r[weight]) for r in rows if r.get(key) is not None and r.get(weight)]
     total = sum(w for _, w in pairs)
@@ -78,6 +92,7 @@ def gold_section(
         within = abs(measured - expect.agreement) <= tolerance
     return {
         "measured": measured,
+        "ties_count_half": ties_half_agreement(records),
         "pairs": pairs,
         "expected": expect.agreement,
         "sd": expect.sd,
@@ -133,6 +148,12 @@ def build_report(
         rows = [view.labelers[n] for n in names if n in view.labelers]
         on_gold = [r for r in mine if r.task_id in view.task_kinds]
         screening = [r for r in mine if view.task_kinds.get(r.task_id) == "screening"]
+        details = [_labeler_detail(row, [r for r in on_gold if r.username == row["username"]]) for row in rows]
+        diffs = [
+            abs(d["agreement_with_researchers"] - d["simulator_agreement_on_gold"])
+            for d in details
+            if d["agreement_with_researchers"] is not None and d["simulator_agreement_on_gold"] is not None
+        ]
         profiles.append(
             {
                 "profile": profile.name,
@@ -142,6 +163,7 @@ def build_report(
                 "rankings": len(mine),
                 "agreement_with_gold": gold_section(profile, cfg.gold, mine, rng),
                 "agreement_with_researchers": {
+                    # pooled over the profile's labelers, each weighted by their gold rankings
                     "product": _weighted(rows, "agreement_with_researchers", "n_gold"),
                     "simulator": pooled_agreement(on_gold)[0],
                     "n_gold": sum(r["n_gold"] for r in rows),
@@ -150,7 +172,8 @@ def build_report(
                 "position_chance": _mean([r["position_chance"] for r in rows]),
                 "flag_agreement": _mean([r["flag_agreement"] for r in rows]),
                 "gate": gate_section(profile, cfg.gold, screening, rows, cutoffs=cutoffs, rng=rng),
-                "labelers_detail": [_labeler_detail(r) for r in rows],
+                "labelers_detail": details,
+                "max_abs_diff_product_vs_simulator": max(diffs, default=None),
             }
         )
     return {
@@ -171,9 +194,12 @@ def build_report(
     }
 
 
-def _labeler_detail(row: dict[str, Any]) -> dict[str, Any]:
+def _labeler_detail(row: dict[str, Any], on_gold: Sequence[RankingRecord]) -> dict[str, Any]:
+    """One labeler as the product shows them, with the simulator's own agreement on the same gold tasks."""
     keys = ("username", "status", "n_rankings", "agreement_with_researchers", "n_gold", "screening_agreement")
-    return {k: row.get(k) for k in (*keys, "screening_flag_agreement", "position_bias", "flag_agreement")}
+    detail = {k: row.get(k) for k in (*keys, "screening_flag_agreement", "position_bias", "flag_agreement")}
+    detail["simulator_agreement_on_gold"] = pooled_agreement(on_gold)[0]
+    return detail
 
 
 def reward_model_section(
@@ -222,8 +248,8 @@ def format_report(report: dict[str, Any]) -> str:
         f"{'res(p)':>6} {'res(s)':>6} {'pos':>5} {'chance':>6} {'flags':>5} "
         f"{'active':>6} {'review':>6} {'should':>6} {'right':>5}"
     )
-    lines = [head, "-" * len(head)]
-    for p in report["profiles"]:
+    lines = [head, "-" * len(head)] if report.get("profiles") else []
+    for p in report.get("profiles", []):
         g, r, gate = p["agreement_with_gold"], p["agreement_with_researchers"], p["gate"]
         ok = {True: "yes", False: "NO", None: "-"}[g["within_tolerance"]]
         should = {True: "pass", False: "fail", None: "-"}[gate["should_pass"]]
@@ -234,11 +260,12 @@ def format_report(report: dict[str, Any]) -> str:
             f"{_pct(p['flag_agreement']):>5} {_pct(gate.get('share_active')):>6} "
             f"{_pct(gate.get('share_pending_review')):>6} {should:>6} {_pct(gate['decided_as_expected']):>5}"
         )
-    c = report["campaign"]
-    lines.append(
-        f"gold {c['gold']}; {c['labeler_rankings']} labeler + {c['researcher_rankings']} researcher rankings "
-        f"in {c['seconds']} s ({c['rankings_per_second']} /s); cutoffs {c['screening_cutoff']}/{c['flag_cutoff']}"
-    )
+    c = report.get("campaign")
+    if c:
+        lines.append(
+            f"gold {c['gold']}; {c['labeler_rankings']} labeler + {c['researcher_rankings']} researcher rankings in "
+            f"{c['seconds']} s ({c['rankings_per_second']} /s); cutoffs {c['screening_cutoff']}/{c['flag_cutoff']}"
+        )
     rm = report.get("reward_model")
     if rm:
         expected = ", ".join(f"{k} {_pct(v).strip()}" for k, v in rm["expected_labeler_agreement_same_tasks"].items())

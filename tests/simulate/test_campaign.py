@@ -88,6 +88,7 @@ def test_the_product_measures_the_same_agreement_with_researchers_as_the_simulat
         measured = p["agreement_with_researchers"]
         assert measured["n_gold"] >= SCREENING_SET_SIZE * p["labelers"]
         assert measured["product"] == pytest.approx(measured["simulator"], abs=1e-9), p["profile"]
+        assert p["max_abs_diff_product_vs_simulator"] == pytest.approx(0.0, abs=1e-12), p["profile"]
     assert report["campaign"]["researcher_rankings"] == SCREENING_SET_SIZE + 2
 
 

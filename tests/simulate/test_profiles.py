@@ -86,3 +86,14 @@ def test_parse_mix_reads_counts_and_refuses_unknown_profiles():
         pr.parse_mix("sloppy:2")
     with pytest.raises(ValueError, match="whole number"):
         pr.parse_mix("careful:x")
+
+
+def test_ties_count_half_in_the_design_definition():
+    from app.simulate.driver import RankingRecord
+    from app.simulate.report import pooled_agreement, ties_half_agreement
+
+    scores = np.array([3.0, 2.0, 1.0])  # gold: 0 > 1 > 2
+    tied_top = RankingRecord("u", "p", 1, [1, 2, 3], scores, np.ones(3), 0, np.array([0, 0, 1]), [[], [], []])
+    # pairs (0,1) tied -> 0.5, (0,2) right -> 1, (1,2) right -> 1; the product's figure skips the tie
+    assert ties_half_agreement([tied_top]) == pytest.approx(2.5 / 3)
+    assert pooled_agreement([tied_top]) == (1.0, 2)
