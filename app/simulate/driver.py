@@ -111,12 +111,13 @@ class GoldCache:
         self.lock = threading.Lock()
 
     def task(self, prompt: str, texts: dict[int, str], ids: list[int]) -> np.ndarray:
-        todo = [i for i in ids if i not in self.scores]
-        if todo:
-            fresh = self.gold.scores(prompt, [texts[i] for i in todo])
-            with self.lock:
+        # one scorer call at a time: a model gold is not meant to be run from several threads at once
+        with self.lock:
+            todo = [i for i in ids if i not in self.scores]
+            if todo:
+                fresh = self.gold.scores(prompt, [texts[i] for i in todo])
                 self.scores.update(zip(todo, fresh.tolist(), strict=True))
-        return np.array([self.scores[i] for i in ids], dtype=np.float64)
+            return np.array([self.scores[i] for i in ids], dtype=np.float64)
 
 
 def answer(
