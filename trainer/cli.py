@@ -110,7 +110,16 @@ def register_trainer_commands() -> None:
             cli.command()(command)
 
 
+def install_reward_model_gold() -> None:
+    """Let `ranklab simulate` use reward-model folders as the gold (`model:PATH`, `--reward-model`)."""
+    from app.simulate.gold import set_reward_model_scorer
+    from trainer.gold_model import RewardModelScorer
+
+    set_reward_model_scorer(RewardModelScorer)
+
+
 def main() -> None:
     """Console entry point (`ranklab`)."""
     register_trainer_commands()
+    install_reward_model_gold()
     cli()

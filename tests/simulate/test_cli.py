@@ -1,0 +1,48 @@
+"""`ranklab simulate` end to end against the live test server: synthetic tasks, a campaign, the JSON report."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from app.cli import cli
+from trainer.cli import install_reward_model_gold, register_trainer_commands
+
+register_trainer_commands()
+install_reward_model_gold()
+
+
+def test_simulate_command_runs_a_campaign_and_writes_the_report(sim_server, tmp_path):
+    report_path = tmp_path / "report.json"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "simulate",
+            "--url", sim_server.base_url,
+            "--admin", sim_server.admin,
+            "--synthetic-tasks", "8",
+            "--screening-tasks", "5",
+            "--gold-tasks", "1",
+            "--labelers", "careful:1,random:1",
+            "--rankings", "12",
+            "--seed", "4",
+            "--run-name", "cli",
+            "--report", str(report_path),
+        ],
+        env={"RANKLAB_ADMIN_PASSWORD": sim_server.password},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(report_path.read_text())
+    assert report["campaign"]["labeler_rankings"] == 12  # stops at --rankings
+    assert report["campaign"]["tasks_made"] == {"screening": 5, "gold": 1}
+    assert [p["profile"] for p in report["profiles"]] == ["careful", "random"]
+    assert "careful" in result.output and "rankings" in result.output
+
+
+def test_simulate_refuses_an_unknown_profile(sim_server):
+    result = CliRunner().invoke(
+        cli, ["simulate", "--url", sim_server.base_url, "--admin", "x", "--labelers", "sloppy:1"]
+    )
+    assert result.exit_code != 0
+    assert "unknown labeler profile" in result.output
