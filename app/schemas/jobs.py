@@ -11,21 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput
-from app.models import FLAGS, MAX_K, MIN_K, JobKind, JobStatus, ModelKind, ModelVersion, Prompt, Split
-
-
-class JobParams(BaseModel):
-    """Base of every job's params: unknown keys are refused so a typo is a 422, not a silent default."""
-
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
-
-    def check_references(self, session: Session) -> None:
-        """InvalidInput when the params point at rows that do not exist (override per kind; default: nothing)."""
+from app.models import MAX_K, MIN_K, JobKind, JobStatus, ModelKind, ModelVersion, Prompt, Split
+from app.schemas.params import JobParams, RankingFilter
+from app.schemas.training import TrainRewardParams
 
 
 class SampleParams(JobParams):
@@ -93,27 +86,15 @@ class SampleParams(JobParams):
         }
 
 
-class ExportParams(JobParams):
+class ExportParams(RankingFilter):
     """Params of the export job (the same filters as the export API and `ranklab export`)."""
 
     format: Literal["pairs", "rankings"] = "pairs"
     """pairs: one line per strict pair (prompt/chosen/rejected, as TRL reads it); rankings: one line per ranking."""
     active_only: bool = False
     """Only rankings by labelers whose account is active (researchers' rankings are always kept)."""
-    min_agreement: float | None = Field(default=None, ge=0.0, le=1.0)
-    """Only labelers whose agreement with researchers is at least this."""
     split: Split | None = None
     """Only prompts of this split."""
-    exclude_flags: list[str] = Field(default_factory=list)
-    """Leave out outputs that the ranking flagged with any of these flags."""
-
-    @field_validator("exclude_flags")
-    @classmethod
-    def _known_flags(cls, flags: list[str]) -> list[str]:
-        unknown = sorted(set(flags) - set(FLAGS))
-        if unknown:
-            raise ValueError(f"unknown flags {unknown}; allowed: {', '.join(FLAGS)}")
-        return flags
 
 
 P = TypeVar("P", bound=JobParams)
@@ -140,6 +121,12 @@ JOB_KINDS: dict[JobKind, JobKindSpec[Any]] = {
             SampleParams,
             example={"n_unlabeled": 20, "k": 4, "temperature": 0.8, "max_new_tokens": 96},
             description="Sample K completions per prompt from a policy and turn each prompt into one ranking task.",
+        ),
+        JobKindSpec(
+            JobKind.train_reward,
+            TrainRewardParams,
+            example={},
+            description="Train a reward model on the accumulated rankings (K-way, InstructGPT style) and evaluate it.",
         ),
         JobKindSpec(
             JobKind.export,

@@ -34,7 +34,7 @@ from app.models import (
     User,
     UserStatus,
 )
-from app.schemas.jobs import ExportParams
+from app.schemas.params import RankingFilter
 from app.services import agreement as ag
 
 BATCH = 500
@@ -360,14 +360,17 @@ def single_session(session: Session) -> SessionOpener:
     return lambda: nullcontext(session)
 
 
-def options_from_params(params: ExportParams) -> ExportOptions:
-    """ExportOptions from an export job's parsed params."""
+def options_from_params(params: RankingFilter) -> ExportOptions:
+    """ExportOptions from an export or training job's parsed params (format and split where the kind has them)."""
     return ExportOptions(
-        format=params.format,
+        format="rankings" if getattr(params, "format", "pairs") == "rankings" else "pairs",
         active_only=params.active_only,
         min_agreement=params.min_agreement,
-        split=params.split,
+        split=getattr(params, "split", None),
         exclude_flags=tuple(params.exclude_flags),
+        model_versions=tuple(params.model_versions) if params.model_versions else None,
+        since=params.since,
+        until=params.until,
     )
 
 

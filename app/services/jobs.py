@@ -20,6 +20,7 @@ from app.errors import Conflict, InvalidInput, NotFound
 from app.models import Job, JobKind, JobStatus, User, utcnow
 from app.schemas.jobs import JOB_KINDS, JobParams
 from app.services import exports
+from app.services.serialize import json_safe
 
 LOG_TAIL_CHARS = 16_000
 """The log tail keeps the last this-many characters."""
@@ -204,7 +205,7 @@ def heartbeat(session: Session, *, job_id: int, worker_id: str, attempt: int, pr
 def append_metrics(job: Job, *, point: dict[str, Any]) -> None:
     """Add one point ({"step": ..., "name": value, ...}) to the job's metrics time series."""
     series = list(job.metrics or [])
-    series.append({"at": utcnow().isoformat(timespec="seconds"), **point})
+    series.append({"at": utcnow().isoformat(timespec="seconds"), **json_safe(point)})
     job.metrics = series[-MAX_METRIC_POINTS:]
 
 

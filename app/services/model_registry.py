@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput, NotFound
 from app.models import ModelKind, ModelVersion
+from app.services.serialize import json_safe
 from app.storage import atomic_dir
 
 REGISTRY_LOCK_KEY = 0x72616E6B6C6162  # "ranklab"
@@ -87,7 +88,7 @@ def register_model(
         path=str(folder),
         parent_id=parent_id,
         job_id=job_id,
-        metrics=dict(metrics or {}),
+        metrics=json_safe(dict(metrics or {})),
     )
     session.add(version)
     session.flush()

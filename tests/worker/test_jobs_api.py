@@ -99,3 +99,31 @@ def test_models_list_shape(client, factory, db):
     assert mine["rm-a"]["parent_id"] == sft.id and mine["sft-a"]["metrics"] == {"loss": 1.5}
     only_rm = client.get("/api/v1/models", params={"kind": "reward"}, headers=headers).json()
     assert {m["kind"] for m in only_rm} == {"reward"}
+
+
+def test_train_reward_params_are_checked_when_queued(client, factory, db):
+    headers = token_headers(client, factory.researcher())
+    no_sft = client.post("/api/v1/jobs", json={"kind": "train_reward", "params": {}}, headers=headers)
+    assert no_sft.status_code == 422 and "no SFT model is registered" in no_sft.json()["detail"]
+    sft = ModelVersion(kind=ModelKind.sft, name="sft", path="/models/sft")
+    reward = ModelVersion(kind=ModelKind.reward, name="rm", path="/models/rm")
+    db.add_all([sft, reward])
+    db.commit()  # the savepoint: a refused request rolls back its own, not this
+    bad = [
+        ({"sft_version": reward.id}, "params.sft_version: no SFT model"),
+        ({"epochs": 0}, "epochs"),
+        ({"learning_rate": -1}, "learning_rate"),
+        ({"exclude_flags": ["nope"]}, "unknown flags"),
+        ({"since": "2030-01-01", "until": "2020-01-01"}, "since must be before until"),
+        ({"shared_prompt": True, "gradient_checkpointing": True}, "cannot be combined"),
+        ({"batch": 8}, "batch"),
+    ]
+    for params, words in bad:
+        resp = client.post("/api/v1/jobs", json={"kind": "train_reward", "params": params}, headers=headers)
+        assert resp.status_code == 422 and words in resp.json()["detail"], (params, resp.text)
+    ok = client.post("/api/v1/jobs", json={"kind": "train_reward", "params": {}}, headers=headers)
+    assert ok.status_code == 201 and ok.json()["params"]["active_only"] is True, ok.text  # defaults recorded
+    named = client.post(
+        "/api/v1/jobs", json={"kind": "train_reward", "params": {"sft_version": sft.id}}, headers=headers
+    )
+    assert named.status_code == 201

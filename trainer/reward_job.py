@@ -1,0 +1,238 @@
+"""The `train_reward` job from database to registered model: data, backbone, training, centring, evaluation.
+
+The handler (`trainer/jobs/train_reward.py`) calls `train_reward_job`; each step is a small function so tests can
+call them one by one. Rankings come from `app.services.exports.ranked_groups`, i.e. through exactly the export's
+filters. Train/validation is the prompt's split; labelers held out for the leave-labelers-out figure never train.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from app.models import Completion, ModelKind, ModelVersion, Prompt, Split
+from app.schemas.training import TrainRewardParams
+from app.services import exports
+from app.services import model_registry as registry
+from trainer.context import JobContext, NewModelVersion, WorkerStopping
+from trainer.reward_data import RankingRecord, TaskGroup, split_tasks
+
+logger = logging.getLogger("ranklab.reward")
+MIN_LABELERS_TO_HOLD_OUT = 5
+"""Fewer labelers than this and none are held out (one held-out labeler says little)."""
+FALLBACK_VAL_SHARE = 0.1
+"""Share of tasks (whole prompts) kept for validation when no ranked prompt is in the validation split."""
+SFT_SAMPLES_FOR_CENTRING = 256
+"""SFT completions scored to centre the reward at 0."""
+METRICS_EVERY_S = 1.0
+"""Training metrics reach the job's chart at most this often (and at the last step)."""
+
+
+@dataclass(frozen=True)
+class RewardData:
+    """The rankings a reward-model job learns from, split."""
+
+    train: list[TaskGroup]
+    validation: list[TaskGroup]
+    held_out_labelers: tuple[str, ...]
+    n_rankings: int
+    note: str = ""
+    """How the split was made, for the job log."""
+
+
+def group_tasks(groups: Iterable[exports.RankedGroup], *, weight_by_agreement: bool) -> dict[Split, list[TaskGroup]]:
+    """Rankings -> one TaskGroup per task (its rankings share the forward passes of its outputs), by prompt split."""
+    tasks: dict[int, tuple[exports.RankedGroup, list[RankingRecord]]] = {}
+    for g in groups:
+        weight = 1.0 if g.by_researcher or not weight_by_agreement else float(g.labeler_agreement or 0.0)
+        record = RankingRecord(list(g.ranks), weight=weight, labeler=g.labeler, ranking_id=g.ranking_id)
+        tasks.setdefault(g.task_id, (g, []))[1].append(record)
+    by_split: dict[Split, list[TaskGroup]] = {split: [] for split in Split}
+    for first, records in tasks.values():
+        group = TaskGroup(first.task_id, first.prompt, list(first.completions), records, list(first.completion_ids))
+        by_split[first.split].append(group)
+    return by_split
+
+
+def pick_held_out(tasks: Iterable[TaskGroup], *, share: float, seed: int, researchers: set[str]) -> tuple[str, ...]:
+    """A seeded share of the labelers (never researchers), or none when fewer than MIN_LABELERS_TO_HOLD_OUT."""
+    labelers = sorted({r.labeler for t in tasks for r in t.rankings} - researchers)
+    n = int(len(labelers) * share)
+    if len(labelers) < MIN_LABELERS_TO_HOLD_OUT or n == 0:
+        return ()
+    return tuple(sorted(random.Random(seed).sample(labelers, n)))
+
+
+def without_labelers(tasks: Iterable[TaskGroup], labelers: set[str]) -> list[TaskGroup]:
+    """The tasks with those labelers' rankings removed (tasks left with none are dropped)."""
+    kept = []
+    for t in tasks:
+        rankings = [r for r in t.rankings if r.labeler not in labelers]
+        if rankings:
+            kept.append(TaskGroup(t.task_id, t.prompt, t.completions, rankings, t.completion_ids))
+    return kept
+
+
+def load_reward_data(ctx: JobContext, params: TrainRewardParams) -> RewardData:
+    """Read the filtered rankings, split train/validation by prompt and hold some labelers out."""
+    options = exports.options_from_params(params)
+    groups = list(exports.ranked_groups(ctx.transaction, settings=ctx.settings, options=options))
+    if not groups:
+        raise ValueError(
+            "no rankings to train on with these filters (active_only, min_agreement, model_versions, dates): "
+            "rank some tasks first, or relax the filters"
+        )
+    researchers = {g.labeler for g in groups if g.by_researcher}
+    by_split = group_tasks(groups, weight_by_agreement=params.weight_by_agreement)
+    train, validation, note = by_split[Split.train], by_split[Split.validation], "validation = the validation split"
+    if not validation:
+        train, validation = split_tasks(train + by_split[Split.eval], FALLBACK_VAL_SHARE, seed=params.seed)
+        note = f"no ranked validation prompt: {len(validation)} tasks (whole prompts) held out for validation"
+    held_out = pick_held_out(train + validation, share=params.heldout_labeler_share, seed=params.seed,
+                             researchers=researchers)  # fmt: skip
+    train = without_labelers(train, set(held_out))
+    if not train or not validation:
+        raise ValueError(f"too few ranked tasks to train and validate ({len(train)} train, {len(validation)} val)")
+    return RewardData(train, validation, held_out, len(groups), note)
+
+
+def resolve_backbone(ctx: JobContext, params: TrainRewardParams) -> tuple[int, Path]:
+    """The SFT version the reward model starts from: (id, folder), with an error a person can act on."""
+    with ctx.transaction() as session:
+        if params.sft_version is not None:
+            sft: ModelVersion | None = registry.get_model(session, model_id=params.sft_version)
+        else:
+            sft = registry.newest_model(session, kind=ModelKind.sft)
+        if sft is None or sft.kind != ModelKind.sft:
+            raise ValueError("no SFT model is registered: run `ranklab demo` or `ranklab models add PATH --kind sft`")
+        model_id, path = sft.id, Path(sft.path)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"the folder of SFT version {model_id} was not found (or has no config.json): {path}")
+    return model_id, path
+
+
+def sft_samples(ctx: JobContext, *, sft_id: int, fallback: list[TaskGroup]) -> list[tuple[str, str]]:
+    """(prompt, completion) pairs the SFT version wrote, to centre rewards on; the training outputs if none."""
+    with ctx.transaction() as session:
+        rows = session.execute(
+            select(Prompt.text, Completion.text)
+            .join(Prompt, Prompt.id == Completion.prompt_id)
+            .where(Completion.model_version_id == sft_id)
+            .order_by(Completion.id)
+            .limit(SFT_SAMPLES_FOR_CENTRING)
+        ).all()
+    if rows:
+        return [(p, c) for p, c in rows]
+    return [(t.prompt, c) for t in fallback for c in t.completions][:SFT_SAMPLES_FOR_CENTRING]
+
+
+class Reporter:
+    """Streams training metrics and progress to the job (throttled), and turns a worker stop into a clean stop."""
+
+    def __init__(self, ctx: JobContext) -> None:
+        self.ctx, self.stopping, self._sent = ctx, False, 0.0
+        self.started = time.monotonic()
+
+    def on_metrics(self, total: int) -> Callable[[int, dict[str, float]], None]:
+        def report(step: int, metrics: dict[str, float]) -> None:
+            if time.monotonic() - self._sent >= METRICS_EVERY_S or step == total:
+                self._sent = time.monotonic()
+                self.ctx.metrics(step=step, **{k: round(v, 6) for k, v in metrics.items()})
+            self.ctx.progress(0.05 + 0.85 * min(1.0, step / total))
+
+        return report
+
+    def should_stop(self) -> bool:
+        """Cancel and lost jobs raise at once; a stopping worker checkpoints first (then WorkerStopping)."""
+        try:
+            self.ctx.check_cancelled()
+        except WorkerStopping:
+            self.stopping = True
+        return self.stopping
+
+
+def evaluation_record(evaluation: Any, *, data: RewardData, offset: float, seconds: float) -> dict[str, Any]:
+    """What the registry stores for a reward version: every number of the evaluation, and how it was made."""
+    record: dict[str, Any] = {k.replace("/", "_"): round(float(v), 6) for k, v in evaluation.metrics().items()}
+    record["calibration"] = [
+        {"lower": b.lower, "upper": b.upper, "count": b.count, "predicted": round(b.predicted, 4),
+         "observed": round(b.observed, 4)}
+        for b in evaluation.calibration
+    ]  # fmt: skip
+    record |= {
+        "train_tasks": len(data.train),
+        "val_tasks": len(data.validation),
+        "rankings": data.n_rankings,
+        "held_out_labelers": len(data.held_out_labelers),
+        "reward_offset": round(offset, 6),
+        "train_seconds": round(seconds, 1),
+    }
+    return record
+
+
+def train_reward_job(ctx: JobContext, params: TrainRewardParams) -> NewModelVersion:
+    """Everything the `train_reward` job does; returns the model for the worker to register."""
+    import torch
+
+    from trainer.reward import RewardConfig, center_on_sft, evaluate_reward_model, train_reward_model
+    from trainer.reward_model import build_reward_model, save_reward_model
+
+    sft_id, sft_path = resolve_backbone(ctx, params)
+    data = load_reward_data(ctx, params)
+    ctx.log(
+        f"{data.n_rankings} rankings: {len(data.train)} training tasks, {len(data.validation)} validation tasks "
+        f"({data.note}); {len(data.held_out_labelers)} labelers held out; backbone SFT version {sft_id}"
+    )
+    tokenizer = _tokenizer(sft_path)
+    torch.manual_seed(params.seed)  # the head's initialisation
+    model = build_reward_model(sft_path, pad_token_id=int(tokenizer.pad_token_id))
+    model.to(torch.device(ctx.device))  # type: ignore[arg-type]  # transformers types .to oddly
+    batch_size = min(params.batch_size, max(1, len(data.train) // params.grad_accum_steps))
+    if batch_size < params.batch_size:
+        ctx.log(f"only {len(data.train)} training tasks: batch size {batch_size} instead of {params.batch_size}")
+    cfg = RewardConfig(
+        lr=params.learning_rate, weight_decay=params.weight_decay, warmup_ratio=params.warmup_ratio,
+        batch_size=batch_size, grad_accum=params.grad_accum_steps, epochs=params.epochs,
+        max_length=params.max_length, seed=params.seed, gradient_checkpointing=params.gradient_checkpointing,
+        weight_by_agreement=params.weight_by_agreement, shared_prompt=params.shared_prompt,
+    )  # fmt: skip
+    checkpoint_dir = ctx.data_dir / "checkpoints" / f"job-{ctx.job_id}-reward"
+    reporter, started = Reporter(ctx), time.monotonic()
+    result = train_reward_model(
+        cfg, model, tokenizer, data.train, on_metrics=reporter.on_metrics(_total_steps(cfg, data)),
+        checkpoint_dir=checkpoint_dir, checkpoint_every=params.checkpoint_every, should_stop=reporter.should_stop,
+    )  # fmt: skip
+    if result.stopped:
+        raise WorkerStopping(f"worker stopping: reward training paused at step {result.steps} (checkpointed)")
+    seconds = time.monotonic() - started
+    offset = center_on_sft(model, tokenizer, sft_samples(ctx, sft_id=sft_id, fallback=data.train), max_length=512)
+    evaluation = evaluate_reward_model(
+        model, tokenizer, data.validation, max_length=params.max_length, held_out_labelers=data.held_out_labelers
+    )
+    metrics = evaluation_record(evaluation, data=data, offset=offset, seconds=seconds)
+    ctx.metrics(step=result.steps, **{k: v for k, v in metrics.items() if k.startswith("val_")})
+    ctx.log(f"validation accuracy {evaluation.accuracy:.3f} on {evaluation.pairs} pairs; reward offset {offset:.4f}")
+    folder = save_reward_model(model.cpu(), tokenizer, ctx.model_dir("reward"))
+    ctx.progress(1.0)
+    return NewModelVersion(ModelKind.reward, f"reward-job{ctx.job_id}", folder, parent_id=sft_id, metrics=metrics)
+
+
+def _tokenizer(path: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _total_steps(cfg: Any, data: RewardData) -> int:
+    per_step = cfg.batch_size * cfg.grad_accum
+    return max(1, (len(data.train) // per_step) * cfg.epochs)
