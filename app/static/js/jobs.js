@@ -209,4 +209,39 @@
       }
     });
   });
+
+  // ---- models page: reward versions side by side ----
+  var rewardData = document.getElementById("reward-chart-data");
+  if (rewardData && window.Chart) {
+    var rewards = JSON.parse(rewardData.textContent).slice().reverse();  // oldest first, left to right
+    var labels = rewards.map(function (r) { return "v" + r.id; });
+    var ks = {};
+    rewards.forEach(function (r) { Object.keys(r.accuracy_by_k || {}).forEach(function (k) { ks[k] = true; }); });
+    var datasets = [{ label: "all pairs", data: rewards.map(function (r) { return r.val_accuracy; }), backgroundColor: palette[0] }];
+    Object.keys(ks).sort().forEach(function (k, i) {
+      datasets.push({
+        label: "K = " + k, backgroundColor: palette[(i + 1) % palette.length],
+        data: rewards.map(function (r) { return (r.accuracy_by_k || {})[k] === undefined ? null : r.accuracy_by_k[k]; }),
+      });
+    });
+    new Chart(document.getElementById("reward-accuracy-chart"), {
+      type: "bar", data: { labels: labels, datasets: datasets },
+      options: { animation: false, scales: { y: { min: 0, max: 1, title: { display: true, text: "pairwise accuracy" } } } },
+    });
+    var newest = rewards[rewards.length - 1];
+    var bins = (newest.calibration || []).filter(function (b) { return b.count > 0; });
+    new Chart(document.getElementById("reward-calibration-chart"), {
+      type: "scatter",
+      data: { datasets: [
+        { label: "v" + newest.id + " (bins)", data: bins.map(function (b) { return { x: b.predicted, y: b.observed }; }),
+          backgroundColor: palette[1], pointRadius: 5 },
+        { label: "perfect calibration", type: "line", data: [{ x: 0.5, y: 0.5 }, { x: 1, y: 1 }],
+          borderColor: "#999", borderDash: [4, 4], pointRadius: 0 },
+      ] },
+      options: { animation: false, scales: {
+        x: { min: 0.5, max: 1, title: { display: true, text: "predicted P(better)" } },
+        y: { min: 0, max: 1, title: { display: true, text: "observed share better" } },
+      } },
+    });
+  }
 })();
