@@ -77,6 +77,8 @@ class WorkerConfig:
     """Attempts given to jobs queued by schedules."""
     run_scheduler: bool = True
     """Whether this worker competes for the scheduler lease."""
+    db_retry_s: float = 5.0
+    """Wait before trying the database again after it failed (locked, restarting, unreachable)."""
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> WorkerConfig:
@@ -87,6 +89,7 @@ class WorkerConfig:
             "poll_s": settings.worker_poll_s,
             "lease_s": settings.scheduler_lease_s,
             "max_attempts": settings.job_max_attempts,
+            "db_retry_s": max(settings.worker_poll_s, 5.0),
         }
         return cls(**{**base, **overrides})
 
@@ -214,6 +217,31 @@ def run_job(
     except JobLost as exc:
         logger.warning("%s", exc)
         return "lost"
+    except OperationalError as exc:  # e.g. SQLite locked past its timeout: the worker keeps the outcome
+        logger.warning("job %s ended (%s) but could not be recorded yet: %s", ctx.job_id, outcome[0].value, exc)
+        raise OutcomeNotRecorded(ctx, outcome) from exc
+
+
+class OutcomeNotRecorded(Exception):
+    """A job ended but the database refused the write that records it; the worker retries it until it lands."""
+
+    def __init__(self, ctx: JobContext, outcome: Outcome) -> None:
+        super().__init__(f"job {ctx.job_id} ended {outcome[0].value} but is not recorded yet")
+        self.ctx, self.outcome = ctx, outcome
+
+
+def record_pending(sessions: sessionmaker[Session], pending: list[OutcomeNotRecorded]) -> list[OutcomeNotRecorded]:
+    """Try again to record outcomes the database refused; returns those still waiting."""
+    waiting = []
+    for item in pending:
+        try:
+            status = finish(sessions, item.ctx, item.outcome)
+            logger.info("job %s recorded late: %s", item.ctx.job_id, status.value)
+        except JobLost as exc:  # requeued meanwhile (stale heartbeat): its next attempt records it
+            logger.warning("%s", exc)
+        except OperationalError:
+            waiting.append(item)
+    return waiting
 
 
 def maintain(cfg: WorkerConfig, sessions: sessionmaker[Session]) -> None:
@@ -252,23 +280,31 @@ def work(
     if missing:
         raise ValueError(f"this worker cannot run job kind(s) {', '.join(missing)} yet")
     stop = stop or threading.Event()
-    ran = 0
+    ran, pending = 0, list[OutcomeNotRecorded]()
     logger.info("worker %s on %s takes %s", cfg.worker_id, cfg.device, ", ".join(k.value for k in kinds))
     while not stop.is_set():
+        pending = record_pending(sessions, pending)
         try:
             maintain(cfg, sessions)
-            job = claim_next(cfg, sessions, kinds)
-        except OperationalError:  # database restarting or unreachable: keep the worker alive and retry
-            logger.exception("the database is unavailable; retrying in %.0f s", max(cfg.poll_s, 5.0))
-            stop.wait(max(cfg.poll_s, 5.0))
+            job = None if pending else claim_next(cfg, sessions, kinds)  # record what ended before taking more
+        except OperationalError:  # database restarting, unreachable or locked: keep the worker alive and retry
+            logger.exception("the database is unavailable; retrying in %.0f s", cfg.db_retry_s)
+            stop.wait(cfg.db_retry_s)
             continue
         if job is None:
-            if cfg.once:
+            if cfg.once and not pending:
                 break
-            stop.wait(cfg.poll_s)
+            stop.wait(cfg.db_retry_s if pending else cfg.poll_s)
             continue
         logger.info("claimed job %s (%s, attempt %s)", job.id, job.kind.value, job.attempts)
-        status = run_job(job, handlers[job.kind], cfg, sessions, settings, stop)
+        try:
+            status = run_job(job, handlers[job.kind], cfg, sessions, settings, stop)
+        except OutcomeNotRecorded as unrecorded:
+            pending.append(unrecorded)
+            status = "not recorded yet"
+        except OperationalError:  # the database failed around the job (its log, a release): a stale heartbeat
+            logger.exception("job %s: the database failed; it is requeued when its heartbeat goes stale", job.id)
+            status = "abandoned"
         logger.info("job %s ended: %s", job.id, status)
         ran += 1
     return ran

@@ -142,3 +142,19 @@ def test_schedule_with_stale_params_skips_its_period_without_blocking_others(db)
     fired = schedule_service.run_due_schedules(db, now=T0 + timedelta(minutes=1))
     assert [j.schedule_id for j in fired] == [fine.id]
     assert broken.next_run_at == T0 + timedelta(minutes=2) and broken.last_job_id is None
+
+
+def test_reward_model_retrains_every_n_new_rankings(db, factory):
+    from app.models import ModelKind, ModelVersion
+
+    db.add(ModelVersion(kind=ModelKind.sft, name="sft", path="/models/sft"))
+    db.flush()
+    schedule_service.create_schedule(
+        db, name="rm-every-3", kind=JobKind.train_reward, params={"epochs": 2}, min_new_rankings=3
+    )
+    _add_rankings(db, factory, 2)
+    assert schedule_service.run_due_schedules(db) == []
+    _add_rankings(db, factory, 1)
+    fired = schedule_service.run_due_schedules(db)
+    assert [(j.kind, j.params["epochs"]) for j in fired] == [(JobKind.train_reward, 2)]
+    assert schedule_service.run_due_schedules(db) == []  # queued, so not again until it ran and 3 more arrive
