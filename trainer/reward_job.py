@@ -7,8 +7,11 @@ filters. Train/validation is the prompt's split; labelers held out for the leave
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import random
+import shutil
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -103,6 +106,50 @@ def load_reward_data(ctx: JobContext, params: TrainRewardParams) -> RewardData:
     return RewardData(train, validation, held_out, len(groups), note)
 
 
+def _manifest(data: RewardData) -> dict[str, Any]:
+    def tasks(groups: list[TaskGroup]) -> dict[str, list[list[Any]]]:
+        return {str(t.task_id): [[r.ranking_id, r.weight] for r in t.rankings] for t in groups}
+
+    return {"train": tasks(data.train), "validation": tasks(data.validation), "n_rankings": data.n_rankings,
+            "held_out_labelers": list(data.held_out_labelers), "note": data.note}  # fmt: skip
+
+
+def _from_manifest(ctx: JobContext, params: TrainRewardParams, manifest: dict[str, Any]) -> RewardData:
+    """The first attempt's data again: the same rankings, split and weights, whatever changed since."""
+    wanted = {int(rid) for part in ("train", "validation") for rows in manifest[part].values() for rid, _ in rows}
+    options = exports.ExportOptions(exclude_flags=tuple(params.exclude_flags), ranking_ids=frozenset(wanted))
+    found = {g.ranking_id: g for g in exports.ranked_groups(ctx.transaction, settings=ctx.settings, options=options)}
+    if set(found) != wanted:
+        raise ValueError(f"{len(wanted - set(found))} rankings this job trained on were deleted; it cannot resume")
+
+    def tasks(part: str) -> list[TaskGroup]:
+        out = []
+        for rows in manifest[part].values():
+            first = found[int(rows[0][0])]
+            records = [RankingRecord(list(found[int(rid)].ranks), weight=float(w), labeler=found[int(rid)].labeler,
+                                     ranking_id=int(rid)) for rid, w in rows]  # fmt: skip
+            out.append(TaskGroup(first.task_id, first.prompt, list(first.completions), records,
+                                 list(first.completion_ids)))  # fmt: skip
+        return out
+
+    return RewardData(tasks("train"), tasks("validation"), tuple(manifest["held_out_labelers"]),
+                      int(manifest["n_rankings"]), manifest["note"])  # fmt: skip
+
+
+def fixed_reward_data(ctx: JobContext, params: TrainRewardParams, path: Path) -> RewardData:
+    """The job's data, chosen once: the first attempt writes what it chose to `path`, later attempts read it back,
+    so a resumed run sees exactly the batches the checkpoint expects (new rankings wait for the next job)."""
+    if path.is_file():
+        ctx.log("resuming: the rankings, split and weights of the first attempt")
+        return _from_manifest(ctx, params, json.loads(path.read_text()))
+    data = load_reward_data(ctx, params)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".part")
+    partial.write_text(json.dumps(_manifest(data)))
+    os.replace(partial, path)
+    return data
+
+
 def resolve_backbone(ctx: JobContext, params: TrainRewardParams) -> tuple[int, Path]:
     """The SFT version the reward model starts from: (id, folder), with an error a person can act on."""
     with ctx.transaction() as session:
@@ -185,7 +232,8 @@ def train_reward_job(ctx: JobContext, params: TrainRewardParams) -> NewModelVers
     from trainer.reward_model import build_reward_model, save_reward_model
 
     sft_id, sft_path = resolve_backbone(ctx, params)
-    data = load_reward_data(ctx, params)
+    checkpoint_dir = ctx.data_dir / "checkpoints" / f"job-{ctx.job_id}-reward"
+    data = fixed_reward_data(ctx, params, checkpoint_dir.with_name(checkpoint_dir.name + "-data.json"))
     ctx.log(
         f"{data.n_rankings} rankings: {len(data.train)} training tasks, {len(data.validation)} validation tasks "
         f"({data.note}); {len(data.held_out_labelers)} labelers held out; backbone SFT version {sft_id}"
@@ -203,7 +251,6 @@ def train_reward_job(ctx: JobContext, params: TrainRewardParams) -> NewModelVers
         max_length=params.max_length, seed=params.seed, gradient_checkpointing=params.gradient_checkpointing,
         weight_by_agreement=params.weight_by_agreement, shared_prompt=params.shared_prompt,
     )  # fmt: skip
-    checkpoint_dir = ctx.data_dir / "checkpoints" / f"job-{ctx.job_id}-reward"
     reporter, started = Reporter(ctx), time.monotonic()
     result = train_reward_model(
         cfg, model, tokenizer, data.train, on_metrics=reporter.on_metrics(_total_steps(cfg, data)),
@@ -220,6 +267,7 @@ def train_reward_job(ctx: JobContext, params: TrainRewardParams) -> NewModelVers
     ctx.metrics(step=result.steps, **{k: v for k, v in metrics.items() if k.startswith("val_")})
     ctx.log(f"validation accuracy {evaluation.accuracy:.3f} on {evaluation.pairs} pairs; reward offset {offset:.4f}")
     folder = save_reward_model(model.cpu(), tokenizer, ctx.model_dir("reward"))
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)  # optimizer state is large; the model folder is complete
     ctx.progress(1.0)
     return NewModelVersion(ModelKind.reward, f"reward-job{ctx.job_id}", folder, parent_id=sft_id, metrics=metrics)
 

@@ -59,6 +59,8 @@ class ExportOptions:
     """Only rankings submitted at or after this time."""
     until: datetime | None = None
     """Only rankings submitted before this time."""
+    ranking_ids: frozenset[int] | None = None
+    """Only these rankings (a resumed training job re-reads exactly the rankings its first attempt chose)."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,8 @@ def _query(options: ExportOptions) -> Select[Ranking, RankingTask, Prompt, User]
         stmt = stmt.where(Ranking.created_at >= _utc(options.since))
     if options.until is not None:
         stmt = stmt.where(Ranking.created_at < _utc(options.until))
+    if options.ranking_ids is not None:
+        stmt = stmt.where(Ranking.id <= max(options.ranking_ids, default=0))
     return stmt
 
 
@@ -232,6 +236,8 @@ def _kept(
     exclude = set(options.exclude_flags)
     kept = []
     for ranking, task, prompt, user in rows:
+        if options.ranking_ids is not None and ranking.id not in options.ranking_ids:
+            continue
         score = agreement.get(user.id)
         if ranking.by_researcher or not _below(score, options.min_agreement):
             kept.append(_Kept(ranking, task, prompt, user, score, _kept_buckets(ranking, flags, exclude)))
