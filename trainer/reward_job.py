@@ -184,11 +184,11 @@ class Reporter:
     """Streams training metrics and progress to the job (throttled), and turns a worker stop into a clean stop."""
 
     def __init__(self, ctx: JobContext) -> None:
-        self.ctx, self.stopping, self._sent = ctx, False, 0.0
-        self.started = time.monotonic()
+        self.ctx, self.stopping, self._sent, self.last_step = ctx, False, 0.0, 0
 
     def on_metrics(self, total: int) -> Callable[[int, dict[str, float]], None]:
         def report(step: int, metrics: dict[str, float]) -> None:
+            self.last_step = step
             if time.monotonic() - self._sent >= METRICS_EVERY_S or step == total:
                 self._sent = time.monotonic()
                 self.ctx.metrics(step=step, **{k: round(v, 6) for k, v in metrics.items()})
@@ -224,52 +224,117 @@ def evaluation_record(evaluation: Any, *, data: RewardData, offset: float, secon
     return record
 
 
-def train_reward_job(ctx: JobContext, params: TrainRewardParams) -> NewModelVersion:
-    """Everything the `train_reward` job does; returns the model for the worker to register."""
-    import torch
+def reward_config(ctx: JobContext, params: TrainRewardParams, data: RewardData) -> Any:
+    """The trainer's config from the job's params (a batch no larger than the training set allows)."""
+    from trainer.reward import RewardConfig
 
-    from trainer.reward import RewardConfig, center_on_sft, evaluate_reward_model, train_reward_model
-    from trainer.reward_model import build_reward_model, save_reward_model
-
-    sft_id, sft_path = resolve_backbone(ctx, params)
-    checkpoint_dir = ctx.data_dir / "checkpoints" / f"job-{ctx.job_id}-reward"
-    data = fixed_reward_data(ctx, params, checkpoint_dir.with_name(checkpoint_dir.name + "-data.json"))
-    ctx.log(
-        f"{data.n_rankings} rankings: {len(data.train)} training tasks, {len(data.validation)} validation tasks "
-        f"({data.note}); {len(data.held_out_labelers)} labelers held out; backbone SFT version {sft_id}"
-    )
-    tokenizer = _tokenizer(sft_path)
-    torch.manual_seed(params.seed)  # the head's initialisation
-    model = build_reward_model(sft_path, pad_token_id=int(tokenizer.pad_token_id))
-    model.to(torch.device(ctx.device))  # type: ignore[arg-type]  # transformers types .to oddly
     batch_size = min(params.batch_size, max(1, len(data.train) // params.grad_accum_steps))
     if batch_size < params.batch_size:
         ctx.log(f"only {len(data.train)} training tasks: batch size {batch_size} instead of {params.batch_size}")
-    cfg = RewardConfig(
+    return RewardConfig(
         lr=params.learning_rate, weight_decay=params.weight_decay, warmup_ratio=params.warmup_ratio,
         batch_size=batch_size, grad_accum=params.grad_accum_steps, epochs=params.epochs,
         max_length=params.max_length, seed=params.seed, gradient_checkpointing=params.gradient_checkpointing,
         weight_by_agreement=params.weight_by_agreement, shared_prompt=params.shared_prompt,
     )  # fmt: skip
-    reporter, started = Reporter(ctx), time.monotonic()
+
+
+def train_model(
+    ctx: JobContext,
+    params: TrainRewardParams,
+    data: RewardData,
+    sft_path: Path,
+    checkpoint_dir: Path,
+    processes: int,
+    reporter: Reporter,
+) -> Any:
+    """Train in this process, or under torchrun on several; returns the trained model (WorkerStopping if paused)."""
+    import torch
+
+    from trainer.reward import train_reward_model
+    from trainer.reward_model import build_reward_model
+
+    cfg = reward_config(ctx, params, data)
+    if processes > 1:
+        return _train_distributed(ctx, params, cfg, data, sft_path, checkpoint_dir, processes, reporter)
+    tokenizer = _tokenizer(sft_path)
+    torch.manual_seed(params.seed)  # the head's initialisation
+    model = build_reward_model(sft_path, pad_token_id=int(tokenizer.pad_token_id))
+    model.to(torch.device(ctx.device))  # type: ignore[arg-type]  # transformers types .to oddly
     result = train_reward_model(
         cfg, model, tokenizer, data.train, on_metrics=reporter.on_metrics(_total_steps(cfg, data)),
         checkpoint_dir=checkpoint_dir, checkpoint_every=params.checkpoint_every, should_stop=reporter.should_stop,
     )  # fmt: skip
     if result.stopped:
         raise WorkerStopping(f"worker stopping: reward training paused at step {result.steps} (checkpointed)")
-    seconds = time.monotonic() - started
+    return model
+
+
+def train_reward_job(ctx: JobContext, params: TrainRewardParams) -> NewModelVersion:
+    """Everything the `train_reward` job does; returns the model for the worker to register."""
+    import torch
+
+    from trainer.reward import center_on_sft, evaluate_reward_model
+    from trainer.reward_model import save_reward_model
+
+    sft_id, sft_path = resolve_backbone(ctx, params)
+    checkpoint_dir = ctx.data_dir / "checkpoints" / f"job-{ctx.job_id}-reward"
+    data = fixed_reward_data(ctx, params, checkpoint_dir.with_name(checkpoint_dir.name + "-data.json"))
+    processes = params.processes or (torch.cuda.device_count() if ctx.device == "cuda" else 1)
+    ctx.log(
+        f"{data.n_rankings} rankings: {len(data.train)} training tasks, {len(data.validation)} validation tasks "
+        f"({data.note}); {len(data.held_out_labelers)} labelers held out; backbone SFT version {sft_id}"
+    )
+    started, reporter = time.monotonic(), Reporter(ctx)
+    model = train_model(ctx, params, data, sft_path, checkpoint_dir, processes, reporter)
+    seconds, tokenizer = time.monotonic() - started, _tokenizer(sft_path)
     offset = center_on_sft(model, tokenizer, sft_samples(ctx, sft_id=sft_id, fallback=data.train), max_length=512)
     evaluation = evaluate_reward_model(
         model, tokenizer, data.validation, max_length=params.max_length, held_out_labelers=data.held_out_labelers
     )
-    metrics = evaluation_record(evaluation, data=data, offset=offset, seconds=seconds)
-    ctx.metrics(step=result.steps, **{k: v for k, v in metrics.items() if k.startswith("val_")})
+    metrics = evaluation_record(evaluation, data=data, offset=offset, seconds=seconds) | {"processes": processes}
+    ctx.metrics(step=reporter.last_step, **{k: v for k, v in metrics.items() if k.startswith("val_")})
     ctx.log(f"validation accuracy {evaluation.accuracy:.3f} on {evaluation.pairs} pairs; reward offset {offset:.4f}")
     folder = save_reward_model(model.cpu(), tokenizer, ctx.model_dir("reward"))
     shutil.rmtree(checkpoint_dir, ignore_errors=True)  # optimizer state is large; the model folder is complete
     ctx.progress(1.0)
     return NewModelVersion(ModelKind.reward, f"reward-job{ctx.job_id}", folder, parent_id=sft_id, metrics=metrics)
+
+
+def _train_distributed(
+    ctx: JobContext,
+    params: TrainRewardParams,
+    cfg: Any,
+    data: RewardData,
+    sft_path: Path,
+    checkpoint_dir: Path,
+    processes: int,
+    reporter: Reporter,
+) -> Any:
+    """Train under torchrun with `processes` ranks (DDP); returns the trained model loaded back in this process."""
+    from dataclasses import asdict
+
+    from trainer.reward_ddp import launch, write_spec
+    from trainer.reward_model import build_reward_model
+
+    run_dir = checkpoint_dir.with_name(checkpoint_dir.name + "-ddp")
+    stop_file, out_dir = run_dir / "stop", run_dir / "trained"
+    stop_file.unlink(missing_ok=True)
+    spec = write_spec(
+        run_dir / "spec.json", backbone=sft_path, config=asdict(cfg), train=data.train, device=ctx.device,
+        checkpoint_dir=str(checkpoint_dir), checkpoint_every=params.checkpoint_every, stop_file=str(stop_file),
+        out_dir=str(out_dir),
+    )  # fmt: skip
+    ctx.log(f"training on {processes} processes under torchrun (DDP, {'nccl' if ctx.device == 'cuda' else 'gloo'})")
+    total = _total_steps(cfg, data) // processes or 1
+    stopped = launch(spec, processes=processes, on_metrics=reporter.on_metrics(total),
+                     should_stop=reporter.should_stop, stop_file=stop_file)  # fmt: skip
+    if stopped:
+        raise WorkerStopping("worker stopping: distributed reward training paused at a checkpoint")
+    model = build_reward_model(out_dir, pad_token_id=int(_tokenizer(sft_path).pad_token_id))
+    model.to(ctx.device)  # type: ignore[arg-type]  # transformers types .to oddly
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return model
 
 
 def _tokenizer(path: Path) -> Any:

@@ -43,6 +43,9 @@ class TrainRewardParams(RankingFilter):
     shared_prompt: bool = False
     """Encode each task's prompt once and let its K outputs attend to that one pass: the same rewards with fewer
     tokens (fastest with long prompts); not with gradient_checkpointing."""
+    processes: int | None = Field(default=None, ge=1, le=64)
+    """Processes to train on together under torchrun (DDP), one per GPU; default: every GPU of the worker (on a
+    CPU worker 1; more runs gloo on CPU, for tests)."""
     checkpoint_every: int = Field(default=50, ge=1, le=100_000)
     """Optimizer steps between resumable checkpoints."""
     seed: int = Field(default=0, ge=0, le=2**31 - 1)

@@ -3,54 +3,23 @@ as an uninterrupted job, even when rankings arrive and a labeler is paused in be
 
 from __future__ import annotations
 
-import random
-from pathlib import Path
-
 import torch
-from safetensors.torch import load_file
 
-from app.models import Job, JobKind, JobStatus, ModelKind, ModelVersion, Prompt, Split, User, UserStatus
+from app.models import Job, JobKind, JobStatus, User, UserStatus
 from app.services import jobs as job_service
-from app.services import model_registry
 from tests.agreement.helpers import add_ranking, make_task
 from tests.factories import Factory
+from tests.worker.reward_jobs import run_worker, seed_rankings, trained_weights
 from trainer import reward_job
-from trainer.worker import WorkerConfig, work
 
 PARAMS = {"checkpoint_every": 1, "batch_size": 4, "learning_rate": 1e-3, "heldout_labeler_share": 0.0}
 
 
-def _seed(sessions, tiny_model_dir: Path) -> None:
-    rng = random.Random(0)
-    with sessions.begin() as s:
-        model_registry.register_model(s, kind=ModelKind.sft, name="tiny", path=tiny_model_dir)
-        labelers = [Factory(s).labeler() for _ in range(2)]
-        for n in range(20):
-            task = make_task(s, k=4)
-            s.get(Prompt, task.prompt_id).split = Split.validation if n % 5 == 0 else Split.train
-            for user in labelers:
-                order = list(range(4))
-                rng.shuffle(order)
-                add_ranking(s, task=task, user=user, order=[[i] for i in order])
-
-
-def _run(sessions, settings, stop=None) -> None:
-    work(WorkerConfig.from_settings(settings, once=True, device="cpu"), sessions, settings, stop=stop)
-
-
-def _weights(sessions, job_id: int) -> dict[str, torch.Tensor]:
-    with sessions() as s:
-        job = s.get(Job, job_id)
-        assert job.status == JobStatus.succeeded, job.error
-        path = Path(s.get(ModelVersion, job.output_model_id).path)
-    return load_file(path / "model.safetensors")
-
-
 def test_stopped_job_resumes_to_the_uninterrupted_result(sessions, worker_settings, tiny_model_dir, monkeypatch):
-    _seed(sessions, tiny_model_dir)
+    seed_rankings(sessions, tiny_model_dir)
     with sessions.begin() as s:
         straight = job_service.enqueue_job(s, kind=JobKind.train_reward, params=PARAMS).id
-    _run(sessions, worker_settings)
+    run_worker(sessions, worker_settings)
 
     with sessions.begin() as s:
         stopped = job_service.enqueue_job(s, kind=JobKind.train_reward, params=PARAMS).id
@@ -67,7 +36,7 @@ def test_stopped_job_resumes_to_the_uninterrupted_result(sessions, worker_settin
         return wrapped
 
     monkeypatch.setattr(reward_job.Reporter, "on_metrics", stop_after_two_steps)
-    _run(sessions, worker_settings)
+    run_worker(sessions, worker_settings)
     with sessions.begin() as s:
         job = s.get(Job, stopped)
         assert job.status == JobStatus.queued and job.attempts == 0  # handed back at its checkpoint, not counted
@@ -77,9 +46,9 @@ def test_stopped_job_resumes_to_the_uninterrupted_result(sessions, worker_settin
         for user in s.query(User).filter(User.role == "labeler").limit(1):
             user.status = UserStatus.paused
     monkeypatch.setattr(reward_job.Reporter, "on_metrics", real)
-    _run(sessions, worker_settings)
+    run_worker(sessions, worker_settings)
 
-    first, resumed = _weights(sessions, straight), _weights(sessions, stopped)
+    first, resumed = trained_weights(sessions, straight), trained_weights(sessions, stopped)
     assert first.keys() == resumed.keys()
     for name in first:
         torch.testing.assert_close(resumed[name], first[name], rtol=0, atol=1e-6)
