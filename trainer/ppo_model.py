@@ -110,7 +110,9 @@ def forward_logprobs(
     )
 
 
-def forward_values(value_model: PreTrainedModel, input_ids: Tensor, attention_mask: Tensor, response_start: int) -> Tensor:
+def forward_values(
+    value_model: PreTrainedModel, input_ids: Tensor, attention_mask: Tensor, response_start: int
+) -> Tensor:
     """(B, T) episodes -> (B, T - response_start) float32 values: the RM-style ``score`` head at every state."""
     device = value_model.device
     input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
