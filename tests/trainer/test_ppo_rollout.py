@@ -81,10 +81,10 @@ def test_scoring_and_reward_shaping() -> None:
     assert (rollout.logprobs[rollout.response_mask.bool()] < 0).all()
     assert (rollout.logprobs[~rollout.response_mask.bool()] == 0).all()
     rollout.finished = torch.arange(8) > 0  # only the first response is cut before EOS
-    cfg = PPOConfig(no_eos_penalty=10.0, whiten_scores=False, whiten_advantages=False, kl_coef=0.5)
+    cfg = PPOConfig(no_eos_penalty=10.0, whiten_scores=False, whiten_advantages=False, kl_coef=0.5, lam=1.0)
     batch = shape_rewards(rollout, cfg, 0.5, RunningMoments())
     assert batch.metrics["objective/kl"] == 0.0 and batch.metrics["episode/eos_rate"] == 7 / 8
-    # gamma 1, KL 0: the return of every token is the (penalised) score
+    # gamma 1, lambda 1, KL 0: the return of every token is the (penalised) score
     first_return = batch.returns[:, 0]
     expected = rollout.scores - 10.0 * (~rollout.finished)
     assert_close(first_return, expected)
