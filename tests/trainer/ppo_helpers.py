@@ -5,6 +5,8 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedModel
 
 from tests.trainer.reward_helpers import tiny_reward_model
 from trainer.models import build_tiny_tokenizer
+from trainer.ppo_config import PPOConfig
+from trainer.ppo_rollout import RewardInput
 from trainer.reward_model import disable_dropout
 
 TOKENIZER = build_tiny_tokenizer()
@@ -56,3 +58,16 @@ def token_id(text: str) -> int:
     ids = TOKENIZER(text, add_special_tokens=False)["input_ids"]
     assert len(ids) == 1, (text, ids)
     return int(ids[0])
+
+
+MARKERS = torch.arange(100, 148)  # 48 of ~384 tokens: a random policy hits one in eight
+CFG = PPOConfig(
+    steps=30, batch_size=16, minibatches=2, epochs=2, lr=3e-3, response_length=6, temperature=1.0,
+    kl_coef=0.02, generation_batch_size=16,
+)  # fmt: skip
+
+
+def marker_reward(batch: RewardInput) -> torch.Tensor:
+    """Fraction of response tokens (EOS included) that are markers."""
+    hits = torch.isin(batch.response_ids, MARKERS) & batch.response_mask.bool()
+    return hits.float().sum(-1) / batch.response_mask.sum(-1)

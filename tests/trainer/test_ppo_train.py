@@ -6,24 +6,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.trainer.ppo_helpers import PROMPTS, TOKENIZER, tiny_policy, tiny_value_model
+from tests.trainer.ppo_helpers import CFG, PROMPTS, TOKENIZER, marker_reward, tiny_policy, tiny_value_model
 from tests.trainer.reward_helpers import one_thread
 from trainer.ppo import PPOConfig, train_policy
-from trainer.ppo_rollout import RewardInput
 from trainer.ppo_state import STATE_FILE
 
 pytestmark = pytest.mark.usefixtures(one_thread.__name__)
-MARKERS = torch.arange(100, 148)  # 48 of ~384 tokens: a random policy hits one in eight
-CFG = PPOConfig(
-    steps=30, batch_size=16, minibatches=2, epochs=2, lr=3e-3, response_length=6, temperature=1.0,
-    kl_coef=0.02, generation_batch_size=16,
-)  # fmt: skip
-
-
-def marker_reward(batch: RewardInput) -> torch.Tensor:
-    """Fraction of response tokens (EOS included) that are markers."""
-    hits = torch.isin(batch.response_ids, MARKERS) & batch.response_mask.bool()
-    return hits.float().sum(-1) / batch.response_mask.sum(-1)
 
 
 def _train(cfg: PPOConfig, **kwargs) -> tuple[torch.nn.Module, list[dict[str, float]]]:
