@@ -246,3 +246,43 @@ def score_rollout(
     mask = rollout.response_mask.float()
     rollout.logprobs, rollout.ref_logprobs = out["logprobs"] * mask, out["ref_logprobs"] * mask
     rollout.values, rollout.entropy = out["values"] * mask, out["entropy"] * mask
+
+
+def reward_model_fn(
+    reward_model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase | None = None,
+    *,
+    max_length: int = 512,
+    batch_size: int = 32,
+) -> RewardFn:
+    """A `RewardFn` scoring episodes with a ranklab reward model (offset applied, read at the last real token).
+
+    With `tokenizer`, each (prompt, response text) is re-encoded exactly as the reward model was trained
+    (`trainer.reward_data.encode_completion`); without it the sampled tokens ``query | response`` are scored as
+    they are (faster; right when the reward model was trained on the policy's own token layout).
+    """
+    from trainer.reward_data import encode_completion
+    from trainer.reward_model import rewards, score_sequences
+
+    def by_text(batch: RewardInput) -> Tensor:
+        assert tokenizer is not None
+        pairs = zip(batch.prompts, batch.responses, strict=True)
+        sequences = [encode_completion(tokenizer, p, r, max_length) for p, r in pairs]
+        return score_sequences(reward_model, sequences, pad_token_id=int(tokenizer.pad_token_id), batch_size=batch_size)
+
+    @torch.no_grad()
+    def by_tokens(batch: RewardInput) -> Tensor:
+        episodes = Rollout(
+            batch.query_ids, batch.query_mask, batch.response_ids, batch.response_mask, batch.finished,
+            torch.zeros(len(batch.prompts)),
+        )  # fmt: skip
+        out = []
+        for start in range(0, len(batch.prompts), batch_size):
+            input_ids, attention_mask, _ = pack_episodes(
+                episodes.select(torch.arange(start, min(start + batch_size, len(batch.prompts))))
+            )
+            device = reward_model.device
+            out.append(rewards(reward_model, input_ids.to(device), attention_mask.to(device)).float().cpu())
+        return torch.cat(out)
+
+    return by_text if tokenizer is not None else by_tokens

@@ -13,6 +13,7 @@ from trainer.ppo_rollout import (
     Rollout,
     encode_prompts,
     pack_episodes,
+    reward_model_fn,
     sample_rollout,
     score_rollout,
     truncate_after_eos,
@@ -110,3 +111,29 @@ def test_running_moments_and_adaptive_kl() -> None:
     assert ctl.value == pytest.approx(0.1 * (1 + 0.2 * 10 / 100))
     ctl.update(3.0, n_steps=10)  # 3/6 - 1 = -0.5 -> -0.2
     assert ctl.value == pytest.approx(0.1 * 1.02 * 0.98)
+
+
+def test_reward_model_fn_by_tokens_and_by_text() -> None:
+    from trainer.reward_data import encode_completion
+    from trainer.reward_model import rewards, score_sequences
+
+    policy, reward_model = tiny_policy(), tiny_value_model(seed=5)
+    reward_model.eval()
+    rollout = _rollout(policy, PROMPTS[:3])
+    batch = RewardInput(
+        PROMPTS[:3], ["a", "b c", ""], rollout.query_ids, rollout.query_mask, rollout.response_ids,
+        rollout.response_mask, rollout.finished,
+    )  # fmt: skip
+    by_tokens = reward_model_fn(reward_model, batch_size=2)(batch)
+    for row in range(3):
+        ids = torch.cat(
+            [
+                rollout.query_ids[row][rollout.query_mask[row].bool()],
+                rollout.response_ids[row][rollout.response_mask[row].bool()],
+            ]
+        )
+        alone = rewards(reward_model, ids[None], torch.ones(1, len(ids), dtype=torch.long))
+        assert by_tokens[row].item() == pytest.approx(alone.item(), abs=1e-5)
+    by_text = reward_model_fn(reward_model, TOKENIZER, max_length=64)(batch)
+    sequences = [encode_completion(TOKENIZER, p, r, 64) for p, r in zip(PROMPTS[:3], ["a", "b c", ""], strict=True)]
+    assert_close(by_text, score_sequences(reward_model, sequences, pad_token_id=PAD))
