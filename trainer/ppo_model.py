@@ -59,7 +59,8 @@ def logprobs_from_hidden(
     logprobs, entropies = [], []
     for start in range(0, flat_tokens.shape[0], chunk_tokens):
         h, tok = flat_hidden[start : start + chunk_tokens], flat_tokens[start : start + chunk_tokens]
-        if torch.is_grad_enabled() and h.requires_grad:
+        # Recomputing a chunk in the backward pass only pays when there are several (a 50k vocabulary).
+        if torch.is_grad_enabled() and h.requires_grad and flat_tokens.shape[0] > chunk_tokens:
             logprobs.append(checkpoint(_chunk_logprobs, h, tok, head, temperature, use_reentrant=False))
         else:
             logprobs.append(_chunk_logprobs(h, tok, head, temperature))
