@@ -1,0 +1,167 @@
+"""PPO's models: per-token log-probs of a causal LM (chunked over the vocabulary) and per-token values.
+
+Layout. An episode is ``query | response``: queries are left-padded, responses right-padded after EOS, so all
+responses start at one column ``response_start``. Position ids come from the attention mask, so the padding side
+does not change what a row computes. The hidden state at column ``t - 1`` predicts token ``t``; it is also the
+state whose value ``V`` estimates the return from token ``t`` on.
+
+Memory. Log-probs never materialise (B, T, V) logits: the LM head runs ``chunk_tokens`` hidden states at a time,
+in float32, and under autograd each chunk is recomputed in the backward pass (activation checkpointing), so a 50k
+vocabulary costs ``chunk_tokens * V`` floats at any moment.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+DEFAULT_CHUNK_TOKENS = 1024
+
+
+def position_ids_from_mask(attention_mask: Tensor) -> Tensor:
+    """(B, T) mask -> (B, T) positions counting real tokens only (0 on left padding)."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def _chunk_logprobs(hidden: Tensor, tokens: Tensor, head: nn.Module, temperature: float) -> Tensor:
+    logits = head(hidden).float() / temperature  # (n, V)
+    picked = logits.gather(-1, tokens[:, None]).squeeze(-1)  # (n,)
+    return picked - torch.logsumexp(logits, dim=-1)
+
+
+@torch.no_grad()
+def _chunk_entropy(hidden: Tensor, head: nn.Module, temperature: float) -> Tensor:
+    log_probs = torch.log_softmax(head(hidden).float() / temperature, dim=-1)  # (n, V)
+    return -(log_probs.exp() * log_probs).sum(-1)
+
+
+def logprobs_from_hidden(
+    hidden: Tensor,
+    tokens: Tensor,
+    head: nn.Module,
+    *,
+    temperature: float = 1.0,
+    chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+    with_entropy: bool = False,
+) -> tuple[Tensor, Tensor | None]:
+    """(B, T, H) states and (B, T) next tokens -> (B, T) float32 log-probs of `tokens` under softmax(head / temp).
+
+    With `with_entropy` also the (B, T) entropy of that softmax (no gradient).
+    """
+    flat_hidden = hidden.reshape(-1, hidden.shape[-1])  # (N, H)
+    flat_tokens = tokens.reshape(-1)  # (N,)
+    logprobs, entropies = [], []
+    for start in range(0, flat_tokens.shape[0], chunk_tokens):
+        h, tok = flat_hidden[start : start + chunk_tokens], flat_tokens[start : start + chunk_tokens]
+        # Recomputing a chunk in the backward pass only pays when there are several (a 50k vocabulary).
+        if torch.is_grad_enabled() and h.requires_grad and flat_tokens.shape[0] > chunk_tokens:
+            logprobs.append(checkpoint(_chunk_logprobs, h, tok, head, temperature, use_reentrant=False))
+        else:
+            logprobs.append(_chunk_logprobs(h, tok, head, temperature))
+        if with_entropy:
+            entropies.append(_chunk_entropy(h.detach(), head, temperature))
+    out = torch.cat(logprobs).reshape(tokens.shape)
+    return out, torch.cat(entropies).reshape(tokens.shape) if with_entropy else None
+
+
+def backbone_states(model: PreTrainedModel, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+    """(B, T) -> (B, T, H) last hidden states of the model's transformer body, positions from the mask."""
+    body: nn.Module = model.base_model
+    return body(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids_from_mask(attention_mask),
+        use_cache=False,
+    ).last_hidden_state
+
+
+def forward_logprobs(
+    model: PreTrainedModel,
+    input_ids: Tensor,
+    attention_mask: Tensor,
+    response_start: int,
+    *,
+    temperature: float = 1.0,
+    chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+    with_entropy: bool = False,
+) -> tuple[Tensor, Tensor | None]:
+    """(B, T) episodes -> (B, T - response_start) log-probs of the response tokens (and entropies, when asked).
+
+    Inputs are moved to the model's device (a reference model may live elsewhere); outputs are float32 there.
+    """
+    device = model.device
+    input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
+    hidden = backbone_states(model, input_ids, attention_mask)[:, response_start - 1 : -1]  # (B, Tr, H)
+    head = model.get_output_embeddings()
+    if head is None:
+        raise ValueError(f"{type(model).__name__} has no output embeddings (LM head)")
+    return logprobs_from_hidden(
+        hidden,
+        input_ids[:, response_start:],
+        head,
+        temperature=temperature,
+        chunk_tokens=chunk_tokens,
+        with_entropy=with_entropy,
+    )
+
+
+def forward_values(
+    value_model: PreTrainedModel, input_ids: Tensor, attention_mask: Tensor, response_start: int
+) -> Tensor:
+    """(B, T) episodes -> (B, T - response_start) float32 values: the RM-style ``score`` head at every state."""
+    device = value_model.device
+    input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
+    hidden = backbone_states(value_model, input_ids, attention_mask)[:, response_start - 1 : -1]  # (B, Tr, H)
+    head: nn.Module = value_model.score  # type: ignore[assignment]
+    return head(hidden).squeeze(-1).float()
+
+
+def lm_loss(model: PreTrainedModel, input_ids: Tensor, attention_mask: Tensor, chunk_tokens: int) -> Tensor:
+    """Mean next-token negative log-likelihood over the real tokens (the PPO-ptx pretraining term)."""
+    device = model.device
+    input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
+    logprobs, _ = forward_logprobs(model, input_ids, attention_mask, 1, chunk_tokens=chunk_tokens)  # (B, T-1)
+    mask = attention_mask[:, 1:].to(logprobs.dtype)
+    return -(logprobs * mask).sum() / mask.sum().clamp(min=1)
+
+
+class PolicyAndValue(nn.Module):
+    """Policy and value model behind one ``forward``, so DistributedDataParallel synchronises both in one pass.
+
+    forward -> (policy log-probs, values), each (B, Tr); with ``ptx_ids`` also the policy's LM loss on them
+    (otherwise a 0 tensor).
+    """
+
+    def __init__(self, policy: PreTrainedModel, value_model: PreTrainedModel, chunk_tokens: int) -> None:
+        super().__init__()
+        self.policy = policy
+        self.value_model = value_model
+        self.chunk_tokens = chunk_tokens
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        response_start: int,
+        temperature: float,
+        ptx_ids: Tensor | None = None,
+        ptx_mask: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        logprobs, _ = forward_logprobs(
+            self.policy,
+            input_ids,
+            attention_mask,
+            response_start,
+            temperature=temperature,
+            chunk_tokens=self.chunk_tokens,
+        )
+        values = forward_values(self.value_model, input_ids, attention_mask, response_start)
+        if ptx_ids is None or ptx_mask is None:
+            return logprobs, values, logprobs.new_zeros(())
+        return logprobs, values, lm_loss(self.policy, ptx_ids, ptx_mask, self.chunk_tokens)
