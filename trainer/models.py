@@ -195,6 +195,16 @@ def load_policy(
     return model, tokenizer
 
 
+def save_model_folder(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, path: Path) -> Path:
+    """Write a Hugging Face folder (weights, config, tokenizer) that appears whole or not at all."""
+    from app.storage import atomic_dir
+
+    with atomic_dir(Path(path), replace=True) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    return Path(path)
+
+
 def build_tiny_tokenizer() -> PreTrainedTokenizerBase:
     """A byte-level BPE tokenizer trained in code on a few sentences, with ChatML special tokens."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers

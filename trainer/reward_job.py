@@ -13,7 +13,7 @@ import os
 import random
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from app.schemas.training import TrainRewardParams
 from app.services import exports
 from app.services import model_registry as registry
 from trainer.context import JobContext, NewModelVersion, WorkerStopping
+from trainer.progress import Reporter
 from trainer.reward_data import RankingRecord, TaskGroup, split_tasks
 
 logger = logging.getLogger("ranklab.reward")
@@ -34,8 +35,6 @@ FALLBACK_VAL_SHARE = 0.1
 """Share of tasks (whole prompts) kept for validation when no ranked prompt is in the validation split."""
 SFT_SAMPLES_FOR_CENTRING = 256
 """SFT completions scored to centre the reward at 0."""
-METRICS_EVERY_S = 1.0
-"""Training metrics reach the job's chart at most this often (and at the last step)."""
 
 
 @dataclass(frozen=True)
@@ -178,31 +177,6 @@ def sft_samples(ctx: JobContext, *, sft_id: int, fallback: list[TaskGroup]) -> l
     if rows:
         return [(p, c) for p, c in rows]
     return [(t.prompt, c) for t in fallback for c in t.completions][:SFT_SAMPLES_FOR_CENTRING]
-
-
-class Reporter:
-    """Streams training metrics and progress to the job (throttled), and turns a worker stop into a clean stop."""
-
-    def __init__(self, ctx: JobContext) -> None:
-        self.ctx, self.stopping, self._sent, self.last_step = ctx, False, 0.0, 0
-
-    def on_metrics(self, total: int) -> Callable[[int, dict[str, float]], None]:
-        def report(step: int, metrics: dict[str, float]) -> None:
-            self.last_step = step
-            if time.monotonic() - self._sent >= METRICS_EVERY_S or step == total:
-                self._sent = time.monotonic()
-                self.ctx.metrics(step=step, **{k: round(v, 6) for k, v in metrics.items()})
-            self.ctx.progress(0.05 + 0.85 * min(1.0, step / total))
-
-        return report
-
-    def should_stop(self) -> bool:
-        """Cancel and lost jobs raise at once; a stopping worker checkpoints first (then WorkerStopping)."""
-        try:
-            self.ctx.check_cancelled()
-        except WorkerStopping:
-            self.stopping = True
-        return self.stopping
 
 
 def evaluation_record(evaluation: Any, *, data: RewardData, offset: float, seconds: float) -> dict[str, Any]:

@@ -22,8 +22,6 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
-from app.storage import atomic_dir
-
 if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
@@ -173,10 +171,9 @@ def center_rewards(
 
 def save_reward_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, path: Path) -> Path:
     """Write a Hugging Face folder (weights, config with the offset, tokenizer) atomically."""
-    with atomic_dir(Path(path), replace=True) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-    return Path(path)
+    from trainer.models import save_model_folder
+
+    return save_model_folder(model, tokenizer, path)
 
 
 def load_reward_model(

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from app.errors import InvalidInput
 from app.models import MAX_K, MIN_K, JobKind, JobStatus, ModelKind, ModelVersion, Prompt, Split
 from app.schemas.params import JobParams, RankingFilter
-from app.schemas.training import TrainRewardParams
+from app.schemas.training import TrainPolicyParams, TrainRewardParams
 
 
 class SampleParams(JobParams):
@@ -127,6 +127,12 @@ JOB_KINDS: dict[JobKind, JobKindSpec[Any]] = {
             TrainRewardParams,
             example={},
             description="Train a reward model on the accumulated rankings (K-way, InstructGPT style) and evaluate it.",
+        ),
+        JobKindSpec(
+            JobKind.train_policy,
+            TrainPolicyParams,
+            example={"steps": 64, "batch_size": 64, "kl_coef": 0.02},
+            description="Fine-tune a policy against a reward model with PPO, near its SFT model (a KL penalty).",
         ),
         JobKindSpec(
             JobKind.export,

@@ -1,0 +1,221 @@
+"""The `train_policy` job from database to registered model: versions, prompts, models, PPO, a `policy` version.
+
+Policy from an SFT or policy version (the newest SFT by default); frozen reference = its SFT ancestor; value model
+initialised from the reward version (the newest by default), which also scores the episodes; prompts from the train
+split, fixed by the first attempt so a resumed job continues on the same prompt order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from app.models import Completion, ModelKind, ModelVersion, Prompt, Ranking, RankingTask, Split
+from app.schemas.training import TrainPolicyParams
+from app.services import model_registry as registry
+from trainer.context import JobContext, NewModelVersion, WorkerStopping
+from trainer.progress import Reporter
+
+MAX_PTX_TEXTS = 2048
+"""SFT-style texts for PPO-ptx: at most this many top-ranked outputs of train prompts."""
+
+
+@dataclass(frozen=True)
+class Version:
+    id: int
+    path: Path
+
+
+@dataclass(frozen=True)
+class PolicyPlan:
+    """The versions a PPO job works with."""
+
+    start: Version
+    sft: Version
+    """The reference policy: the start's SFT ancestor (the start itself when it is an SFT version)."""
+    reward: Version
+
+
+def _folder(model: ModelVersion) -> Version:
+    path = Path(model.path)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"the folder of model version {model.id} was not found (or has no config.json): {path}")
+    return Version(model.id, path)
+
+
+def sft_ancestor(session: Any, model: ModelVersion) -> ModelVersion:
+    """Follow `parent_id` from a policy version up to the SFT version it descends from."""
+    seen = set()
+    while model.kind != ModelKind.sft:
+        if model.parent_id is None or model.id in seen:
+            raise ValueError(f"model version {model.id} has no SFT ancestor to serve as the reference policy")
+        seen.add(model.id)
+        model = registry.get_model(session, model_id=model.parent_id)
+    return model
+
+
+def resolve_plan(ctx: JobContext, *, policy_version: int | None, reward_version: int | None) -> PolicyPlan:
+    """The start, reference and reward versions, with errors a person can act on."""
+    with ctx.transaction() as session:
+        start = (
+            registry.get_model(session, model_id=policy_version)
+            if policy_version is not None
+            else registry.newest_model(session, kind=ModelKind.sft)
+        )
+        reward = (
+            registry.get_model(session, model_id=reward_version)
+            if reward_version is not None
+            else registry.newest_model(session, kind=ModelKind.reward)
+        )
+        if start is None or start.kind == ModelKind.reward:
+            raise ValueError("no SFT or policy model to start from: run `ranklab demo` or `ranklab models add`")
+        if reward is None or reward.kind != ModelKind.reward:
+            raise ValueError("no reward model: train one first (a train_reward job)")
+        return PolicyPlan(_folder(start), _folder(sft_ancestor(session, start)), _folder(reward))
+
+
+def fixed_prompts(ctx: JobContext, params: TrainPolicyParams, path: Path) -> list[str]:
+    """Train-split prompt texts, chosen once: the first attempt writes their ids to `path`, later ones read them."""
+    if path.is_file():
+        ids = json.loads(path.read_text())["prompt_ids"]
+    else:
+        with ctx.transaction() as session:
+            stmt = select(Prompt.id).where(Prompt.split == Split.train).order_by(Prompt.id)
+            ids = list(session.scalars(stmt.limit(params.max_prompts) if params.max_prompts else stmt))
+        if not ids:
+            raise ValueError("no train-split prompts to run PPO on: import prompts first")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.with_name(path.name + ".part").write_text(json.dumps({"prompt_ids": ids}))
+        os.replace(path.with_name(path.name + ".part"), path)
+    with ctx.transaction() as session:
+        texts = dict(session.execute(select(Prompt.id, Prompt.text).where(Prompt.id.in_(ids))).tuples().all())
+    return [texts[i] for i in ids if i in texts]
+
+
+def ptx_texts(ctx: JobContext, tokenizer: Any) -> list[str]:
+    """SFT-style text for PPO-ptx: the labelers' top-ranked output of train prompts, in the chat format."""
+    with ctx.transaction() as session:
+        rows = session.execute(
+            select(Prompt.text, Ranking.buckets)
+            .join(RankingTask, RankingTask.id == Ranking.task_id)
+            .join(Prompt, Prompt.id == RankingTask.prompt_id)
+            .where(Prompt.split == Split.train, Ranking.not_rankable.is_(False))
+            .order_by(Ranking.id)
+            .limit(MAX_PTX_TEXTS)
+        ).all()
+        best = {bucket[0][0] for _, bucket in rows if bucket and bucket[0]}
+        texts = dict(session.execute(select(Completion.id, Completion.text).where(Completion.id.in_(best))).all())
+    pairs = [(prompt, texts[buckets[0][0]]) for prompt, buckets in rows if buckets and buckets[0][0] in texts]
+    if not pairs:
+        raise ValueError("ptx_coef > 0 needs ranked outputs of train prompts (the SFT-style text it trains on)")
+    return [_chat(tokenizer, p, c) for p, c in pairs]
+
+
+def _chat(tokenizer: Any, prompt: str, completion: str) -> str:
+    messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": completion}]
+    if getattr(tokenizer, "chat_template", None):
+        return str(tokenizer.apply_chat_template(messages, tokenize=False))
+    return f"{prompt}\n\n{completion}"
+
+
+def ppo_config(params: TrainPolicyParams) -> Any:
+    """The trainer's config from the job's params."""
+    from trainer.ppo_config import PPOConfig
+
+    return PPOConfig(
+        steps=params.steps, batch_size=params.batch_size, minibatches=params.minibatches, epochs=params.epochs,
+        lr=params.learning_rate, kl_coef=params.kl_coef, adaptive_kl=params.adaptive_kl, kl_target=params.kl_target,
+        response_length=params.response_length, temperature=params.temperature,
+        no_eos_penalty=params.no_eos_penalty, ptx_coef=params.ptx_coef, cliprange=params.cliprange,
+        vf_coef=params.vf_coef, seed=params.seed, generation_batch_size=min(64, params.batch_size),
+    )  # fmt: skip
+
+
+def load_models(plan: PolicyPlan, device: str) -> tuple[Any, Any, Any, Any, Any]:
+    """(policy, reference, value model, reward model, tokenizer): trainables in float32, frozen ones in bf16 on CUDA."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from trainer.models import load_policy
+    from trainer.reward_model import build_reward_model, load_reward_model
+
+    frozen = torch.bfloat16 if device == "cuda" else torch.float32
+    policy, tokenizer = load_policy(plan.start.path, device=device, dtype=torch.float32)
+    reference = AutoModelForCausalLM.from_pretrained(plan.sft.path, dtype=frozen, device_map=device).eval()
+    value_model = build_reward_model(plan.reward.path, pad_token_id=int(tokenizer.pad_token_id))
+    value_model.to(torch.device(device))  # type: ignore[arg-type]  # transformers types .to oddly
+    reward_model, _ = load_reward_model(plan.reward.path, device=device, dtype=frozen)
+    return policy, reference, value_model, reward_model, tokenizer
+
+
+def final_metrics(history: list[dict[str, float]], plan: PolicyPlan, steps: int) -> dict[str, Any]:
+    """What the registry keeps: the last steps' mean reward and KL, and which versions it came from."""
+    tail = history[-max(1, len(history) // 10) :] or [{}]
+
+    def mean(key: str) -> float | None:
+        values = [m[key] for m in tail if key in m]
+        return round(sum(values) / len(values), 6) if values else None
+
+    return {
+        "reward_version": plan.reward.id, "sft_version": plan.sft.id, "steps": steps,
+        "mean_score": mean("objective/scores"), "kl": mean("objective/kl"), "entropy": mean("objective/entropy"),
+        "eos_rate": mean("episode/eos_rate"),
+        "first_mean_score": history[0].get("objective/scores") if history else None,
+    }  # fmt: skip
+
+
+def train_policy_job(ctx: JobContext, params: TrainPolicyParams) -> NewModelVersion:
+    """Everything the `train_policy` job does; returns the model for the worker to register."""
+    from trainer.models import save_model_folder
+    from trainer.ppo import train_policy
+    from trainer.ppo_rollout import reward_model_fn
+
+    plan = resolve_plan(ctx, policy_version=params.policy_version, reward_version=params.reward_version)
+    checkpoint_dir = ctx.data_dir / "checkpoints" / f"job-{ctx.job_id}-policy"
+    prompts = fixed_prompts(ctx, params, checkpoint_dir.with_name(checkpoint_dir.name + "-prompts.json"))
+    ctx.log(f"PPO on {len(prompts)} train prompts: policy v{plan.start.id}, reference SFT v{plan.sft.id}, "
+            f"reward v{plan.reward.id}, {params.steps} steps of {params.batch_size} episodes")  # fmt: skip
+    policy, reference, value_model, reward_model, tokenizer = load_models(plan, ctx.device)
+    rm_tokenizer = _rm_tokenizer(plan.reward.path)
+    history: list[dict[str, float]] = []
+    reporter = Reporter(ctx, start=0.05, end=0.95)
+    report = reporter.on_metrics(params.steps)
+
+    def on_metrics(step: int, metrics: dict[str, float]) -> None:
+        history.append(metrics)
+        report(step, metrics)
+
+    result = train_policy(
+        ppo_config(params), policy, reference, value_model, reward_model_fn(reward_model, rm_tokenizer), prompts,
+        tokenizer, on_metrics=on_metrics, checkpoint_dir=checkpoint_dir, checkpoint_every=params.checkpoint_every,
+        should_stop=reporter.should_stop, ptx_texts=ptx_texts(ctx, tokenizer) if params.ptx_coef > 0 else None,
+    )  # fmt: skip
+    if result.stopped:
+        raise WorkerStopping(f"worker stopping: PPO paused at step {result.steps} (checkpointed)")
+    folder = save_model_folder(policy, tokenizer, ctx.model_dir("policy"))
+    _remove(checkpoint_dir)
+    ctx.progress(1.0)
+    metrics = final_metrics(history, plan, result.steps)
+    ctx.log(f"PPO done: mean RM score {metrics['mean_score']}, KL {metrics['kl']} over the last steps")
+    name = f"policy-job{ctx.job_id}"
+    return NewModelVersion(ModelKind.policy, name, folder, parent_id=plan.start.id, metrics=metrics)
+
+
+def _rm_tokenizer(path: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _remove(folder: Path) -> None:
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
