@@ -1,4 +1,4 @@
-"""Time the labelers table (app.services.agreement_report.labeler_rows) over a seeded SQLite database.
+"""Time the labelers table (app.services.agreement.report.labeler_rows) over a seeded SQLite database.
 
 .venv/bin/python bench/agreement_service.py --labelers 50 --tasks 5000 --overlap 3 --baseline 1.09
 
@@ -24,7 +24,7 @@ from app.config import Settings
 from app.db import make_engine
 from app.migrate import upgrade
 from app.models import Completion, Prompt, Ranking, RankingTask, Role, TaskCompletion, TaskKind, User
-from app.services import agreement_report
+from app.services.agreement import report as agreement_report
 
 
 def seed(session: Session, *, labelers: int, tasks: int, overlap: int, k: int, rng: random.Random) -> int:
@@ -83,14 +83,14 @@ def _timed(call: Callable[[], Sized], repeat: int) -> tuple[int, float, float]:
 def time_alpha(session: Session, *, repeat: int) -> None:
     """Krippendorff alpha of every task: ``table_task_alphas`` (batched) against ``ranking_alpha`` task by task."""
     from app import metrics
-    from app.services import agreement as ag
-    from app.services import agreement_table as agt
+    from app.services.agreement import pooling
+    from app.services.agreement.table import load_rankings, split_by
 
-    table = agt.load_rankings(session)
+    table = load_rankings(session)
 
     def loop() -> dict[int, float | None]:
         out: dict[int, float | None] = {}
-        for task_id, at in ag.split_by(table.task_id):
+        for task_id, at in split_by(table.task_id):
             rows = at[~table.by_researcher[at]]
             if np.unique(table.user_id[rows]).size < 2:
                 out[task_id] = None
@@ -99,13 +99,13 @@ def time_alpha(session: Session, *, repeat: int) -> None:
             out[task_id] = float(value) if np.isfinite(value) else None
         return out
 
-    looped, batched = loop(), ag.table_task_alphas(table)
+    looped, batched = loop(), pooling.table_task_alphas(table)
     same = looped.keys() == batched.keys() and all(
         (a is None and b is None) or (a is not None and b is not None and abs(a - b) < 1e-9)
         for a, b in ((looped[t], batched[t]) for t in looped)
     )
     best = {}
-    for name, call in (("loop", loop), ("batched", lambda: ag.table_task_alphas(table))):
+    for name, call in (("loop", loop), ("batched", lambda: pooling.table_task_alphas(table))):
         times = []
         for _ in range(repeat + 1):
             start = time.perf_counter()

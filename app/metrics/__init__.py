@@ -2,12 +2,16 @@
 
 from app.metrics.bootstrap import bootstrap_ci, bootstrap_ratio_ci
 from app.metrics.ranking import (
+    PairCounts,
     PositionBias,
     buckets_to_ranks,
     kendall_tau_b,
     kendall_tau_b_batch,
+    pair_counts_batch,
     pairwise_agreement,
     pairwise_agreement_batch,
+    peer_agreement,
+    peer_agreement_batch,
     position_bias,
 )
 from app.metrics.reliability import (
@@ -20,6 +24,7 @@ from app.metrics.reliability import (
 )
 
 __all__ = [
+    "PairCounts",
     "PositionBias",
     "bootstrap_ci",
     "bootstrap_ratio_ci",
@@ -30,7 +35,10 @@ __all__ = [
     "krippendorff_alpha",
     "krippendorff_alpha_ordinal",
     "pairwise_agreement",
+    "pair_counts_batch",
     "pairwise_agreement_batch",
+    "peer_agreement",
+    "peer_agreement_batch",
     "percent_agreement",
     "position_bias",
     "ranking_alpha",

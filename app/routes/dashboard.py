@@ -9,10 +9,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.deps import CurrentResearcher, SessionDep, SettingsDep
 from app.schemas.agreement import Interval, LabelerAgreementRead, MatrixRead, OverviewRead
-from app.services import agreement_report as report
 from app.services import assignment as assignment_service
 from app.services import screening as screening_service
 from app.services import users as user_service
+from app.services.agreement import report
 from app.web import render
 
 router = APIRouter(prefix="/dashboard", tags=["dashboards"])
@@ -55,6 +55,7 @@ def labeler_view(row: LabelerAgreementRead, request: Request) -> dict[str, Any]:
         "gold": pct(row.agreement_with_researchers),
         "n_gold": row.n_gold,
         "gold_ci": interval(row.ci_low, row.ci_high),
+        "tied": pct(row.tied_share),
         "peers": pct(row.agreement_with_labelers),
         "n_overlap": row.n_overlap,
         "flags": pct(row.flag_agreement),
