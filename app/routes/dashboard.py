@@ -17,15 +17,6 @@ from app.web import render
 
 router = APIRouter(prefix="/dashboard", tags=["dashboards"])
 
-# Which actions a labeler's status allows on the labelers table.
-ACTIONS = {
-    "screening": ["approve", "reject"],
-    "pending_review": ["approve", "reject"],
-    "rejected": ["approve"],
-    "active": ["pause"],
-    "paused": ["resume"],
-}
-
 
 def pct(x: float | None) -> str:
     """0.734 -> '73.4%'; None -> an em dash."""
@@ -50,7 +41,7 @@ def labeler_view(row: LabelerAgreementRead, request: Request) -> dict[str, Any]:
         "alert": row.gold_alert,
         "href": request.app.url_path_for("dashboard_labeler", user_id=str(row.user_id)),
         "action_url": request.app.url_path_for("dashboard_labeler_action", user_id=str(row.user_id)),
-        "actions": ACTIONS.get(row.status.value, []),
+        "actions": screening_service.allowed_actions(row.status),
         "rankings": row.n_rankings,
         "gold": pct(row.agreement_with_researchers),
         "n_gold": row.n_gold,
@@ -205,7 +196,7 @@ def disagreements_page(request: Request, session: SessionDep, user: CurrentResea
             "alpha": "—" if t.alpha is None else f"{t.alpha:.2f}",
             "rankings": [(r.username, r.by_researcher, r.buckets) for r in t.rankings],
             "promote_url": request.app.url_path_for("dashboard_promote", task_id=str(t.task_id)),
-            "can_promote": t.kind.value != "gold",
+            "can_promote": screening_service.can_promote_to_gold(t.kind),
             "adjudicate_url": request.app.url_path_for("dashboard_adjudicate", task_id=str(t.task_id)),
             "adjudicated": any(r.by_researcher for r in t.rankings),
         }

@@ -108,12 +108,17 @@ def evaluate_gate(session: Session, *, settings: Settings, user: User) -> Screen
     )
 
 
-_TRANSITIONS: dict[str, tuple[tuple[UserStatus, ...], UserStatus]] = {
+_TRANSITIONS: dict[LabelerAction, tuple[tuple[UserStatus, ...], UserStatus]] = {
     "approve": ((UserStatus.screening, UserStatus.pending_review, UserStatus.rejected), UserStatus.active),
     "reject": ((UserStatus.screening, UserStatus.pending_review), UserStatus.rejected),
     "pause": ((UserStatus.active,), UserStatus.paused),
     "resume": ((UserStatus.paused,), UserStatus.active),
 }
+
+
+def allowed_actions(status: UserStatus) -> list[LabelerAction]:
+    """The actions a labeler's status allows (what the labelers table offers), in ``_TRANSITIONS`` order."""
+    return [action for action, (allowed, _) in _TRANSITIONS.items() if status in allowed]  # type: ignore[misc]
 
 
 def act_on_labeler(session: Session, *, user: User, actor: User, action: LabelerAction, reason: str = "") -> User:
@@ -233,10 +238,15 @@ def after_submission(session: Session, *, settings: Settings, ranking: Ranking) 
         adapt_overlap(session, settings=settings, task=task)
 
 
+def can_promote_to_gold(kind: TaskKind) -> bool:
+    """Whether a task of this kind can become a hidden gold task (gold and screening tasks already are gold kinds)."""
+    return kind not in pooling.GOLD_KINDS
+
+
 def promote_to_gold(session: Session, *, task: RankingTask, actor: User) -> RankingTask:
     """Turn a task into a hidden gold task; researchers are then served it to rank if they have not yet."""
-    if task.kind == TaskKind.gold:
-        raise Conflict(f"task {task.id} is already a gold task")
+    if not can_promote_to_gold(task.kind):
+        raise Conflict(f"task {task.id} is already a {task.kind.value} task")
     old = task.kind
     task.kind = TaskKind.gold
     audit.record(

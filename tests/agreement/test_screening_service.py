@@ -171,3 +171,9 @@ def test_a_labeler_who_ties_what_they_are_unsure_of_does_not_pass_for_free(db, f
     row = next(r for r in report.labeler_rows(db, settings=custom) if r.user_id == lab.id)
     assert row.agreement_with_researchers == pytest.approx(22 / 36) == row.screening_agreement
     assert row.tied_share == pytest.approx(28 / 36)
+
+
+def test_a_screening_task_is_not_promoted_to_gold(db, factory):
+    task = make_task(db, kind=TaskKind.screening)
+    with pytest.raises(Conflict, match="already a screening task"):
+        screening.promote_to_gold(db, task=task, actor=factory.researcher())
