@@ -1,6 +1,7 @@
 """Agreement metrics over rankings and labels: pure numpy, no imports from the rest of ``app``."""
 
 from app.metrics.bootstrap import bootstrap_ci, bootstrap_ratio_ci
+from app.metrics.intervals import MIN_UNITS, ratio_interval, ratio_interval_from_sums, t_quantile
 from app.metrics.ranking import (
     PairCounts,
     PositionBias,
@@ -24,6 +25,7 @@ from app.metrics.reliability import (
 )
 
 __all__ = [
+    "MIN_UNITS",
     "PairCounts",
     "PositionBias",
     "bootstrap_ci",
@@ -41,6 +43,9 @@ __all__ = [
     "peer_agreement_batch",
     "percent_agreement",
     "position_bias",
+    "ratio_interval",
+    "ratio_interval_from_sums",
     "ranking_alpha",
     "ranking_alpha_grouped",
+    "t_quantile",
 ]

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.deps import CurrentResearcher, SessionDep, SettingsDep
+from app.metrics import MIN_UNITS
 from app.schemas.agreement import Interval, LabelerAgreementRead, MatrixRead, OverviewRead
 from app.services import assignment as assignment_service
 from app.services import screening as screening_service
@@ -23,12 +24,15 @@ def pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.1f}%"
 
 
-def interval(low: float | None, high: float | None) -> str:
-    return "" if low is None or high is None else f"{100 * low:.0f}–{100 * high:.0f}%"
+def interval(low: float | None, high: float | None, n: int = 0, *, units: str = "gold rankings") -> str:
+    """'61–83%'; 'too few gold rankings' when n is under the minimum for an interval; '' when there is nothing."""
+    if low is None or high is None:
+        return f"too few {units}" if 0 < n < MIN_UNITS else ""
+    return f"{100 * low:.0f}–{100 * high:.0f}%"
 
 
 def _interval_view(i: Interval) -> dict[str, Any]:
-    return {"value": pct(i.value), "n": i.n, "ci": interval(i.ci_low, i.ci_high)}
+    return {"value": pct(i.value), "n": i.n, "ci": interval(i.ci_low, i.ci_high, i.n, units="rankings")}
 
 
 def labeler_view(row: LabelerAgreementRead, request: Request) -> dict[str, Any]:
@@ -45,7 +49,7 @@ def labeler_view(row: LabelerAgreementRead, request: Request) -> dict[str, Any]:
         "rankings": row.n_rankings,
         "gold": pct(row.agreement_with_researchers),
         "n_gold": row.n_gold,
-        "gold_ci": interval(row.ci_low, row.ci_high),
+        "gold_ci": interval(row.ci_low, row.ci_high, row.n_gold),
         "tied": pct(row.tied_share),
         "peers": pct(row.agreement_with_labelers),
         "n_overlap": row.n_overlap,

@@ -17,7 +17,7 @@ class Interval(BaseModel):
         description="pairwise agreement: same order 1, tied by one side 0.5, reversed 0, over the pairs counted"
     )
     n: int = Field(description="units pooled (rankings)")
-    ci_low: float | None
+    ci_low: float | None = Field(description="95% interval (Wilson, design effect and t-corrected); None under 3 units")
     ci_high: float | None
     pairs: int = Field(
         0, description="item pairs counted: strict in the researcher's ranking, or (between labelers) in either"
@@ -37,7 +37,7 @@ class LabelerAgreementRead(BaseModel):
         description="over the pairs researchers order strictly: same order 1, tied by the labeler 0.5, reversed 0"
     )
     n_gold: int = Field(description="the labeler's rankings of tasks a researcher also ranked")
-    ci_low: float | None
+    ci_low: float | None = Field(description="95% interval of agreement_with_researchers; None under 3 gold rankings")
     ci_high: float | None
     tied_share: float | None = Field(
         None, description="share of the pairs researchers order strictly that the labeler tied"

@@ -1,8 +1,8 @@
 """Pooling: units summed into the figures every consumer shows (dashboards, API, exports' filter, the gate).
 
 A labeler's agreement with researchers is ``sum(credit) / sum(pairs)`` over their units (``pairs.Units``), the
-share of tied pairs ``sum(tied) / sum(pairs)`` beside it, with n = units (rankings) and a 95% interval over
-units. The same sums give the screening gate's figure (screening tasks only), the rolling hidden-gold window
+share of tied pairs ``sum(tied) / sum(pairs)`` beside it, with n = units (rankings) and a 95% interval that keeps
+its coverage at small n (``metrics.ratio_interval``; none under ``metrics.MIN_UNITS`` rankings). The same sums give the screening gate's figure (screening tasks only), the rolling hidden-gold window
 (the last ``gold_window`` gold units) and the exports' ``min_agreement`` filter: one implementation of each.
 """
 
@@ -43,12 +43,13 @@ def _finite(x: float | None) -> float | None:
     return None if x is None or not np.isfinite(x) else float(x)
 
 
-def pooled(credit: np.ndarray, pairs: np.ndarray, tied: np.ndarray | None = None, *, seed: int = 0) -> Pooled:
-    """sum(credit) / sum(pairs) over units, the tied share, and a 95% interval over units."""
+def pooled(credit: np.ndarray, pairs: np.ndarray, tied: np.ndarray | None = None) -> Pooled:
+    """sum(credit) / sum(pairs) over units, the tied share, and a 95% interval over units
+    (``metrics.ratio_interval``; None under ``metrics.MIN_UNITS`` units)."""
     total = int(np.sum(pairs)) if len(pairs) else 0
     if total == 0:
         return Pooled(None, len(credit), None, None, 0)
-    low, high = metrics.bootstrap_ratio_ci(credit, pairs, seed=seed)
+    low, high = metrics.ratio_interval(credit, pairs)
     tied_share = None if tied is None else float(np.sum(tied)) / total
     return Pooled(float(np.sum(credit)) / total, len(credit), _finite(low), _finite(high), total, tied_share)
 
