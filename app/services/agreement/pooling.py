@@ -2,8 +2,9 @@
 
 A labeler's agreement with researchers is ``sum(credit) / sum(pairs)`` over their units (``pairs.Units``), the
 share of tied pairs ``sum(tied) / sum(pairs)`` beside it, with n = units (rankings) and a 95% interval that keeps
-its coverage at small n (``metrics.ratio_interval``; none under ``metrics.MIN_UNITS`` rankings). The same sums give the screening gate's figure (screening tasks only), the rolling hidden-gold window
-(the last ``gold_window`` gold units) and the exports' ``min_agreement`` filter: one implementation of each.
+its coverage at small n (``metrics.ratio_interval``; none under ``metrics.MIN_UNITS`` rankings). The same sums
+give the screening gate's figure (screening tasks only), the rolling hidden-gold window (the last ``gold_window``
+gold units) and the exports' ``min_agreement`` filter: one implementation of each.
 """
 
 from __future__ import annotations
