@@ -1,10 +1,14 @@
-"""Time the labelers table (app.services.agreement_report.labeler_rows) over a seeded SQLite database.
+"""Time the agreement views (app.services.agreement.report) over a seeded SQLite or PostgreSQL database.
 
 .venv/bin/python bench/agreement_service.py --labelers 50 --tasks 5000 --overlap 3 --baseline 1.09
+.venv/bin/python bench/agreement_service.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/rl_agree_bench \
+    --labelers 10000 --tasks 333000 --overlap 3 --bulk --seed-only      # about 1M rankings, seeded once
+PYTHONPATH=OLD_TREE .venv/bin/python bench/agreement_service.py --database-url ... --no-seed --dashboards
 
 The first call is cold (statement compilation included), as the old single-call figure was; --repeat more
 calls give the best warm time. --baseline takes seconds measured earlier for the same command and prints
-the speed-up of the first call against it; --dashboards also times the other agreement views.
+the speed-up of the first call against it; --dashboards also times the other agreement views. With --no-seed the
+database is used as it is, so an older tree (PYTHONPATH) can be timed on the very same data in the same run.
 """
 
 from __future__ import annotations
@@ -17,14 +21,18 @@ from collections.abc import Callable, Sized
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import insert
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.db import make_engine
 from app.migrate import upgrade
 from app.models import Completion, Prompt, Ranking, RankingTask, Role, TaskCompletion, TaskKind, User
-from app.services import agreement_report
+
+try:
+    from app.services.agreement import report as agreement_report
+except ImportError:  # a tree from before app/services/agreement/ (timing the old code on the same database)
+    from app.services import agreement_report  # type: ignore[attr-defined,no-redef]
 
 
 def seed(session: Session, *, labelers: int, tasks: int, overlap: int, k: int, rng: random.Random) -> int:
@@ -67,6 +75,57 @@ def seed(session: Session, *, labelers: int, tasks: int, overlap: int, k: int, r
     return n_rankings
 
 
+def bulk_seed(session: Session, *, labelers: int, tasks: int, overlap: int, k: int, rng: random.Random) -> int:
+    """``seed`` with Core bulk inserts and explicit ids (for a million rankings); gold every tenth task."""
+    session.execute(insert(User), [{"username": "researcher", "password_hash": "x", "role": Role.researcher}])
+    researcher = session.scalar(select(User.id).where(User.username == "researcher"))
+    user_ids = list(
+        session.scalars(
+            insert(User).returning(User.id),
+            [{"username": f"u{i}", "password_hash": "x", "role": Role.labeler} for i in range(labelers)],
+        )
+    )
+    n_rankings, chunk = 0, 20_000
+    for start in range(0, tasks, chunk):
+        ids = range(start + 1, min(start + chunk, tasks) + 1)
+        session.execute(insert(Prompt), [{"id": t, "text": f"p{t}", "content_hash": f"h{t}"} for t in ids])
+        session.execute(
+            insert(Completion), [{"id": t * k + i, "prompt_id": t, "text": f"c{t}.{i}"} for t in ids for i in range(k)]
+        )
+        kinds = {t: TaskKind.gold if t % 10 == 1 else TaskKind.production for t in ids}
+        session.execute(
+            insert(RankingTask), [{"id": t, "prompt_id": t, "kind": kinds[t], "k": k, "overlap": overlap} for t in ids]
+        )
+        session.execute(
+            insert(TaskCompletion),
+            [{"task_id": t, "position": i, "completion_id": t * k + i} for t in ids for i in range(k)],
+        )
+        rows = []
+        for t in ids:
+            rankers = rng.sample(user_ids, overlap) + ([researcher] if kinds[t] == TaskKind.gold else [])
+            for user in rankers:
+                order = [t * k + i for i in range(k)]
+                rng.shuffle(order)
+                rows.append(
+                    {
+                        "task_id": t,
+                        "labeler_id": user,
+                        "by_researcher": user == researcher,
+                        "buckets": [[c] for c in order],
+                        "idempotency_key": f"{t}-{user}",
+                        "time_spent_ms": 30000,
+                    }
+                )
+        session.execute(insert(Ranking), rows)
+        n_rankings += len(rows)
+    for table in ("prompts", "completions", "ranking_tasks"):  # explicit ids: move PostgreSQL's sequences past them
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(
+                text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
+            )
+    return n_rankings
+
+
 def _timed(call: Callable[[], Sized], repeat: int) -> tuple[int, float, float]:
     """(rows returned, first call seconds, best of the next `repeat` calls in seconds)."""
     start = time.perf_counter()
@@ -83,14 +142,14 @@ def _timed(call: Callable[[], Sized], repeat: int) -> tuple[int, float, float]:
 def time_alpha(session: Session, *, repeat: int) -> None:
     """Krippendorff alpha of every task: ``table_task_alphas`` (batched) against ``ranking_alpha`` task by task."""
     from app import metrics
-    from app.services import agreement as ag
-    from app.services import agreement_table as agt
+    from app.services.agreement import pooling
+    from app.services.agreement.table import load_rankings, split_by
 
-    table = agt.load_rankings(session)
+    table = load_rankings(session)
 
     def loop() -> dict[int, float | None]:
         out: dict[int, float | None] = {}
-        for task_id, at in ag.split_by(table.task_id):
+        for task_id, at in split_by(table.task_id):
             rows = at[~table.by_researcher[at]]
             if np.unique(table.user_id[rows]).size < 2:
                 out[task_id] = None
@@ -99,13 +158,13 @@ def time_alpha(session: Session, *, repeat: int) -> None:
             out[task_id] = float(value) if np.isfinite(value) else None
         return out
 
-    looped, batched = loop(), ag.table_task_alphas(table)
+    looped, batched = loop(), pooling.table_task_alphas(table)
     same = looped.keys() == batched.keys() and all(
         (a is None and b is None) or (a is not None and b is not None and abs(a - b) < 1e-9)
         for a, b in ((looped[t], batched[t]) for t in looped)
     )
     best = {}
-    for name, call in (("loop", loop), ("batched", lambda: ag.table_task_alphas(table))):
+    for name, call in (("loop", loop), ("batched", lambda: pooling.table_task_alphas(table))):
         times = []
         for _ in range(repeat + 1):
             start = time.perf_counter()
@@ -128,15 +187,29 @@ def main() -> None:
     parser.add_argument("--baseline", type=float, help="seconds an earlier labeler_rows took on this command")
     parser.add_argument("--dashboards", action="store_true", help="also time overview, matrix, tasks, disagreements")
     parser.add_argument("--alpha", action="store_true", help="time per-task alpha: batched against a loop per task")
+    parser.add_argument("--database-url", help="an empty database to seed (default: a new SQLite file)")
+    parser.add_argument("--bulk", action="store_true", help="seed with Core bulk inserts (for a million rankings)")
+    parser.add_argument("--seed-only", action="store_true", help="seed, time nothing")
+    parser.add_argument("--no-seed", action="store_true", help="time the database as it is (seeded earlier)")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="ranklab-bench-"))
-    url = f"sqlite:///{folder / 'bench.db'}"
-    upgrade(url, "head")
+    url = args.database_url or f"sqlite:///{folder / 'bench.db'}"
     engine = make_engine(url)
-    with Session(engine) as session, session.begin():
-        n = seed(
-            session, labelers=args.labelers, tasks=args.tasks, overlap=args.overlap, k=args.k, rng=random.Random(0)
-        )
+    if args.no_seed:
+        with Session(engine) as session:
+            n = session.scalar(select(func.count(Ranking.id))) or 0
+            args.tasks = session.scalar(select(func.count(RankingTask.id))) or 0
+    else:
+        upgrade(url, "head")
+        start = time.perf_counter()
+        with Session(engine) as session, session.begin():
+            how = bulk_seed if args.bulk else seed
+            n = how(
+                session, labelers=args.labelers, tasks=args.tasks, overlap=args.overlap, k=args.k, rng=random.Random(0)
+            )
+        print(f"seeded {n} rankings in {time.perf_counter() - start:.0f} s")
+    if args.seed_only:
+        return
     settings = Settings(env="test", database_url=url, data_dir=folder)
     with Session(engine) as session:
         views: dict[str, Callable[[], Sized]] = {

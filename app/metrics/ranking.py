@@ -6,6 +6,16 @@ and compare row n of ``A`` with row n of ``B`` (e.g. a labeler's rankings agains
 
 All pair statistics come from the sign matrix ``s[n, i, j] = sign(rank[n, i] - rank[n, j])``,
 kept only on its upper triangle i < j, so a batch becomes an (N, P) array with P = K (K - 1) / 2.
+
+Pairwise agreement gives a tie half credit, so that tying an uncertain pair is never free:
+
+* against a reference (a researcher's gold ranking), over the pairs the reference orders strictly:
+  same order 1, tied by the ranking 0.5, reversed 0 (``pairwise_agreement_batch``);
+* between two peers, over the pairs at least one of them orders strictly: same order 1, tied by one of
+  them 0.5, reversed 0 (``peer_agreement_batch``).
+
+Without ties both equal InstructGPT's "agreement rate", the share of pairwise comparisons on which two
+people agree, and ``(tau + 1) / 2``.
 """
 
 from collections.abc import Iterator, Sequence
@@ -46,7 +56,8 @@ def _as_rank_batch(A: npt.ArrayLike, B: npt.ArrayLike) -> tuple[np.ndarray, np.n
     for arr in (A_arr, B_arr):
         if arr.size and not np.issubdtype(arr.dtype, np.integer):
             raise ValueError(f"rank vectors must hold integers, got dtype {arr.dtype}")
-    return A_arr, B_arr
+    # Signed 64-bit on the way in: differences of uint8 (or of int8 spanning over 127) would wrap around.
+    return A_arr.astype(np.int64, copy=False), B_arr.astype(np.int64, copy=False)
 
 
 def _as_rank_pair(a: npt.ArrayLike, b: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -76,28 +87,64 @@ def _pair_signs(A: np.ndarray, B: np.ndarray, chunk_rows: int) -> Iterator[tuple
         yield rows, sign_a, sign_b
 
 
-def pairwise_agreement_batch(
-    A: npt.ArrayLike, B: npt.ArrayLike, *, chunk_rows: int = DEFAULT_CHUNK_ROWS
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Per row: (pairs ordered the same way, pairs ordered strictly by both) for (N, K) rank arrays.
+class PairCounts(NamedTuple):
+    """Per row of two (N, K) rank arrays A and B: how their item pairs compare, each (N,) int64."""
 
-    Row agreement is ``agree_counts / comparable_counts``; the pooled figure over rankings is
-    ``agree_counts.sum() / comparable_counts.sum()``.
-    """
+    concordant: npt.NDArray[np.int64]
+    """Pairs both order strictly, the same way."""
+    discordant: npt.NDArray[np.int64]
+    """Pairs both order strictly, opposite ways."""
+    tied_a: npt.NDArray[np.int64]
+    """Pairs A ties and B orders strictly."""
+    tied_b: npt.NDArray[np.int64]
+    """Pairs B ties and A orders strictly."""
+
+
+def pair_counts_batch(A: npt.ArrayLike, B: npt.ArrayLike, *, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> PairCounts:
+    """Concordant, discordant and one-sided tied pairs of each row of A with the same row of B."""
     A_arr, B_arr = _as_rank_batch(A, B)
-    agree_counts = np.zeros(A_arr.shape[0], dtype=np.int64)
-    comparable_counts = np.zeros(A_arr.shape[0], dtype=np.int64)
+    counts = [np.zeros(A_arr.shape[0], dtype=np.int64) for _ in range(4)]
     for rows, sign_a, sign_b in _pair_signs(A_arr, B_arr, chunk_rows):
         product = sign_a * sign_b  # (rows, P): 1 same order, -1 opposite, 0 tied in either
-        agree_counts[rows] = np.count_nonzero(product > 0, axis=1)
-        comparable_counts[rows] = np.count_nonzero(product, axis=1)
-    return agree_counts, comparable_counts
+        strict_a, strict_b = sign_a != 0, sign_b != 0  # (rows, P)
+        counts[0][rows] = np.count_nonzero(product > 0, axis=1)
+        counts[1][rows] = np.count_nonzero(product < 0, axis=1)
+        counts[2][rows] = np.count_nonzero(~strict_a & strict_b, axis=1)
+        counts[3][rows] = np.count_nonzero(strict_a & ~strict_b, axis=1)
+    return PairCounts(*counts)
+
+
+def pairwise_agreement_batch(
+    A: npt.ArrayLike, B: npt.ArrayLike, *, chunk_rows: int = DEFAULT_CHUNK_ROWS
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """Per row, A scored against the reference B: (credit, pairs B orders strictly).
+
+    credit = same order 1 + tied by A 0.5 (+ reversed 0) over the pairs B orders strictly. Row agreement
+    is ``credit / pairs``; the pooled figure over rankings is ``credit.sum() / pairs.sum()``.
+    """
+    c = pair_counts_batch(A, B, chunk_rows=chunk_rows)
+    return c.concordant + 0.5 * c.tied_a, c.concordant + c.discordant + c.tied_a
+
+
+def peer_agreement_batch(
+    A: npt.ArrayLike, B: npt.ArrayLike, *, chunk_rows: int = DEFAULT_CHUNK_ROWS
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """Per row, two peers' rankings: (credit, pairs at least one orders strictly); a one-sided tie counts 0.5."""
+    c = pair_counts_batch(A, B, chunk_rows=chunk_rows)
+    one_tied = c.tied_a + c.tied_b
+    return c.concordant + 0.5 * one_tied, c.concordant + c.discordant + one_tied
 
 
 def pairwise_agreement(a: npt.ArrayLike, b: npt.ArrayLike) -> float:
-    """Share of item pairs ordered strictly by both rankings that they order the same way (nan if none)."""
-    agree, comparable = pairwise_agreement_batch(*_as_rank_pair(a, b))
-    return float(agree[0] / comparable[0]) if comparable[0] else float("nan")
+    """Agreement of ranking a with the reference b over b's strict pairs, a's ties counting 0.5 (nan if none)."""
+    credit, pairs = pairwise_agreement_batch(*_as_rank_pair(a, b))
+    return float(credit[0] / pairs[0]) if pairs[0] else float("nan")
+
+
+def peer_agreement(a: npt.ArrayLike, b: npt.ArrayLike) -> float:
+    """Agreement of two peers over the pairs either orders strictly, a one-sided tie counting 0.5 (nan if none)."""
+    credit, pairs = peer_agreement_batch(*_as_rank_pair(a, b))
+    return float(credit[0] / pairs[0]) if pairs[0] else float("nan")
 
 
 def kendall_tau_b_batch(

@@ -22,10 +22,10 @@ from app.schemas.agreement import (
     TaskAgreementRead,
     TaskKindRead,
 )
-from app.services import agreement_report as report
 from app.services import exports
 from app.services import screening as screening_service
 from app.services import users as user_service
+from app.services.agreement import report
 
 router = APIRouter(prefix="/api/v1", tags=["agreement"])
 

@@ -8,23 +8,15 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.deps import CurrentResearcher, SessionDep, SettingsDep
+from app.metrics import MIN_UNITS
 from app.schemas.agreement import Interval, LabelerAgreementRead, MatrixRead, OverviewRead
-from app.services import agreement_report as report
 from app.services import assignment as assignment_service
 from app.services import screening as screening_service
 from app.services import users as user_service
+from app.services.agreement import report
 from app.web import render
 
 router = APIRouter(prefix="/dashboard", tags=["dashboards"])
-
-# Which actions a labeler's status allows on the labelers table.
-ACTIONS = {
-    "screening": ["approve", "reject"],
-    "pending_review": ["approve", "reject"],
-    "rejected": ["approve"],
-    "active": ["pause"],
-    "paused": ["resume"],
-}
 
 
 def pct(x: float | None) -> str:
@@ -32,12 +24,15 @@ def pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.1f}%"
 
 
-def interval(low: float | None, high: float | None) -> str:
-    return "" if low is None or high is None else f"{100 * low:.0f}–{100 * high:.0f}%"
+def interval(low: float | None, high: float | None, n: int = 0, *, units: str = "gold rankings") -> str:
+    """'61–83%'; 'too few gold rankings' when n is under the minimum for an interval; '' when there is nothing."""
+    if low is None or high is None:
+        return f"too few {units}" if 0 < n < MIN_UNITS else ""
+    return f"{100 * low:.0f}–{100 * high:.0f}%"
 
 
 def _interval_view(i: Interval) -> dict[str, Any]:
-    return {"value": pct(i.value), "n": i.n, "ci": interval(i.ci_low, i.ci_high)}
+    return {"value": pct(i.value), "n": i.n, "ci": interval(i.ci_low, i.ci_high, i.n, units="rankings")}
 
 
 def labeler_view(row: LabelerAgreementRead, request: Request) -> dict[str, Any]:
@@ -50,11 +45,12 @@ def labeler_view(row: LabelerAgreementRead, request: Request) -> dict[str, Any]:
         "alert": row.gold_alert,
         "href": request.app.url_path_for("dashboard_labeler", user_id=str(row.user_id)),
         "action_url": request.app.url_path_for("dashboard_labeler_action", user_id=str(row.user_id)),
-        "actions": ACTIONS.get(row.status.value, []),
+        "actions": screening_service.allowed_actions(row.status),
         "rankings": row.n_rankings,
         "gold": pct(row.agreement_with_researchers),
         "n_gold": row.n_gold,
-        "gold_ci": interval(row.ci_low, row.ci_high),
+        "gold_ci": interval(row.ci_low, row.ci_high, row.n_gold),
+        "tied": pct(row.tied_share),
         "peers": pct(row.agreement_with_labelers),
         "n_overlap": row.n_overlap,
         "flags": pct(row.flag_agreement),
@@ -204,7 +200,7 @@ def disagreements_page(request: Request, session: SessionDep, user: CurrentResea
             "alpha": "—" if t.alpha is None else f"{t.alpha:.2f}",
             "rankings": [(r.username, r.by_researcher, r.buckets) for r in t.rankings],
             "promote_url": request.app.url_path_for("dashboard_promote", task_id=str(t.task_id)),
-            "can_promote": t.kind.value != "gold",
+            "can_promote": screening_service.can_promote_to_gold(t.kind),
             "adjudicate_url": request.app.url_path_for("dashboard_adjudicate", task_id=str(t.task_id)),
             "adjudicated": any(r.by_researcher for r in t.rankings),
         }

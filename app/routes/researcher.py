@@ -13,6 +13,7 @@ from app.models import Split, TaskKind, TaskStatus, User
 from app.services import imports as import_service
 from app.services import prompts as prompt_service
 from app.services import rankings as ranking_service
+from app.services import screening as screening_service
 from app.services import tasks as task_service
 from app.web import render
 
@@ -168,6 +169,6 @@ def _task_view(session: SessionDep, task_id: int, user: User) -> dict[str, objec
             for i in task.items
         ],
         "rankings": rankings,
-        "can_promote": task.kind.value not in ("gold", "screening"),
+        "can_promote": screening_service.can_promote_to_gold(task.kind),
         "back": f"/tasks/{task.id}",
     }

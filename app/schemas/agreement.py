@@ -11,13 +11,18 @@ from app.models import Role, TaskKind, UserStatus
 
 
 class Interval(BaseModel):
-    """A pooled pairwise agreement with its n and bootstrap 95% interval (None when nothing is comparable)."""
+    """A pooled pairwise agreement with its n and 95% interval (None when nothing is comparable)."""
 
-    value: float | None
+    value: float | None = Field(
+        description="pairwise agreement: same order 1, tied by one side 0.5, reversed 0, over the pairs counted"
+    )
     n: int = Field(description="units pooled (rankings)")
-    ci_low: float | None
+    ci_low: float | None = Field(description="95% interval (Wilson, design effect and t-corrected); None under 3 units")
     ci_high: float | None
-    pairs: int = Field(0, description="item pairs ordered strictly by both rankings")
+    pairs: int = Field(
+        0, description="item pairs counted: strict in the researcher's ranking, or (between labelers) in either"
+    )
+    tied_share: float | None = Field(None, description="share of the pairs counted that the labeler tied")
 
 
 class LabelerAgreementRead(BaseModel):
@@ -28,11 +33,18 @@ class LabelerAgreementRead(BaseModel):
     status: UserStatus
     gold_alert: bool
     n_rankings: int
-    agreement_with_researchers: float | None
+    agreement_with_researchers: float | None = Field(
+        description="over the pairs researchers order strictly: same order 1, tied by the labeler 0.5, reversed 0"
+    )
     n_gold: int = Field(description="the labeler's rankings of tasks a researcher also ranked")
-    ci_low: float | None
+    ci_low: float | None = Field(description="95% interval of agreement_with_researchers; None under 3 gold rankings")
     ci_high: float | None
-    agreement_with_labelers: float | None
+    tied_share: float | None = Field(
+        None, description="share of the pairs researchers order strictly that the labeler tied"
+    )
+    agreement_with_labelers: float | None = Field(
+        description="with other labelers over the pairs either orders strictly: same 1, tied by one 0.5, reversed 0"
+    )
     n_overlap: int = Field(description="the labeler's rankings of tasks another labeler also ranked")
     labelers_ci_low: float | None
     labelers_ci_high: float | None

@@ -256,7 +256,7 @@ def adjudicate(
     if researcher.role not in (Role.researcher, Role.admin):
         raise Forbidden("only researchers adjudicate tasks")
     task = task_service.get_task(session, task_id=task_id)
-    if task.kind not in OPEN_ENDED_KINDS:
+    if screening.can_promote_to_gold(task.kind):
         screening.promote_to_gold(session, task=task, actor=researcher)
     existing = session.scalar(
         select(Assignment).where(Assignment.task_id == task_id, Assignment.labeler_id == researcher.id)

@@ -35,7 +35,7 @@ from app.models import (
     UserStatus,
 )
 from app.schemas.params import RankingFilter
-from app.services import agreement as ag
+from app.services.agreement import pooling
 
 BATCH = 500
 T = TypeVar("T")
@@ -107,9 +107,8 @@ def _utc(moment: datetime) -> datetime:
 
 
 def labeler_agreement(session: Session) -> dict[int, float | None]:
-    """Each labeler's pooled agreement with researchers."""
-    pairs = ag.ranking_pairs(ag.load_task_rankings(session).values())
-    return {uid: p.value for uid, p in ag.pooled_by_user(ag.researcher_units(pairs)).items()}
+    """Each labeler's pooled agreement with researchers: the dashboards' and the gate's figure."""
+    return pooling.labeler_agreement(session)
 
 
 def _query(options: ExportOptions) -> Select[Ranking, RankingTask, Prompt, User]:

@@ -127,12 +127,13 @@ def submit_ranking(
     labeler: User,
     assignment_id: int,
     submission: RankingSubmission,
+    settings: Settings,
     now: datetime | None = None,
-    settings: Settings | None = None,
 ) -> tuple[Ranking, bool]:
     """Store a ranking for the caller's live assignment; returns (ranking, replayed).
 
-    With settings, the screening hook runs too (screening gate, hidden gold check, adaptive overlap).
+    The screening hook always runs (screening gate, hidden gold check, adaptive overlap): ``settings`` is required
+    so that no caller skips them by accident.
     """
     now = now or utcnow()
     assignment = get_own_assignment(session, labeler=labeler, assignment_id=assignment_id, lock=True)
@@ -155,8 +156,7 @@ def submit_ranking(
     assignment.submitted_at = now
     session.flush()
     _maybe_complete(session, task=task)
-    if settings is not None:
-        screening.after_submission(session, settings=settings, ranking=ranking)
+    screening.after_submission(session, settings=settings, ranking=ranking)
     return ranking, False
 
 

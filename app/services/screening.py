@@ -30,10 +30,13 @@ from app.models import (
     utcnow,
 )
 from app.schemas.agreement import ScreeningResultRead
-from app.services import agreement as ag
 from app.services import audit
 from app.services import tasks as task_service
 from app.services import users as user_service
+from app.services.agreement import pairs as ap
+from app.services.agreement import pooling
+from app.services.agreement.flags import compared_flag_stats
+from app.services.agreement.table import load_rankings
 from app.services.tasks import ExternalTask
 
 LabelerAction = Literal["approve", "reject", "pause", "resume"]
@@ -63,13 +66,17 @@ def wants_hidden_gold(rng: random.Random, *, settings: Settings) -> bool:
     return rng.random() < settings.hidden_gold_share
 
 
-def gold_agreement(session: Session, *, user: User, kinds: Sequence[TaskKind]) -> tuple[ag.Pooled, float | None, int]:
-    """(pooled ranking agreement, flag agreement, tasks) of a user's rankings of gold-kind tasks with researchers'."""
-    pairs = ag.user_gold_units(session, user_id=user.id, kinds=kinds)
-    units = ag.researcher_units(pairs)
-    ranking = ag.pooled([n for _, n, _ in units.values()], [d for _, _, d in units.values()])
-    flags = ag.flag_stats(session, pairs=pairs).get(user.id)
-    return ranking, flags.agreement if flags else None, len({p.a.task_id for p in pairs})
+def gold_agreement(
+    session: Session, *, user: User, kinds: Sequence[TaskKind]
+) -> tuple[pooling.Pooled, float | None, int]:
+    """(pooled ranking agreement, flag agreement, tasks) of a user's rankings of gold-kind tasks with researchers':
+    the labelers table's figure, restricted to these kinds."""
+    table, pairs = pooling.user_table(session, user_id=user.id, kinds=kinds)
+    units = pooling.user_units(table, ap.researcher_units(table, pairs), user_id=user.id)
+    compared = [c for c in ap.researcher_comparisons(table, pairs) if c[0] == user.id]
+    flags = compared_flag_stats(session, compared=compared).get(user.id)
+    n_tasks = len(set(table.task_id[units.row].tolist()))
+    return pooling.pooled_units(units), flags.agreement if flags else None, n_tasks
 
 
 def evaluate_gate(session: Session, *, settings: Settings, user: User) -> ScreeningResultRead | None:
@@ -101,12 +108,17 @@ def evaluate_gate(session: Session, *, settings: Settings, user: User) -> Screen
     )
 
 
-_TRANSITIONS: dict[str, tuple[tuple[UserStatus, ...], UserStatus]] = {
+_TRANSITIONS: dict[LabelerAction, tuple[tuple[UserStatus, ...], UserStatus]] = {
     "approve": ((UserStatus.screening, UserStatus.pending_review, UserStatus.rejected), UserStatus.active),
     "reject": ((UserStatus.screening, UserStatus.pending_review), UserStatus.rejected),
     "pause": ((UserStatus.active,), UserStatus.paused),
     "resume": ((UserStatus.paused,), UserStatus.active),
 }
+
+
+def allowed_actions(status: UserStatus) -> list[LabelerAction]:
+    """The actions a labeler's status allows (what the labelers table offers), in ``_TRANSITIONS`` order."""
+    return [action for action, (allowed, _) in _TRANSITIONS.items() if status in allowed]  # type: ignore[misc]
 
 
 def act_on_labeler(session: Session, *, user: User, actor: User, action: LabelerAction, reason: str = "") -> User:
@@ -154,14 +166,11 @@ def check_hidden_gold(session: Session, *, settings: Settings, user: User) -> fl
     """Re-check the rolling agreement over the last `gold_window` hidden gold tasks; flag (and maybe pause)."""
     if user.role != Role.labeler:
         return None
-    pairs = ag.user_gold_units(session, user_id=user.id, kinds=(TaskKind.gold,))
-    units = sorted(ag.researcher_units(pairs).values(), key=lambda u: (u[0].created_at, u[0].id))[
-        -settings.gold_window :
-    ]
-    comparable = sum(d for _, _, d in units)
-    if not comparable:
+    table, pairs = pooling.user_table(session, user_id=user.id, kinds=(TaskKind.gold,))
+    window = pooling.rolling_gold(table, ap.researcher_units(table, pairs), window=settings.gold_window).get(user.id)
+    if window is None or window.value is None:
         return None
-    rolling = sum(n for _, n, _ in units) / comparable
+    rolling = window.value
     below = rolling < settings.screening_cutoff
     if below != user.gold_alert:
         user.gold_alert = below
@@ -170,7 +179,7 @@ def check_hidden_gold(session: Session, *, settings: Settings, user: User) -> fl
             actor=None,
             action="gold.alert" if below else "gold.recovered",
             target=user,
-            data={"rolling_agreement": rolling, "window": len(units)},
+            data={"rolling_agreement": rolling, "window": window.n},
         )
     if below and settings.auto_pause and user.status == UserStatus.active:
         user.status = UserStatus.paused
@@ -193,12 +202,14 @@ def adapt_overlap(session: Session, *, settings: Settings, task: RankingTask) ->
         or task.kind not in (TaskKind.production, TaskKind.eval)
     ):
         return False
-    record = ag.load_task_rankings(session, task_ids=[task.id]).get(task.id)
-    if record is None or len({r.user_id for r in record.labeler_rankings}) < task.overlap:
+    table = load_rankings(session, task_ids=[task.id])
+    if len(set(table.user_id[~table.by_researcher].tolist())) < task.overlap:
         return False
-    pairs = ag.inter_labeler_pairs(ag.ranking_pairs([record]))
-    comparable = sum(p.comparable for p in pairs)
-    if not comparable or sum(p.agree for p in pairs) / comparable >= settings.adaptive_overlap_threshold:
+    pairs = ap.table_pairs(table)
+    credit, comparable = ap.task_sums(table, pairs, ~table.by_researcher[pairs.i] & ~table.by_researcher[pairs.j]).get(
+        task.id, (0.0, 0)
+    )
+    if not comparable or credit / comparable >= settings.adaptive_overlap_threshold:
         return False
     task.overlap += 1
     task.status = TaskStatus.open
@@ -207,7 +218,7 @@ def adapt_overlap(session: Session, *, settings: Settings, task: RankingTask) ->
         actor=None,
         action="task.overlap",
         target=None,
-        data={"task_id": task.id, "overlap": task.overlap, "agreement": sum(p.agree for p in pairs) / comparable},
+        data={"task_id": task.id, "overlap": task.overlap, "agreement": credit / comparable},
     )
     session.flush()
     return True
@@ -227,10 +238,15 @@ def after_submission(session: Session, *, settings: Settings, ranking: Ranking) 
         adapt_overlap(session, settings=settings, task=task)
 
 
+def can_promote_to_gold(kind: TaskKind) -> bool:
+    """Whether a task of this kind can become a hidden gold task (gold and screening tasks already are gold kinds)."""
+    return kind not in pooling.GOLD_KINDS
+
+
 def promote_to_gold(session: Session, *, task: RankingTask, actor: User) -> RankingTask:
     """Turn a task into a hidden gold task; researchers are then served it to rank if they have not yet."""
-    if task.kind == TaskKind.gold:
-        raise Conflict(f"task {task.id} is already a gold task")
+    if not can_promote_to_gold(task.kind):
+        raise Conflict(f"task {task.id} is already a {task.kind.value} task")
     old = task.kind
     task.kind = TaskKind.gold
     audit.record(
@@ -254,7 +270,7 @@ def import_gold_ranking(
     flags: dict[int, list[str]] | None = None,
 ) -> Ranking:
     """Store a researcher's ranking given as buckets of completion indexes (0-based, best first)."""
-    if task.kind not in ag.GOLD_KINDS:
+    if task.kind not in pooling.GOLD_KINDS:
         raise InvalidInput("gold_ranking is only accepted for tasks of kind 'gold' or 'screening'")
     if researcher.role not in (Role.researcher, Role.admin):
         raise InvalidInput("only researchers can give a gold ranking")
@@ -305,7 +321,7 @@ def create_task_with_gold(
     session: Session, *, spec: ExternalTask, gold_ranking: list[list[int]] | None, created_by: User
 ) -> RankingTask:
     """POST /api/v1/tasks: create a task and, when given (gold and screening kinds), the researcher's gold ranking."""
-    if gold_ranking is not None and spec.kind not in ag.GOLD_KINDS:
+    if gold_ranking is not None and spec.kind not in pooling.GOLD_KINDS:
         raise InvalidInput("gold_ranking is only accepted for tasks of kind 'gold' or 'screening'")
     task = task_service.create_external_task(session, spec=spec, created_by=created_by)
     if gold_ranking is not None:

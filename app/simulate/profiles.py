@@ -202,7 +202,7 @@ def simulate_expectation(
     profile: Profile, gold: GoldPreference, tasks: Sequence[TaskScores], *, rng: np.random.Generator, draws: int = 400
 ) -> Expectation:
     """Monte-Carlo: the pooled agreement (ranking and flags) of `draws` campaigns of this profile on these tasks."""
-    agree, comparable = np.zeros(draws, dtype=np.int64), np.zeros(draws, dtype=np.int64)
+    agree, comparable = np.zeros(draws), np.zeros(draws, dtype=np.int64)  # credit: a tie counts 0.5
     flag_same, flag_n = np.zeros(draws), 0
     for t in tasks:
         k = t.scores.size

@@ -47,17 +47,10 @@ def fetch_product_view(base_url: str, *, username: str, password: str) -> Produc
 
 
 def pooled_agreement(records: Sequence[RankingRecord]) -> tuple[float | None, int]:
-    """(pooled agreement with the gold order, comparable pairs) over submitted rankings."""
-    agree = comparable = 0
-    for r in records:
-        a, c = metrics.pairwise_agreement_batch(r.ranks[None, :], pr.gold_ranks(r.scores)[None, :])
-        agree, comparable = agree + int(a[0]), comparable + int(c[0])
-    return (agree / comparable if comparable else None), comparable
+    """(pooled agreement with the gold order, gold-strict pairs) over submitted rankings, as DESIGN.md defines it:
+    over the pairs the gold orders strictly, same order 1, tied by the labeler 0.5, reversed 0.
 
-
-def ties_half_agreement(records: Sequence[RankingRecord]) -> float | None:
-    """DESIGN.md's definition: over pairs the gold orders strictly, same order 1, tied by the labeler 0.5,
-    reversed 0 (so tying when unsure is never free). The product pools only pairs both order strictly."""
+    Written as a plain loop over pairs, independently of ``app.metrics``, so the report checks the product."""
     score = total = 0.0
     for r in records:
         gold = pr.gold_ranks(r.scores)
@@ -66,7 +59,19 @@ def ties_half_agreement(records: Sequence[RankingRecord]) -> float | None:
         same = np.sign(r.ranks[i] - r.ranks[j]) * np.sign(gold[i] - gold[j])  # 1 same, 0 tied, -1 reversed
         score += float(((same[strict] + 1) / 2).sum())
         total += int(strict.sum())
-    return score / total if total else None
+    return (score / total if total else None), int(total)
+
+
+def tied_share(records: Sequence[RankingRecord]) -> float | None:
+    """Share of the gold-strict pairs that the labeler tied (the product shows it beside agreement)."""
+    tied = total = 0
+    for r in records:
+        gold = pr.gold_ranks(r.scores)
+        i, j = np.triu_indices(gold.size, 1)
+        strict = gold[i] != gold[j]
+        tied += int((r.ranks[i] == r.ranks[j])[strict].sum())
+        total += int(strict.sum())
+    return tied / total if total else None
 
 
 def _weighted(rows: Sequence[dict[str, Any]], key: str, weight: str) -> float | None:
@@ -92,7 +97,7 @@ def gold_section(
         within = abs(measured - expect.agreement) <= tolerance
     return {
         "measured": measured,
-        "ties_count_half": ties_half_agreement(records),
+        "tied_share": tied_share(records),
         "pairs": pairs,
         "expected": expect.agreement,
         "sd": expect.sd,
@@ -214,7 +219,7 @@ def reward_model_section(
     Plackett-Luce labeler of each temperature in the mix would be expected to reach on the same tasks."""
     held_out = set().union(*(api.prompt_ids(split=s) for s in splits))
     seen: set[int] = set()
-    agree = comparable = 0
+    agree, comparable = 0.0, 0
     tasks: list[pr.TaskScores] = []
     for summary in api.tasks():
         if summary["prompt_id"] not in held_out or summary["kind"] == "screening" or summary["id"] in seen:
@@ -225,7 +230,7 @@ def reward_model_section(
         scores = gold.scores(prompt, texts)
         rm = np.asarray(scorer([prompt] * len(texts), texts), dtype=np.float64)
         a, c = metrics.pairwise_agreement_batch(pr.gold_ranks(rm)[None, :], pr.gold_ranks(scores)[None, :])
-        agree, comparable = agree + int(a[0]), comparable + int(c[0])
+        agree, comparable = agree + float(a[0]), comparable + int(c[0])
         tasks.append(pr.TaskScores(scores, np.array([len(t) for t in texts]), 0))
     expected = {p.name: pr.pl_expected_agreement(tasks, p.temperature) for p, _ in mix if p.bias == "none" and tasks}
     return {

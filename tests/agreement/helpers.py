@@ -72,20 +72,27 @@ def add_ranking(
     return ranking
 
 
-def reference_counts(x: Sequence[Sequence[int]], y: Sequence[Sequence[int]]) -> tuple[int, int]:
-    """(same order, ordered strictly by both) by a plain loop over item pairs; rankings as buckets of positions."""
+def reference_counts(
+    x: Sequence[Sequence[int]], y: Sequence[Sequence[int]], *, peers: bool = False
+) -> tuple[float, int]:
+    """(credit, pairs counted) by a plain loop over item pairs; rankings as buckets of positions.
+
+    x against the reference y: over y's strict pairs, same order 1, tied by x 0.5, reversed 0. With ``peers``: over
+    the pairs either orders strictly, a pair tied by one of them 0.5.
+    """
     rank_x = {item: b for b, bucket in enumerate(x) for item in bucket}
     rank_y = {item: b for b, bucket in enumerate(y) for item in bucket}
     items = sorted(rank_x)
-    agree = comparable = 0
+    credit, counted = 0.0, 0
     for i in range(len(items)):
         for j in range(i + 1, len(items)):
             dx = rank_x[items[i]] - rank_x[items[j]]
             dy = rank_y[items[i]] - rank_y[items[j]]
-            if dx != 0 and dy != 0:
-                comparable += 1
-                agree += (dx > 0) == (dy > 0)
-    return agree, comparable
+            if dy == 0 and (dx == 0 or not peers):
+                continue
+            counted += 1
+            credit += 0.5 if dx == 0 or dy == 0 else float((dx > 0) == (dy > 0))
+    return credit, counted
 
 
 def singletons(order: Sequence[int]) -> list[list[int]]:

@@ -5,7 +5,7 @@ import pytest
 
 from app.metrics import ranking_alpha
 from app.models import TaskKind
-from app.services import agreement_report as report
+from app.services.agreement import report
 from tests.agreement.helpers import add_ranking, make_task, reference_counts, singletons
 
 
@@ -40,7 +40,7 @@ def test_inter_labeler_agreement_per_task_and_alpha(db, factory, settings):
     orders = {a: singletons([0, 1, 2, 3, 4]), b: singletons([0, 1, 2, 4, 3]), c: singletons([4, 3, 2, 1, 0])}
     for user, order in orders.items():
         add_ranking(db, task=task, user=user, order=order)
-    counts = [reference_counts(orders[x], orders[y]) for x, y in ((a, b), (a, c), (b, c))]
+    counts = [reference_counts(orders[x], orders[y], peers=True) for x, y in ((a, b), (a, c), (b, c))]
     rows = report.task_rows(db)
     row = next(t for t in rows if t.task_id == task.id)
     assert row.n_labelers == 3 and row.pairs == sum(d for _, d in counts)

@@ -22,6 +22,7 @@ def test_researcher_sees_every_dashboard_with_figures(client, factory, db):
         assert "vendor/chart.umd.js" in resp.text and 'id="chart-data"' in resp.text
     labelers = client.get("/dashboard/labelers").text
     assert lab.username in labelers and "83.3%" in labelers  # 5 of 6 pairs
+    assert "too few gold rankings" in labelers  # one gold ranking: no interval
     detail = client.get(f"/dashboard/labelers/{lab.id}").text
     flags = detail[detail.index('id="flag-agreement"') :]
     assert "<td>hallucination</td><td>50.0%</td>" in flags  # they agree on 2 of the 4 outputs

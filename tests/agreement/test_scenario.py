@@ -150,7 +150,7 @@ def test_gate_activates_careful_labelers_only_and_dashboard_matches(client, fact
             mine = next(order for uid, order in task_rankings if uid == lab.id)
             for uid, other in task_rankings:
                 if uid in labeler_ids and uid != lab.id:
-                    n, d = reference_counts(mine, other)
+                    n, d = reference_counts(mine, other, peers=True)
                     agree, comparable = agree + n, comparable + d
         assert rows[lab.id]["agreement_with_labelers"] == pytest.approx(agree / comparable)
         # flags: researchers flagged nothing, so an output agrees when the labeler did not flag it either
@@ -167,7 +167,7 @@ def test_gate_activates_careful_labelers_only_and_dashboard_matches(client, fact
     agree = comparable = 0
     for task_rankings in rankings.values():
         (first,), (second,) = ([o for u, o in task_rankings if u == r.id] for r in (r1, r2))
-        n, d = reference_counts(first, second)
+        n, d = reference_counts(first, second, peers=True)
         agree, comparable = agree + n, comparable + d
     assert overview["researcher_agreement"]["value"] == pytest.approx(agree / comparable)
 

@@ -6,6 +6,7 @@ from sqlalchemy import select
 from app.errors import Conflict, InvalidInput
 from app.models import AuditLog, Ranking, TaskKind, TaskStatus, UserStatus
 from app.services import screening
+from app.services.agreement import report
 from tests.agreement.helpers import add_ranking, make_task, singletons
 
 GOLD = singletons([0, 1, 2, 3])
@@ -153,3 +154,26 @@ def test_gold_and_screening_tasks_reach_labelers_only_once_a_researcher_ranked_t
     got_gold = next_assignment(db, labeler=active, settings=cfg)
     assert got_screening is not None and got_screening.task_id == screening_task.id
     assert got_gold is not None and got_gold.task_id == gold_task.id
+
+
+def test_a_labeler_who_ties_what_they_are_unsure_of_does_not_pass_for_free(db, factory, settings):
+    # The case: against a strict gold of 9, [0,1,1,1,1,1,1,1,1] orders 8 pairs right and ties 28.
+    # Old rule: 8/8 = 1.0 (passes the 0.75 cutoff); now (8 + 0.5 * 28) / 36 = 0.61, with 28/36 of the pairs tied.
+    custom = settings.model_copy(update={"screening_set_size": 2})
+    researcher, lab = factory.researcher(), factory.labeler(status=UserStatus.screening)
+    for _ in range(2):
+        task = make_task(db, kind=TaskKind.screening, k=9)
+        add_ranking(db, task=task, user=researcher, order=singletons(range(9)))
+        add_ranking(db, task=task, user=lab, order=[[0], list(range(1, 9))])
+    result = screening.evaluate_gate(db, settings=custom, user=lab)
+    assert result is not None and result.status == UserStatus.pending_review
+    assert result.ranking_agreement == pytest.approx(22 / 36)
+    row = next(r for r in report.labeler_rows(db, settings=custom) if r.user_id == lab.id)
+    assert row.agreement_with_researchers == pytest.approx(22 / 36) == row.screening_agreement
+    assert row.tied_share == pytest.approx(28 / 36)
+
+
+def test_a_screening_task_is_not_promoted_to_gold(db, factory):
+    task = make_task(db, kind=TaskKind.screening)
+    with pytest.raises(Conflict, match="already a screening task"):
+        screening.promote_to_gold(db, task=task, actor=factory.researcher())

@@ -97,7 +97,7 @@ def test_concurrent_next_never_exceeds_overlap_or_repeats(pg_sessions):
                 bare_done[labeler.id].wait(timeout=60)  # the racing bare `next` has finished
                 with pg_sessions.begin() as s:
                     sub = RankingSubmission(ranking=[got[2]], idempotency_key=f"{labeler.id}-{got[0]}")
-                    submit_ranking(s, labeler=labeler, assignment_id=got[0], submission=sub)
+                    submit_ranking(s, labeler=labeler, assignment_id=got[0], submission=sub, settings=settings)
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
         finally:

@@ -36,7 +36,7 @@ def test_unswept_expired_lease_is_never_served_as_live(db, factory, settings, no
     assert first.status == AssignmentStatus.active  # not swept yet, but not live either
     sub = RankingSubmission(ranking=[first.display_order], idempotency_key="late")
     with pytest.raises(Gone):
-        submit_ranking(db, labeler=labeler, assignment_id=first.id, submission=sub, now=later)
+        submit_ranking(db, labeler=labeler, assignment_id=first.id, submission=sub, settings=settings, now=later)
 
 
 def test_empty_pool_sweeps_before_answering_nothing(db, factory, settings, no_sweep_for_a_day):

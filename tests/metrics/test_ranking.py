@@ -10,8 +10,11 @@ from app.metrics import (
     buckets_to_ranks,
     kendall_tau_b,
     kendall_tau_b_batch,
+    pair_counts_batch,
     pairwise_agreement,
     pairwise_agreement_batch,
+    peer_agreement,
+    peer_agreement_batch,
     position_bias,
 )
 
@@ -22,13 +25,19 @@ def random_rankings(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
     return (rng.random((n, k)) * n_buckets).astype(np.int64)
 
 
-def agreement_counts_by_hand(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
-    agree = comparable = 0
+def agreement_by_hand(a: np.ndarray, b: np.ndarray, *, peers: bool = False) -> tuple[float, int]:
+    """(credit, pairs) by a plain loop: a against the reference b, or (peers) symmetric; a one-sided tie is 0.5."""
+    credit, pairs = 0.0, 0
     for i, j in itertools.combinations(range(len(a)), 2):
-        if a[i] != a[j] and b[i] != b[j]:
-            comparable += 1
-            agree += (a[i] < a[j]) == (b[i] < b[j])
-    return agree, comparable
+        tied_a, tied_b = a[i] == a[j], b[i] == b[j]
+        if tied_b and (tied_a or not peers):
+            continue  # not counted: the reference ties it (or both peers do)
+        pairs += 1
+        if tied_a or tied_b:
+            credit += 0.5
+        else:
+            credit += (a[i] < a[j]) == (b[i] < b[j])
+    return credit, pairs
 
 
 def scipy_tau_b(a: np.ndarray, b: np.ndarray) -> float:
@@ -69,30 +78,63 @@ def test_pairwise_agreement_one_swap() -> None:
     assert pairwise_agreement([0, 1, 2, 3], [0, 2, 1, 3]) == pytest.approx(5 / 6)
 
 
-def test_pairwise_agreement_excludes_pairs_tied_in_either() -> None:
-    # a = [0, 1, 2, 3], b = [1, 0, 2, 2]:
-    # (0,1) a: 0 first, b: 1 first -> disagree; (0,2) (0,3) (1,2) (1,3) agree; (2,3) tied in b -> excluded.
-    # 4 agree / 5 comparable.
+def test_pairwise_agreement_counts_a_tie_half_over_the_references_strict_pairs() -> None:
+    # a = [0, 1, 2, 3] against the reference b = [1, 0, 2, 2]: (2,3) is tied by the reference -> not counted;
+    # (0,1) reversed -> 0; (0,2) (0,3) (1,2) (1,3) same -> 4 of 5.
     assert pairwise_agreement([0, 1, 2, 3], [1, 0, 2, 2]) == pytest.approx(4 / 5)
-    # a = [0, 0, 1, 2], b = [0, 1, 1, 2]: (0,1) tied in a, (1,2) tied in b; the other 4 agree -> 4/4.
-    assert pairwise_agreement([0, 0, 1, 2], [0, 1, 1, 2]) == 1.0
+    # a = [0, 0, 1, 2] against b = [0, 1, 1, 2]: (1,2) tied by the reference -> out; (0,1) tied by a -> 0.5;
+    # the other 4 agree -> 4.5 / 5.
+    assert pairwise_agreement([0, 0, 1, 2], [0, 1, 1, 2]) == pytest.approx(4.5 / 5)
+
+
+def test_tying_everything_unsure_is_not_free() -> None:
+    # The issue's example: against a strict gold of 9, [0,1,1,1,1,1,1,1,1] agrees on 8 pairs and ties 28 -> 22/36.
+    gold = np.arange(9)
+    tie_happy = [0, 1, 1, 1, 1, 1, 1, 1, 1]
+    assert pairwise_agreement(tie_happy, gold) == pytest.approx((8 + 0.5 * 28) / 36)
+    assert pairwise_agreement(tie_happy, gold) < 0.75
+    assert pairwise_agreement(np.zeros(9, dtype=int), gold) == 0.5  # tying everything = chance
+    assert kendall_tau_b(tie_happy, gold) == pytest.approx(scipy_tau_b(np.array(tie_happy), gold))
+
+
+def test_peer_agreement_counts_pairs_strict_in_either() -> None:
+    # a = [0, 0, 1, 2], b = [0, 1, 1, 2]: (0,1) tied by a, (1,2) tied by b -> 0.5 each; 4 others agree: 5 / 6.
+    assert peer_agreement([0, 0, 1, 2], [0, 1, 1, 2]) == pytest.approx(5 / 6)
+    assert peer_agreement([0, 0, 1, 2], [0, 1, 1, 2]) == peer_agreement([0, 1, 1, 2], [0, 0, 1, 2])
+    assert math.isnan(peer_agreement([0, 0, 0], [0, 0, 0]))  # both tie everything: nothing to score
+
+
+def test_pair_counts_partition_the_pairs() -> None:
+    rng = np.random.default_rng(5)
+    A, B = random_rankings(rng, 500, 7), random_rankings(rng, 500, 7)
+    c = pair_counts_batch(A, B)
+    tied_both = np.array(
+        [
+            sum(a[i] == a[j] and b[i] == b[j] for i, j in itertools.combinations(range(7), 2))
+            for a, b in zip(A, B, strict=True)
+        ]
+    )
+    np.testing.assert_array_equal(c.concordant + c.discordant + c.tied_a + c.tied_b + tied_both, 21)
 
 
 def test_pairwise_agreement_edge_cases() -> None:
     assert pairwise_agreement([0, 1], [0, 1]) == 1.0  # K = 2
     assert pairwise_agreement([0, 1], [1, 0]) == 0.0
-    assert math.isnan(pairwise_agreement([0, 0, 0], [0, 1, 2]))  # all ties: nothing comparable
+    assert pairwise_agreement([0, 0, 0], [0, 1, 2]) == 0.5  # all ties against a strict reference: half credit
+    assert math.isnan(pairwise_agreement([0, 1, 2], [0, 0, 0]))  # the reference orders nothing
     assert math.isnan(pairwise_agreement([0], [0]))  # K = 1: no pairs
 
 
-def test_pairwise_agreement_batch_matches_hand_loop() -> None:
+@pytest.mark.parametrize("peers", [False, True])
+def test_agreement_batch_matches_hand_loop(peers: bool) -> None:
     rng = np.random.default_rng(1)
+    batch = peer_agreement_batch if peers else pairwise_agreement_batch
     for k in range(2, 10):
         A, B = random_rankings(rng, 200, k), random_rankings(rng, 200, k)
-        agree, comparable = pairwise_agreement_batch(A, B, chunk_rows=7)  # several chunks
-        expected = np.array([agreement_counts_by_hand(a, b) for a, b in zip(A, B, strict=True)])
-        np.testing.assert_array_equal(agree, expected[:, 0])
-        np.testing.assert_array_equal(comparable, expected[:, 1])
+        credit, pairs = batch(A, B, chunk_rows=7)  # several chunks
+        expected = np.array([agreement_by_hand(a, b, peers=peers) for a, b in zip(A, B, strict=True)])
+        np.testing.assert_array_equal(credit, expected[:, 0])
+        np.testing.assert_array_equal(pairs, expected[:, 1])
 
 
 def test_pairwise_agreement_batch_handles_wide_rank_values() -> None:
@@ -104,13 +146,25 @@ def test_pairwise_agreement_batch_handles_wide_rank_values() -> None:
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int8])
+def test_small_integer_types_do_not_wrap(dtype: type) -> None:
+    # uint8 differences used to wrap: [0,200,1,2] against [200,0,1,2] scored 1.0; the truth is 1/6.
+    a, b = np.array([[0, 200, 1, 2]]), np.array([[200, 0, 1, 2]])
+    if dtype is np.int8:
+        a, b = a - 100, b - 100  # int8 values spanning more than 127
+    credit, pairs = pairwise_agreement_batch(a.astype(dtype), b.astype(dtype))
+    assert credit[0] / pairs[0] == pytest.approx(1 / 6)
+    assert kendall_tau_b_batch(a.astype(dtype), b.astype(dtype))[0] == pytest.approx(scipy_tau_b(a[0], b[0]))
+
+
 def test_pairwise_agreement_is_half_tau_plus_half_without_ties() -> None:
     # Strict rankings: C + D = all pairs, so agreement = C / (C + D) = (tau + 1) / 2.
     rng = np.random.default_rng(3)
     A = np.argsort(rng.random((100, 7)), axis=1)
     B = np.argsort(rng.random((100, 7)), axis=1)
-    agree, comparable = pairwise_agreement_batch(A, B)
-    np.testing.assert_allclose(agree / comparable, (kendall_tau_b_batch(A, B) + 1) / 2)
+    for batch in (pairwise_agreement_batch, peer_agreement_batch):
+        credit, pairs = batch(A, B)
+        np.testing.assert_allclose(credit / pairs, (kendall_tau_b_batch(A, B) + 1) / 2)
 
 
 def test_batch_functions_reject_bad_input() -> None:

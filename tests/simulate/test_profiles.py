@@ -90,10 +90,20 @@ def test_parse_mix_reads_counts_and_refuses_unknown_profiles():
 
 def test_ties_count_half_in_the_design_definition():
     from app.simulate.driver import RankingRecord
-    from app.simulate.report import pooled_agreement, ties_half_agreement
+    from app.simulate.report import pooled_agreement, tied_share
 
     scores = np.array([3.0, 2.0, 1.0])  # gold: 0 > 1 > 2
     tied_top = RankingRecord("u", "p", 1, [1, 2, 3], scores, np.ones(3), 0, np.array([0, 0, 1]), [[], [], []])
-    # pairs (0,1) tied -> 0.5, (0,2) right -> 1, (1,2) right -> 1; the product's figure skips the tie
-    assert ties_half_agreement([tied_top]) == pytest.approx(2.5 / 3)
-    assert pooled_agreement([tied_top]) == (1.0, 2)
+    # pairs (0,1) tied -> 0.5, (0,2) right -> 1, (1,2) right -> 1
+    assert pooled_agreement([tied_top]) == (pytest.approx(2.5 / 3), 3)
+    assert tied_share([tied_top]) == pytest.approx(1 / 3)
+
+
+def test_tying_costs_the_tie_happy_profile_against_the_same_temperature_without_ties():
+    rng = np.random.default_rng(7)
+    tasks = [pr.TaskScores(rng.normal(size=6), np.ones(6), 0) for _ in range(40)]
+    tie_happy = pr.PROFILES["tie-happy"]
+    plain = pr.Profile("plain", tie_happy.temperature, "none")
+    with_ties = pr.simulate_expectation(tie_happy, GOLD, tasks, rng=rng).agreement
+    without = pr.pl_expected_agreement(tasks, plain.temperature)
+    assert with_ties is not None and without is not None and with_ties < without

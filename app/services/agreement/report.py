@@ -1,10 +1,10 @@
-"""Dashboard figures built from app.services.agreement: labelers table, overview, matrix, per-task agreement."""
+"""Report: the dashboards' and the API's views (labelers table, overview, matrix, per task, disagreements)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date
 
 import numpy as np
 from sqlalchemy import func, select
@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from app import metrics
 from app.config import Settings
 from app.errors import NotFound
-from app.models import Completion, Prompt, Ranking, RankingTask, Role, TaskCompletion, TaskKind, TaskStatus, User
+from app.models import Completion, Prompt, Ranking, RankingTask, Role, TaskCompletion, TaskStatus, User
 from app.schemas.agreement import (
     DayRead,
     DisagreementRead,
@@ -29,30 +29,14 @@ from app.schemas.agreement import (
     ResearcherRef,
     TaskAgreementRead,
 )
-from app.services import agreement as ag
-from app.services import agreement_table as agt
+from app.services.agreement import pairs as ap
+from app.services.agreement import pooling
+from app.services.agreement.flags import FlagStats, compared_flag_stats
+from app.services.agreement.table import RankingTable, load_rankings, split_by
 
 
-def _interval(p: ag.Pooled) -> Interval:
-    return Interval(value=p.value, n=p.n, ci_low=p.ci_low, ci_high=p.ci_high, pairs=p.pairs)
-
-
-def _pool_units(units: Sequence[tuple[ag.RankingRecord, int, int]]) -> ag.Pooled:
-    return ag.pooled([n for _, n, _ in units], [d for _, _, d in units])
-
-
-def rolling_gold(table: agt.RankingTable, units: agt.Units, *, window: int) -> dict[int, float | None]:
-    """Per user: pooled agreement over their last `window` rankings of hidden gold tasks (value only)."""
-    per_user: dict[int, list[tuple[datetime, int, int, int]]] = defaultdict(list)
-    for n, agree, comparable in zip(units.row.tolist(), units.agree.tolist(), units.comparable.tolist(), strict=True):
-        if table.kind[n] == TaskKind.gold:
-            per_user[int(table.user_id[n])].append((table.created_at[n], int(table.id[n]), agree, comparable))
-    result = {}
-    for uid, rows in per_user.items():
-        last = sorted(rows)[-window:]
-        comparable = sum(d for *_, d in last)
-        result[uid] = sum(n for *_, n, _ in last) / comparable if comparable else None
-    return result
+def _interval(p: pooling.Pooled) -> Interval:
+    return Interval(value=p.value, n=p.n, ci_low=p.ci_low, ci_high=p.ci_high, pairs=p.pairs, tied_share=p.tied_share)
 
 
 def labeler_rows(
@@ -63,23 +47,22 @@ def labeler_rows(
     if user_ids is not None:
         query = query.where(User.id.in_(list(user_ids)))
     users = list(session.scalars(query))
-    table = agt.load_rankings(session)
-    pairs = agt.table_pairs(table)
-    gold_units = agt.researcher_units(table, pairs)
+    table = load_rankings(session)
+    pairs = ap.table_pairs(table)
+    gold_units = ap.researcher_units(table, pairs)
     wanted = {u.id for u in users}
-    gold = ag.pooled_units_by_user(table, gold_units, user_ids=wanted)
-    peers = ag.pooled_units_by_user(table, agt.peer_units(table, pairs), user_ids=wanted)
-    flags = ag.compared_flag_stats(session, compared=agt.researcher_comparisons(table, pairs))
-    rolling = rolling_gold(table, gold_units, window=settings.gold_window)
-    habits = ag.labeler_habits(table)
+    gold = pooling.pooled_by_user(table, gold_units, user_ids=wanted)
+    peers = pooling.pooled_by_user(table, ap.peer_units(table, pairs), user_ids=wanted)
+    flags = compared_flag_stats(session, compared=ap.researcher_comparisons(table, pairs))
+    rolling = pooling.rolling_gold(table, gold_units, window=settings.gold_window)
+    habits = pooling.labeler_habits(table)
     n_rankings = {
         uid: n
         for uid, n in session.execute(select(Ranking.labeler_id, func.count(Ranking.id)).group_by(Ranking.labeler_id))
     }
-    empty = ag.Pooled(None, 0, None, None)
     rows = []
     for u in users:
-        g, p, f = gold.get(u.id, empty), peers.get(u.id, empty), flags.get(u.id, ag.FlagStats())
+        g, p, f = gold.get(u.id, pooling.EMPTY), peers.get(u.id, pooling.EMPTY), flags.get(u.id, FlagStats())
         median_seconds, bias = habits.get(u.id, (None, metrics.PositionBias(float("nan"), float("nan"), 0)))
         rows.append(
             LabelerAgreementRead(
@@ -92,6 +75,7 @@ def labeler_rows(
                 n_gold=g.n,
                 ci_low=g.ci_low,
                 ci_high=g.ci_high,
+                tied_share=g.tied_share,
                 agreement_with_labelers=p.value,
                 n_overlap=p.n,
                 labelers_ci_low=p.ci_low,
@@ -103,7 +87,7 @@ def labeler_rows(
                 position_bias=None if bias.n == 0 else bias.observed_rate,
                 position_chance=None if bias.n == 0 else bias.chance_rate,
                 n_position=bias.n,
-                rolling_gold_agreement=rolling.get(u.id),
+                rolling_gold_agreement=rolling.get(u.id, pooling.EMPTY).value,
                 screening_agreement=u.screening_agreement,
                 screening_flag_agreement=u.screening_flag_agreement,
             )
@@ -113,15 +97,15 @@ def labeler_rows(
 
 def task_rows(session: Session, *, min_labelers: int = 2) -> list[TaskAgreementRead]:
     """Inter-labeler agreement and ordinal alpha per task ranked by at least `min_labelers` labelers."""
-    table = agt.load_rankings(session)
-    pairs = agt.table_pairs(table)
-    sums = agt.task_sums(table, pairs, ~table.by_researcher[pairs.i] & ~table.by_researcher[pairs.j])
+    table = load_rankings(session)
+    pairs = ap.table_pairs(table)
+    sums = ap.task_sums(table, pairs, ~table.by_researcher[pairs.i] & ~table.by_researcher[pairs.j])
     task_ids = np.unique(table.task_id).tolist()
     query = select(RankingTask.id, RankingTask.overlap).where(RankingTask.id.in_(task_ids))
     overlap: dict[int, int] = {task_id: n for task_id, n in session.execute(query)}
-    alphas = ag.table_task_alphas(table)
+    alphas = pooling.table_task_alphas(table)
     rows = []
-    for task_id, at in ag.split_by(table.task_id):
+    for task_id, at in split_by(table.task_id):
         labelers = np.unique(table.user_id[at[~table.by_researcher[at]]]).size
         if labelers < min_labelers:
             continue
@@ -140,21 +124,22 @@ def task_rows(session: Session, *, min_labelers: int = 2) -> list[TaskAgreementR
     return sorted(rows, key=lambda t: (t.agreement if t.agreement is not None else 2.0, t.task_id))
 
 
-def _daily(days: list[date], units: agt.Units) -> dict[date, float | None]:
-    per_day: dict[date, list[int]] = defaultdict(lambda: [0, 0])
-    for n, agree, comparable in zip(units.row.tolist(), units.agree.tolist(), units.comparable.tolist(), strict=True):
-        per_day[days[n]][0] += agree
-        per_day[days[n]][1] += comparable
+def _daily(days: list[date], units: ap.Units) -> dict[date, float | None]:
+    per_day: dict[date, list[float]] = defaultdict(lambda: [0.0, 0])
+    for n, credit, pairs in zip(units.row.tolist(), units.credit.tolist(), units.pairs.tolist(), strict=True):
+        per_day[days[n]][0] += credit
+        per_day[days[n]][1] += pairs
     return {day: (n / d if d else None) for day, (n, d) in per_day.items()}
 
 
-def _inter_labeler_daily(days: list[date], pairs: agt.PairTable, mask: np.ndarray) -> dict[date, float | None]:
-    per_day: dict[date, list[int]] = defaultdict(lambda: [0, 0])
-    columns = (pairs.i[mask], pairs.j[mask], pairs.agree[mask], pairs.comparable[mask])
-    for i, j, agree, comparable in zip(*(c.tolist() for c in columns), strict=True):
+def _inter_labeler_daily(days: list[date], pairs: ap.PairTable, mask: np.ndarray) -> dict[date, float | None]:
+    per_day: dict[date, list[float]] = defaultdict(lambda: [0.0, 0])
+    credit, n = pairs.peers()
+    columns = (pairs.i[mask], pairs.j[mask], credit[mask], n[mask])
+    for i, j, c, d in zip(*(c.tolist() for c in columns), strict=True):
         day = max(days[i], days[j])  # the day the second ranking made the pair
-        per_day[day][0] += agree
-        per_day[day][1] += comparable
+        per_day[day][0] += c
+        per_day[day][1] += d
     return {day: (n / d if d else None) for day, (n, d) in per_day.items()}
 
 
@@ -168,9 +153,9 @@ def _rankings_per_day(session: Session) -> dict[date, int]:
 
 def overview(session: Session) -> OverviewRead:
     """Counts, pooled agreement (with researchers, between labelers, among researchers) and the daily series."""
-    table = agt.load_rankings(session)
-    pairs = agt.table_pairs(table)
-    gold_units, peer_units = agt.researcher_units(table, pairs), agt.peer_units(table, pairs)
+    table = load_rankings(session)
+    pairs = ap.table_pairs(table)
+    gold_units, peer_units = ap.researcher_units(table, pairs), ap.peer_units(table, pairs)
     r_i, r_j = table.by_researcher[pairs.i], table.by_researcher[pairs.j]
     by_status = session.execute(
         select(User.status, func.count(User.id)).where(User.role == Role.labeler).group_by(User.status)
@@ -180,16 +165,17 @@ def overview(session: Session) -> OverviewRead:
     per_day = _rankings_per_day(session)
     days = [created_at.date() for created_at in table.created_at]
     gold_daily, peer_daily = _daily(days, gold_units), _inter_labeler_daily(days, pairs, ~r_i & ~r_j)
-    alphas = [a for a in ag.table_task_alphas(table).values() if a is not None]
+    alphas = [a for a in pooling.table_task_alphas(table).values() if a is not None]
+    peer_credit, peer_n = pairs.peers()
     return OverviewRead(
         labelers_by_status={s.value: n for s, n in by_status},
         tasks_by_kind={k.value: n for k, n in by_kind},
         open_tasks=open_tasks,
         rankings=sum(per_day.values()),
-        comparisons=agt.strict_comparisons(table),
-        agreement_with_researchers=_interval(ag.pooled(gold_units.agree, gold_units.comparable)),
-        inter_labeler=_interval(ag.pooled(peer_units.agree, peer_units.comparable)),
-        researcher_agreement=_interval(ag.pooled(pairs.agree[r_i & r_j], pairs.comparable[r_i & r_j])),
+        comparisons=ap.strict_comparisons(table),
+        agreement_with_researchers=_interval(pooling.pooled_units(gold_units)),
+        inter_labeler=_interval(pooling.pooled_units(peer_units)),
+        researcher_agreement=_interval(pooling.pooled(peer_credit[r_i & r_j], peer_n[r_i & r_j])),
         mean_task_alpha=float(np.mean(alphas)) if alphas else None,
         series=[
             DayRead(
@@ -205,12 +191,14 @@ def overview(session: Session) -> OverviewRead:
 
 def matrix(session: Session) -> MatrixRead:
     """Pooled agreement of every ranker with every researcher over the tasks both ranked."""
-    table = agt.load_rankings(session)
-    pairs = agt.table_pairs(table)
-    cells: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0, 0])
-    for mine, gold in ((pairs.i, pairs.j), (pairs.j, pairs.i)):
+    table = load_rankings(session)
+    pairs = ap.table_pairs(table)
+    cells: dict[tuple[int, int], list[float]] = defaultdict(lambda: [0.0, 0, 0])
+    for mine_is_i in (True, False):
+        mine, gold = (pairs.i, pairs.j) if mine_is_i else (pairs.j, pairs.i)
         at = table.by_researcher[gold]
-        columns = (table.user_id[mine[at]], table.user_id[gold[at]], pairs.agree[at], pairs.comparable[at])
+        credit, n, _ = pairs.against(np.full(pairs.i.size, mine_is_i))
+        columns = (table.user_id[mine[at]], table.user_id[gold[at]], credit[at], n[at])
         for mine_user, gold_user, agree, comparable in zip(*(c.tolist() for c in columns), strict=True):
             cell = cells[(mine_user, gold_user)]
             cell[0] += agree
@@ -230,7 +218,7 @@ def matrix(session: Session) -> MatrixRead:
                 cells=[
                     MatrixCell(
                         agreement=(cells[(uid, r)][0] / cells[(uid, r)][1]) if cells[(uid, r)][1] else None,
-                        n=cells[(uid, r)][2],
+                        n=int(cells[(uid, r)][2]),
                     )
                     if (uid, r) in cells
                     else MatrixCell(agreement=None, n=0)
@@ -242,27 +230,27 @@ def matrix(session: Session) -> MatrixRead:
     )
 
 
-def _labels(task: ag.TaskRankings, record: ag.RankingRecord) -> list[list[str]]:
+def _buckets(table: RankingTable, n: int) -> list[list[str]]:
     """Buckets of completion letters (A = the task's first completion), best first."""
     buckets: dict[int, list[str]] = defaultdict(list)
-    for position, rank in enumerate(record.ranks):
-        buckets[int(rank)].append(chr(ord("A") + position))
+    for position, rank in enumerate(table.ranks[n, : table.k[n]].tolist()):
+        buckets[rank].append(chr(ord("A") + position))
     return [buckets[b] for b in sorted(buckets)]
 
 
 def _views(
-    task: ag.TaskRankings, records: Sequence[ag.RankingRecord], users: dict[int, User], gold: dict[int, float | None]
+    table: RankingTable, rows: Sequence[int], users: dict[int, User], gold: dict[int, float | None]
 ) -> list[RankingView]:
     return [
         RankingView(
-            ranking_id=r.id,
-            user_id=r.user_id,
-            username=users[r.user_id].username,
-            by_researcher=r.by_researcher,
-            buckets=_labels(task, r),
-            agreement_with_researchers=gold.get(r.id),
+            ranking_id=int(table.id[n]),
+            user_id=int(table.user_id[n]),
+            username=users[int(table.user_id[n])].username,
+            by_researcher=bool(table.by_researcher[n]),
+            buckets=_buckets(table, n),
+            agreement_with_researchers=gold.get(n),
         )
-        for r in records
+        for n in rows
     ]
 
 
@@ -286,35 +274,40 @@ def _texts(session: Session, task_ids: Sequence[int]) -> tuple[dict[int, str], d
     return prompts, completions
 
 
-def _unit_agreement(units: dict[int, tuple[ag.RankingRecord, int, int]]) -> dict[int, float | None]:
-    return {rid: (n / d if d else None) for rid, (_, n, d) in units.items()}
+def _shown(session: Session, task_ids: Sequence[int]) -> tuple[RankingTable, dict[int, float | None], dict[int, User]]:
+    """The rankings of some tasks, each labeler ranking's agreement with researchers (by row), and their users."""
+    table = load_rankings(session, task_ids=task_ids)
+    units = ap.researcher_units(table, ap.table_pairs(table))
+    gold = {
+        n: (c / d if d else None)
+        for n, c, d in zip(units.row.tolist(), units.credit.tolist(), units.pairs.tolist(), strict=True)
+    }
+    user_ids = set(table.user_id.tolist())
+    users = {u.id: u for u in session.scalars(select(User).where(User.id.in_(user_ids)))}
+    return table, gold, users
 
 
 def disagreement_queue(session: Session, *, limit: int = 20) -> list[DisagreementRead]:
-    """Tasks ranked by two or more people, lowest agreement among all their rankings first."""
-    table = agt.load_rankings(session)
-    pairs = agt.table_pairs(table)
-    per_task = agt.task_sums(table, pairs, np.ones(pairs.i.size, dtype=bool))
+    """Tasks ranked by two or more people, lowest agreement among all their rankings (as peers) first."""
+    table = load_rankings(session)
+    pairs = ap.table_pairs(table)
+    per_task = ap.task_sums(table, pairs, np.ones(pairs.i.size, dtype=bool))
     scored = sorted(((n / d if d else 1.0, tid) for tid, (n, d) in per_task.items()), key=lambda item: item)[:limit]
     ids = [tid for _, tid in scored]
     # a ranking's agreement with researchers depends on its own task only, so the shown tasks suffice
-    tasks = ag.load_task_rankings(session, task_ids=ids)
-    pairs_shown = ag.ranking_pairs(tasks.values())
+    shown, gold, users = _shown(session, ids)
+    alphas = pooling.table_task_alphas(shown)
+    rows_of = dict(split_by(shown.task_id))
     prompts, completions = _texts(session, ids)
-    gold = _unit_agreement(ag.researcher_units(pairs_shown))
-    users = {
-        u.id: u
-        for u in session.scalars(select(User).where(User.id.in_({r.user_id for t in ids for r in tasks[t].rankings})))
-    }
     return [
         DisagreementRead(
             task_id=tid,
-            kind=tasks[tid].kind,
+            kind=shown.kind[rows_of[tid][0]],
             prompt=prompts.get(tid, ""),
             completions=completions[tid],
             agreement=score,
-            alpha=ag.task_alpha(tasks[tid]),
-            rankings=_views(tasks[tid], tasks[tid].rankings, users, gold),
+            alpha=alphas.get(tid),
+            rankings=_views(shown, rows_of[tid].tolist(), users, gold),
         )
         for score, tid in scored
     ]
@@ -325,28 +318,23 @@ def labeler_detail(session: Session, *, settings: Settings, user: User) -> Label
     rows = labeler_rows(session, settings=settings, user_ids=[user.id])
     if not rows:
         raise NotFound(f"no labeler with id {user.id}")
-    task_ids = session.scalars(select(Ranking.task_id).where(Ranking.labeler_id == user.id)).all()
-    tasks = ag.load_task_rankings(session, task_ids=task_ids)
-    pairs = ag.ranking_pairs(tasks.values())
-    gold = _unit_agreement(ag.researcher_units(pairs))
-    shown = [t for t in tasks.values() if t.researcher_rankings and any(r.user_id == user.id for r in t.rankings)]
-    prompts, _ = _texts(session, [t.task_id for t in shown])
-    users = {
-        u.id: u
-        for u in session.scalars(select(User).where(User.id.in_({r.user_id for t in shown for r in t.rankings})))
-    }
+    shown, gold, users = _shown(session, pooling.user_ranked_tasks(session, user_id=user.id))
+    prompts, _ = _texts(session, sorted(set(shown.task_id.tolist())))
     items = []
-    for task in shown:
-        mine = next(r for r in task.rankings if r.user_id == user.id)
+    for task_id, at in split_by(shown.task_id):
+        researchers = at[shown.by_researcher[at]].tolist()
+        mine = at[shown.user_id[at] == user.id].tolist()
+        if not researchers or not mine:
+            continue
         items.append(
             LabelerTaskRead(
-                task_id=task.task_id,
-                kind=task.kind,
-                prompt=prompts.get(task.task_id, ""),
-                ranked_at=mine.created_at,
-                agreement=gold.get(mine.id),
-                mine=_views(task, [mine], users, gold)[0],
-                gold=_views(task, task.researcher_rankings, users, gold),
+                task_id=task_id,
+                kind=shown.kind[mine[0]],
+                prompt=prompts.get(task_id, ""),
+                ranked_at=shown.created_at[mine[0]],
+                agreement=gold.get(mine[0]),
+                mine=_views(shown, mine[:1], users, gold)[0],
+                gold=_views(shown, researchers, users, gold),
             )
         )
     items.sort(key=lambda t: t.ranked_at, reverse=True)

@@ -1,16 +1,14 @@
-"""Stored rankings as numpy columns, and every same-task pair of them scored in batches.
+"""Table loading: stored rankings as numpy columns (``RankingTable``).
 
-The agreement figures recompute from all rankings on every request, so loading avoids ORM objects
-and per-ranking Python work: one Core statement for the rankings, one for the tasks' completions,
-bucket JSON parsed as one byte array, ranks scattered into an (N, K_max) array, pairs built with
-index arithmetic and scored by ``metrics.pairwise_agreement_batch`` once per K.
+Loading avoids ORM objects and per-ranking Python work: one Core statement for the rankings, one for the
+tasks' completions, bucket JSON parsed as one byte array, ranks scattered into an (N, K_max) array.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import compress
@@ -20,7 +18,6 @@ import numpy as np
 from sqlalchemy import String, Text, cast, select, type_coerce
 from sqlalchemy.orm import Session
 
-from app import metrics
 from app.models import Assignment, Ranking, RankingTask, TaskCompletion, TaskKind
 
 _BUCKET_CHARS = np.zeros(256, dtype=bool)
@@ -42,6 +39,32 @@ class RankingTable:
     created_at: list[datetime]
     time_spent_ms: list[int | None]
     item_ids: dict[int, list[int]]
+
+    def take(self, rows: np.ndarray) -> RankingTable:
+        """The rankings at ``rows`` (positions, in order) as a table of their own."""
+        picked = rows.tolist()
+        return RankingTable(
+            id=self.id[rows],
+            task_id=self.task_id[rows],
+            user_id=self.user_id[rows],
+            by_researcher=self.by_researcher[rows],
+            k=self.k[rows],
+            ranks=self.ranks[rows],
+            first_shown_won=self.first_shown_won[rows],
+            kind=[self.kind[n] for n in picked],
+            created_at=[self.created_at[n] for n in picked],
+            time_spent_ms=[self.time_spent_ms[n] for n in picked],
+            item_ids=self.item_ids,
+        )
+
+
+def split_by(values: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """(value, positions holding it, in order) for each distinct value."""
+    order = np.argsort(values, kind="stable")
+    distinct, starts = np.unique(values[order], return_index=True)
+    if not distinct.size:
+        return iter(())
+    return zip(distinct.tolist(), np.split(order, starts[1:]), strict=True)
 
 
 def flatten_buckets(buckets: Sequence[Sequence[Sequence[int]]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -199,101 +222,3 @@ def load_rankings(
         time_spent_ms=list(compress(columns[5], keep)),
         item_ids=task_items,
     )
-
-
-def pair_indexes(group: np.ndarray, user_id: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Every (i, j), i < j, of rows in the same run of equal ``group`` values with different ``user_id``."""
-    n = group.size
-    bounds = np.r_[np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if n else [], n].astype(np.int64)
-    ends = np.repeat(bounds[1:], np.diff(bounds))  # (N,) end of each row's run
-    partners = ends - np.arange(n) - 1  # (N,) later rows in the same run
-    i = np.repeat(np.arange(n), partners)
-    j = i + 1 + np.arange(i.size) - np.repeat(np.cumsum(partners) - partners, partners)
-    keep = user_id[i] != user_id[j]
-    return i[keep], j[keep]
-
-
-def pair_counts(ranks: np.ndarray, k: np.ndarray, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(agree, comparable) of ranking i against ranking j for every pair, batched per k."""
-    agree, comparable = np.zeros(i.size, dtype=np.int64), np.zeros(i.size, dtype=np.int64)
-    for size in np.unique(k[i]).tolist():
-        at = np.flatnonzero(k[i] == size)
-        agree[at], comparable[at] = metrics.pairwise_agreement_batch(ranks[i[at], :size], ranks[j[at], :size])
-    return agree, comparable
-
-
-@dataclass
-class PairTable:
-    """Same-task pairs of RankingTable rows (i < j, different users), in task then (i, j) order, with counts."""
-
-    i: np.ndarray  # (P,)
-    j: np.ndarray  # (P,)
-    agree: np.ndarray  # (P,) item pairs both order strictly and the same way
-    comparable: np.ndarray  # (P,) item pairs both order strictly
-
-
-@dataclass
-class Units:
-    """Non-researcher rankings (RankingTable rows) with agree / comparable summed over their pairs."""
-
-    row: np.ndarray  # (U,) in the order the pair list first reaches each ranking
-    agree: np.ndarray  # (U,)
-    comparable: np.ndarray  # (U,)
-
-
-def table_pairs(table: RankingTable) -> PairTable:
-    """Every pair of rankings of the same task by different people, scored."""
-    i, j = pair_indexes(table.task_id, table.user_id)
-    return PairTable(i, j, *pair_counts(table.ranks, table.k, i, j))
-
-
-def _units(pairs: PairTable, a_side: np.ndarray, b_side: np.ndarray, n_rows: int) -> Units:
-    """Sum counts onto the i ranking of pairs where a_side holds and the j ranking where b_side holds."""
-    on_a, on_b = np.flatnonzero(a_side), np.flatnonzero(b_side)
-    mine = np.r_[pairs.i[on_a], pairs.j[on_b]]
-    seen = np.r_[2 * on_a, 2 * on_b + 1]  # pair by pair, the i side before the j side
-    order = np.argsort(seen, kind="stable")
-    rows, first = np.unique(mine[order], return_index=True)
-    agree, comparable = np.zeros(n_rows, dtype=np.int64), np.zeros(n_rows, dtype=np.int64)
-    np.add.at(agree, mine, np.r_[pairs.agree[on_a], pairs.agree[on_b]])
-    np.add.at(comparable, mine, np.r_[pairs.comparable[on_a], pairs.comparable[on_b]])
-    rows = rows[np.argsort(first, kind="stable")]
-    return Units(rows, agree[rows], comparable[rows])
-
-
-def researcher_units(table: RankingTable, pairs: PairTable) -> Units:
-    """Per non-researcher ranking: counts summed over the researcher rankings of its task."""
-    r_i, r_j = table.by_researcher[pairs.i], table.by_researcher[pairs.j]
-    return _units(pairs, ~r_i & r_j, r_i & ~r_j, table.id.size)
-
-
-def peer_units(table: RankingTable, pairs: PairTable) -> Units:
-    """Per non-researcher ranking: counts summed over other labelers' rankings of its task."""
-    neither = ~table.by_researcher[pairs.i] & ~table.by_researcher[pairs.j]
-    return _units(pairs, neither, neither, table.id.size)
-
-
-def researcher_comparisons(table: RankingTable, pairs: PairTable) -> list[tuple[int, int, int]]:
-    """(user id, their ranking id, researcher ranking id) for every labeler-researcher pair."""
-    flip = table.by_researcher[pairs.i] & ~table.by_researcher[pairs.j]
-    mixed = table.by_researcher[pairs.i] != table.by_researcher[pairs.j]
-    mine, gold = np.where(flip, pairs.j, pairs.i)[mixed], np.where(flip, pairs.i, pairs.j)[mixed]
-    return list(zip(table.user_id[mine].tolist(), table.id[mine].tolist(), table.id[gold].tolist(), strict=True))
-
-
-def task_sums(table: RankingTable, pairs: PairTable, mask: np.ndarray) -> dict[int, tuple[int, int]]:
-    """Per task id: (agree, comparable) summed over the pairs selected by ``mask``."""
-    tasks, at = np.unique(table.task_id[pairs.i[mask]], return_inverse=True)
-    agree, comparable = np.zeros(tasks.size, dtype=np.int64), np.zeros(tasks.size, dtype=np.int64)
-    np.add.at(agree, at, pairs.agree[mask])
-    np.add.at(comparable, at, pairs.comparable[mask])
-    return dict(zip(tasks.tolist(), zip(agree.tolist(), comparable.tolist(), strict=True), strict=True))
-
-
-def strict_comparisons(table: RankingTable) -> int:
-    """Item pairs ordered strictly (not tied), summed over all rankings."""
-    total = 0
-    for size in np.unique(table.k).tolist():
-        ranks = table.ranks[table.k == size, :size]  # (N_k, k)
-        total += int(np.count_nonzero(ranks[:, :, None] < ranks[:, None, :]))
-    return total

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from app import metrics
-from app.services.agreement_table import bucket_ranks, flatten_buckets, pair_counts, pair_indexes, parse_bucket_texts
+from app.services.agreement.pairs import pair_indexes, score_pairs
+from app.services.agreement.table import bucket_ranks, flatten_buckets, parse_bucket_texts
 
 
 def _reference(buckets, item_ids):
@@ -70,16 +71,21 @@ def test_pair_indexes_pairs_rows_of_one_group_by_different_users():
     assert list(zip(i.tolist(), j.tolist(), strict=True)) == [(0, 1), (1, 2), (4, 5)]
 
 
-def test_pair_counts_batches_per_k():
+def test_score_pairs_batches_per_k():
     ranks = np.array([[0, 1, 2], [2, 1, 0], [0, 0, 1], [0, 1, -1], [0, 1, -1]])
     k = np.array([3, 3, 3, 2, 2])
-    agree, comparable = pair_counts(ranks, k, np.array([0, 0, 3]), np.array([1, 2, 4]))
-    expected = [
-        metrics.pairwise_agreement_batch(ranks[[a], :s], ranks[[b], :s])
-        for a, b, s in ((0, 1, 3), (0, 2, 3), (3, 4, 2))
-    ]
-    assert agree.tolist() == [int(e[0][0]) for e in expected]
-    assert comparable.tolist() == [int(e[1][0]) for e in expected]
+    pairs = score_pairs(ranks, k, np.array([0, 0, 3]), np.array([1, 2, 4]))
+    for n, (a, b, s) in enumerate(((0, 1, 3), (0, 2, 3), (3, 4, 2))):
+        want = metrics.pair_counts_batch(ranks[[a], :s], ranks[[b], :s])
+        got = (pairs.concordant, pairs.discordant, pairs.tied_i, pairs.tied_j)
+        assert [int(x[n]) for x in got] == [int(w[0]) for w in want]
+    # ranking 0 = [0,1,2] against ranking 2 = [0,0,1]: (0,1) tied by 2 -> as reference, not counted; as peers 0.5
+    credit, counted, tied = pairs.against(np.array([True, True, True]))
+    assert (credit[1], counted[1], tied[1]) == (2.0, 2, 0)
+    credit, counted, tied = pairs.against(np.array([False, False, False]))
+    assert (credit[1], counted[1], tied[1]) == (2.5, 3, 1)
+    peer_credit, peer_counted = pairs.peers()
+    assert (peer_credit[1], peer_counted[1]) == (2.5, 3)
 
 
 def test_helpers_accept_no_rankings():
@@ -87,4 +93,5 @@ def test_helpers_accept_no_rankings():
     assert all(a.size == 0 for a in pair_indexes(none, none))
     ranks, valid = bucket_ranks(none, none, none, [])
     assert ranks.shape == (0, 0) and valid.size == 0
-    assert all(a.size == 0 for a in pair_counts(np.zeros((0, 0), dtype=np.int64), none, none, none))
+    pairs = score_pairs(np.zeros((0, 0), dtype=np.int64), none, none, none)
+    assert pairs.i.size == pairs.concordant.size == pairs.tied_j.size == 0
