@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from app.errors import InvalidInput
 from app.models import MAX_K, MIN_K, JobKind, JobStatus, ModelKind, ModelVersion, Prompt, Split
 from app.schemas.params import JobParams, RankingFilter
-from app.schemas.training import TrainPolicyParams, TrainRewardParams
+from app.schemas.training import EvaluateParams, TrainPolicyParams, TrainRewardParams
 
 
 class SampleParams(JobParams):
@@ -133,6 +133,12 @@ JOB_KINDS: dict[JobKind, JobKindSpec[Any]] = {
             TrainPolicyParams,
             example={"steps": 64, "batch_size": 64, "kl_coef": 0.02},
             description="Fine-tune a policy against a reward model with PPO, near its SFT model (a KL penalty).",
+        ),
+        JobKindSpec(
+            JobKind.evaluate,
+            EvaluateParams,
+            example={"max_prompts": 64, "samples_per_prompt": 2, "human_eval": False},
+            description="Compare a policy with its SFT model on eval prompts: reward, win rate, KL, alignment tax.",
         ),
         JobKindSpec(
             JobKind.export,

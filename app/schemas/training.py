@@ -152,8 +152,8 @@ class EvaluateParams(JobParams):
     """Responses sampled from each version per prompt."""
     response_length: int = Field(default=64, ge=1, le=4096)
     """Most tokens per response."""
-    temperature: float = Field(default=0.7, ge=0.0, le=5.0)
-    """Sampling temperature for both versions (0 = greedy)."""
+    temperature: float = Field(default=0.7, gt=0.0, le=5.0)
+    """Sampling temperature for both versions."""
     human_eval: bool = False
     """Also create eval ranking tasks: both versions' responses to a prompt shuffled together (labelers never see
     which is which); their rankings give a human win rate on the models page."""

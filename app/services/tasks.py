@@ -36,6 +36,8 @@ class NewCompletion:
     sampling_params: dict[str, Any] = field(default_factory=dict)
     token_count: int | None = None
     finish_reason: str | None = None
+    model_version_id: int | None = None
+    """The model that wrote it, when the task mixes models (eval tasks); default: the task's model."""
 
 
 def check_k(count: int) -> None:
@@ -76,7 +78,7 @@ def create_task(
     rows = [
         Completion(
             prompt_id=prompt.id,
-            model_version_id=model_version_id,
+            model_version_id=c.model_version_id if c.model_version_id is not None else model_version_id,
             model_name=model_name,
             text=c.text,
             sampling_params=dict(c.sampling_params),
