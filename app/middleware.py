@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
+import uuid
 from http.cookies import SimpleCookie
 from typing import Any
 
@@ -72,8 +74,26 @@ def _read_cookie(scope: Scope, name: str) -> str | None:
     return None
 
 
+REQUEST_ID_HEADER = "X-Request-ID"
+_CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
+
+
+def _request_id(scope: Scope) -> str:
+    """The caller's X-Request-ID when it is a plain token (so a proxy's id carries through), else a new one."""
+    for key, value in scope["headers"]:
+        if key == b"x-request-id":
+            given = value.decode("latin-1")
+            if _CLIENT_REQUEST_ID.fullmatch(given):
+                return given
+    return uuid.uuid4().hex
+
+
 class AccessLogMiddleware:
-    """One structured log line per request: method, path (no query string), status, milliseconds."""
+    """One structured log line per request: method, path (no query string), status, milliseconds, request id.
+
+    The request id is in `scope["state"]["request_id"]` (so error handlers can quote it) and in the
+    X-Request-ID response header.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -84,10 +104,13 @@ class AccessLogMiddleware:
             return
         start = time.perf_counter()
         status: dict[str, Any] = {"code": 500}
+        request_id = _request_id(scope)
+        scope.setdefault("state", {})["request_id"] = request_id
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
             await send(message)
 
         try:
@@ -100,5 +123,6 @@ class AccessLogMiddleware:
                     "path": scope["path"],
                     "status": status["code"],
                     "ms": round((time.perf_counter() - start) * 1000, 2),
+                    "request_id": request_id,
                 },
             )

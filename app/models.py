@@ -60,6 +60,10 @@ FLAGS = (
 """Per-completion content flags from InstructGPT's labeling interface."""
 
 MIN_K, MAX_K = 4, 9
+MAX_OVERLAP = 100
+"""Most labelers one task may ask for (also what a 32-bit column holds comfortably)."""
+MAX_PRIORITY = 1_000_000
+"""Task priorities lie within plus or minus this (the column is 32-bit on PostgreSQL)."""
 MIN_RATING, MAX_RATING = 1, 7
 
 

@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session, selectinload
 from app.errors import InvalidInput, NotFound
 from app.models import (
     MAX_K,
+    MAX_OVERLAP,
+    MAX_PRIORITY,
     MIN_K,
     Completion,
     Prompt,
@@ -44,10 +46,22 @@ def check_k(count: int) -> None:
         raise InvalidInput(f"a ranking task needs {MIN_K} to {MAX_K} completions, got {count}")
 
 
+def check_overlap_priority(overlap: Any, priority: Any = 0) -> None:
+    """InvalidInput unless overlap is a whole number in 1..MAX_OVERLAP and priority one within +-MAX_PRIORITY."""
+    if isinstance(overlap, bool) or not isinstance(overlap, int) or not 1 <= overlap <= MAX_OVERLAP:
+        raise InvalidInput(f"'overlap' must be a whole number from 1 to {MAX_OVERLAP}, got {overlap!r}")
+    if isinstance(priority, bool) or not isinstance(priority, int) or abs(priority) > MAX_PRIORITY:
+        raise InvalidInput(
+            f"'priority' must be a whole number from -{MAX_PRIORITY} to {MAX_PRIORITY}, got {priority!r}"
+        )
+
+
 def check_completion_text(text: Any, index: int) -> None:
     """InvalidInput unless the completion text is a string of sensible size."""
     if not isinstance(text, str):
         raise InvalidInput(f"completion {index + 1} is not text")
+    if not text.strip():
+        raise InvalidInput(f"completion {index + 1} is empty")
     if len(text) > MAX_COMPLETION_CHARS:
         raise InvalidInput(f"completion {index + 1} is longer than {MAX_COMPLETION_CHARS} characters")
     if "\x00" in text:
@@ -153,8 +167,7 @@ def create_external_tasks(
                 check_completion_text(text, j)
             if isinstance(spec.prompt, str):
                 prompt_service.check_prompt_text(spec.prompt)
-            if spec.overlap < 1:
-                raise InvalidInput(f"overlap must be at least 1, got {spec.overlap}")
+            check_overlap_priority(spec.overlap, spec.priority)
         except InvalidInput as exc:
             problems.append(f"task {i + 1}: {exc.message}")
     if problems:
