@@ -14,6 +14,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Index,
+    Integer,
     MetaData,
     String,
     Text,
@@ -119,6 +120,8 @@ class User(Base):
     screening_flag_agreement: Mapped[float | None] = mapped_column(Float)
     screening_completed_at: Mapped[datetime | None]
     gold_alert: Mapped[bool] = mapped_column(Boolean, default=False)
+    auth_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Bumped to sign the user out everywhere: cookies and tokens carry the epoch they were issued in."""
 
 
 class LoginAttempt(Base):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from app.errors import InvalidInput, NotFound
@@ -15,6 +16,8 @@ from app.models import (
     MAX_OVERLAP,
     MAX_PRIORITY,
     MIN_K,
+    Assignment,
+    AssignmentStatus,
     Completion,
     Prompt,
     PromptSource,
@@ -173,6 +176,27 @@ def create_external_tasks(
     if problems:
         raise InvalidInput("nothing was imported: " + "; ".join(problems[:20]))
     return [create_external_task(session, spec=s, created_by=created_by) for s in specs]
+
+
+def release_slots(session: Session, *, task_ids: list[int]) -> None:
+    """Give back one slot per entry (a task id may repeat), in id order to keep lock order stable."""
+    for task_id, n in sorted(Counter(task_ids).items()):
+        session.execute(
+            update(RankingTask).where(RankingTask.id == task_id).values(slots_taken=RankingTask.slots_taken - n)
+        )
+
+
+def release_held_assignments(session: Session, *, labeler_id: int) -> int:
+    """Hand back every live assignment of a labeler who may no longer rank (paused, suspended...); returns how many."""
+    rows = session.execute(
+        update(Assignment)
+        .where(Assignment.labeler_id == labeler_id, Assignment.status == AssignmentStatus.active)
+        .values(status=AssignmentStatus.expired)
+        .returning(Assignment.task_id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    release_slots(session, task_ids=[r[0] for r in rows])
+    return len(rows)
 
 
 def get_task(session: Session, *, task_id: int) -> RankingTask:
