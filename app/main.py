@@ -14,7 +14,13 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from app.config import Settings, get_settings
 from app.errors import DomainError, InvalidInput, NotAuthenticated, RateLimited
 from app.logging_setup import configure_logging
-from app.middleware import REQUEST_ID_HEADER, AccessLogMiddleware, SessionMiddleware
+from app.middleware import (
+    REQUEST_ID_HEADER,
+    AccessLogMiddleware,
+    SecurityHeadersMiddleware,
+    SessionMiddleware,
+    security_headers,
+)
 from app.routes import (
     api_agreement,
     api_labeling,
@@ -104,7 +110,11 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
         extra={"request_id": request_id},
     )
     message = f"something went wrong on our side and nothing was saved; quote request id {request_id} when reporting it"
-    headers = {REQUEST_ID_HEADER: request_id}
+    # This answer comes from outside every middleware, so it adds what they would have.
+    headers = {
+        REQUEST_ID_HEADER: request_id,
+        **security_headers(path=request.url.path, https=request.url.scheme == "https"),
+    }
     if _wants_json(request):
         return JSONResponse({"detail": message, "request_id": request_id}, status_code=500, headers=headers)
     try:
@@ -123,6 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.signer = Signer(settings.secret_key.get_secret_value())
     app.add_middleware(SessionMiddleware, signer=app.state.signer, settings=settings)
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(AccessLogMiddleware)
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
