@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from app.config import Settings, get_settings
+from app.config import DEV_KEY_WARNING, Settings, get_settings
 from app.errors import DomainError, InvalidInput, NotAuthenticated, RateLimited
 from app.logging_setup import configure_logging
 from app.middleware import (
@@ -129,6 +129,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the web application."""
     settings = settings or get_settings()
     configure_logging(settings.log_level)
+    if settings.uses_development_key and settings.env != "test":
+        log.warning(DEV_KEY_WARNING)
     app = FastAPI(title="ranklab", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json")
     app.state.settings = settings
     app.state.signer = Signer(settings.secret_key.get_secret_value())

@@ -154,14 +154,17 @@ def change_own_password(session: Session, *, user: User, current_password: str, 
 def authenticate(
     session: Session, *, username: str, password: str, client: str, max_failures: int, window_s: int
 ) -> User:
-    """Check credentials; too many recent failures for the name or the client raise RateLimited."""
+    """Check credentials; too many recent failures for the name from this client, or from this client over all
+    names, raise RateLimited. Counting the name per client means a stranger's wrong guesses cannot lock the account
+    for its owner; an address guessing many names is still stopped."""
     since = utcnow() - timedelta(seconds=window_s)
     failures = (
         select(func.count())
         .select_from(LoginAttempt)
         .where(LoginAttempt.succeeded.is_(False), LoginAttempt.at >= since)
     )
-    by_name = session.scalar(failures.where(LoginAttempt.username == username.lower())) or 0
+    by_name = session.scalar(failures.where(LoginAttempt.username == username.lower(), LoginAttempt.client == client))
+    by_name = by_name or 0
     by_client = session.scalar(failures.where(LoginAttempt.client == client)) or 0
     if by_name >= max_failures or by_client >= max_failures * 4:
         raise RateLimited("too many failed logins; try again in a few minutes", retry_after_s=window_s)
