@@ -15,6 +15,10 @@ DEV_KEY_WARNING = (
     "any account, admins included. Set RANKLAB_SECRET_KEY to a long random value before anyone else can reach this "
     "server."
 )
+DEV_KEY_LOG_WARNING = (  # worded so the log's credential redaction leaves it readable
+    "DEVELOPMENT SIGNING KEY IN USE: anyone can forge a login cookie or an API credential for any account, admins "
+    "included. Set the RANKLAB_SECRET_KEY setting to a long random value before anyone else can reach this server."
+)
 ROOT_DIR = Path(__file__).resolve().parent.parent
 
 

@@ -11,7 +11,8 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from app.config import DEV_KEY_WARNING, Settings, get_settings
+from app import openapi
+from app.config import DEV_KEY_LOG_WARNING, Settings, get_settings
 from app.errors import DomainError, InvalidInput, NotAuthenticated, RateLimited
 from app.logging_setup import configure_logging
 from app.middleware import (
@@ -130,7 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
     if settings.uses_development_key and settings.env != "test":
-        log.warning(DEV_KEY_WARNING)
+        log.warning(DEV_KEY_LOG_WARNING)
     app = FastAPI(title="ranklab", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json")
     app.state.settings = settings
     app.state.signer = Signer(settings.secret_key.get_secret_value())
@@ -149,6 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=str(ROOT_DIR / "app" / "static")), name="static")
     for module in ROUTERS:
         app.include_router(module.router)
+    openapi.install(app)
     return app
 
 
