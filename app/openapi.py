@@ -112,7 +112,7 @@ def api_routes(app: FastAPI) -> Iterator[tuple[str, str, str, APIRoute]]:
         route = context.original_route
         if isinstance(route, APIRoute) and context.include_in_schema:
             for method in sorted(context.methods or ()):
-                yield context.path_format, method, context.name, route
+                yield str(context.path_format), method, str(context.name), route
 
 
 def _response(status: int) -> dict[str, Any]:
