@@ -98,11 +98,15 @@ def test_status_change_by_patch_and_role_change_revoke(client: TestClient, facto
     assert client.get(ME, headers=other_headers).status_code == 401
 
 
-def test_passing_screening_keeps_the_labeler_logged_in(db: Session, factory: Factory) -> None:
+def test_the_screening_verdict_keeps_the_labeler_logged_in(db: Session, factory: Factory) -> None:
     user = factory.labeler(UserStatus.screening)
     epoch = user.auth_epoch
+    user_service.change_status(db, user=user, status=UserStatus.pending_review)
     user_service.change_status(db, user=user, status=UserStatus.active)
-    assert user.auth_epoch == epoch
+    assert user.auth_epoch == epoch + 1  # pending review -> active is a researcher's decision
+    other = factory.labeler(UserStatus.screening)
+    user_service.change_status(db, user=other, status=UserStatus.active)
+    assert other.auth_epoch == 0
 
 
 def test_admin_signs_a_user_out_everywhere(client: TestClient, factory: Factory) -> None:

@@ -97,8 +97,9 @@ def change_status(session: Session, *, user: User, status: UserStatus) -> None:
     hands back the tasks they hold at once (instead of keeping the slots until their leases run out)."""
     if status == user.status:
         return
-    # Passing screening is the only change that needs no new login (it happens under the labeler's own request).
-    if not (user.status == UserStatus.screening and status == UserStatus.active):
+    # The screening gate's verdict (active, or pending review) keeps the login: it happens under the labeler's own
+    # request, and a 403 saying "pending review" tells them more than a 401 would.
+    if not (user.status == UserStatus.screening and status in (UserStatus.active, UserStatus.pending_review)):
         sign_out_everywhere(session, user=user)
     user.status = status
     if status not in CAN_RANK:
