@@ -10,6 +10,15 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET_KEY = "ranklab-development-secret-change-me"  # noqa: S105 - refused in production
+DEV_KEY_WARNING = (
+    "RANKLAB_SECRET_KEY is the published development key: anyone can forge a session cookie or an API token for "
+    "any account, admins included. Set RANKLAB_SECRET_KEY to a long random value before anyone else can reach this "
+    "server."
+)
+DEV_KEY_LOG_WARNING = (  # worded so the log's credential redaction leaves it readable
+    "DEVELOPMENT SIGNING KEY IN USE: anyone can forge a login cookie or an API credential for any account, admins "
+    "included. Set the RANKLAB_SECRET_KEY setting to a long random value before anyone else can reach this server."
+)
 ROOT_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -17,7 +26,11 @@ class Settings(BaseSettings):
     """Every ranklab setting; documented in the README."""
 
     model_config = SettingsConfigDict(
-        env_prefix="RANKLAB_", env_file=".env", extra="ignore", use_attribute_docstrings=True
+        env_prefix="RANKLAB_",
+        env_file=".env",
+        extra="ignore",
+        use_attribute_docstrings=True,
+        hide_input_in_errors=True,  # a refused setting (a short secret key above all) is never printed
     )
 
     env: Literal["development", "test", "production"] = "development"
@@ -37,7 +50,8 @@ class Settings(BaseSettings):
     cookie_secure: bool | None = None
     """Force the Secure cookie flag; default: set when the request came over HTTPS."""
     login_max_failures: int = Field(default=5, ge=1)
-    """Failed logins allowed per username (and per client address) within the window."""
+    """Failed logins allowed per username from one client address within the window (four times as many per
+    address over all usernames), so nobody can lock someone else out from elsewhere."""
     login_window_s: int = Field(default=900, ge=1)
     """Rate-limit window for failed logins, in seconds."""
     log_level: str = "INFO"
@@ -74,12 +88,17 @@ class Settings(BaseSettings):
     """Lifetime of the scheduler lease that lets one worker at a time evaluate schedules, in seconds."""
 
     @model_validator(mode="after")
-    def _check(self) -> Settings:
+    def _check(self) -> Settings:  # messages never quote the key
         if self.env == "production" and self.secret_key.get_secret_value() == DEV_SECRET_KEY:
             raise ValueError("RANKLAB_SECRET_KEY must be set to a private value when RANKLAB_ENV=production")
         if len(self.secret_key.get_secret_value()) < 16:
             raise ValueError("RANKLAB_SECRET_KEY must be at least 16 characters long")
         return self
+
+    @property
+    def uses_development_key(self) -> bool:
+        """True when the secret key is the published development one (anyone can sign an admin's token)."""
+        return self.secret_key.get_secret_value() == DEV_SECRET_KEY
 
     @property
     def sqlalchemy_url(self) -> str:

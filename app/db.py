@@ -2,15 +2,58 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from functools import lru_cache, partial
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DontWrapMixin
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import get_settings
+from app.errors import InvalidInput
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+class UnstorableValue(InvalidInput, DontWrapMixin):
+    """A value no database column can hold (a NUL character, an integer beyond 64 bits, NaN in JSON): 422."""
+
+
+def _refuse_unstorable(
+    _conn: Any, _cursor: Any, _statement: str, parameters: Any, _context: Any, _executemany: bool
+) -> None:
+    """Refuse, the same way on SQLite and PostgreSQL, values that one of them would choke on.
+
+    SQLite raises OverflowError beyond 64 bits and PostgreSQL refuses NUL in text; both would be a 500. Checking
+    every statement's parameters covers every route and field, present and future, without anyone remembering.
+    """
+    _check_values(parameters)
+
+
+def _check_values(values: Any) -> None:
+    for value in values.values() if isinstance(values, Mapping) else values or ():
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise UnstorableValue("text must not contain a NUL character (\\x00)")
+        elif type(value) is int:
+            if not INT64_MIN <= value <= INT64_MAX:
+                raise UnstorableValue(f"the number {value} is out of range (at most 64 bits)")
+        elif isinstance(value, list | tuple | Mapping):  # executemany rows, arrays
+            _check_values(value)
+
+
+def _json_serializer(value: Any) -> str:
+    """JSON for JSON columns: no NaN or Infinity (PostgreSQL refuses them) and no NUL (jsonb refuses \\u0000)."""
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except ValueError as exc:
+        raise UnstorableValue("a number is NaN or infinite, which JSON cannot hold") from exc
+    if "\\u0000" in text:
+        raise UnstorableValue("text must not contain a NUL character (\\x00)")
+    return text
 
 
 def make_engine(url: str, *, busy_timeout_s: float = 30.0, **kwargs: Any) -> Engine:
@@ -22,7 +65,9 @@ def make_engine(url: str, *, busy_timeout_s: float = 30.0, **kwargs: Any) -> Eng
 
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": busy_timeout_s})
+        kwargs.setdefault("json_serializer", _json_serializer)
         engine = create_engine(url, **kwargs)
+        event.listen(engine, "before_cursor_execute", _refuse_unstorable)
         event.listen(engine, "connect", partial(_sqlite_pragmas, busy_timeout_ms=int(busy_timeout_s * 1000)))
         # pysqlite's own transaction handling defers BEGIN; take control so SELECTs see one snapshot.
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
@@ -30,7 +75,10 @@ def make_engine(url: str, *, busy_timeout_s: float = 30.0, **kwargs: Any) -> Eng
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    return create_engine(url, **kwargs)
+    kwargs.setdefault("json_serializer", _json_serializer)
+    engine = create_engine(url, **kwargs)
+    event.listen(engine, "before_cursor_execute", _refuse_unstorable)
+    return engine
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any, *, busy_timeout_ms: int) -> None:

@@ -118,15 +118,20 @@ def optional_user(request: Request, session: SessionDep, settings: SettingsDep) 
     """The caller from a bearer token or the session cookie, or None."""
     token = _bearer(request)
     if token is not None:
-        uid = request.app.state.signer.read_token(token, settings.token_ttl_s)
-        if uid is None:
+        claims = request.app.state.signer.read_token(token, settings.token_ttl_s)
+        if claims is None:
             raise NotAuthenticated("the API token is invalid or expired; get a new one from /api/v1/auth/token")
+        uid, epoch = claims
     else:
-        uid = request.state.session.user_id
+        uid, epoch = request.state.session.user_id, request.state.session.epoch
     if uid is None:
         return None
     user = session.get(User, uid)
     if user is None or user.status in _BLOCKED:
+        return None
+    if user.auth_epoch != epoch:  # signed out everywhere since (logout, password, role or status change)
+        if token is not None:
+            raise NotAuthenticated("the API token was revoked; get a new one from /api/v1/auth/token")
         return None
     return user
 

@@ -8,13 +8,20 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from app.config import Settings, get_settings
-from app.errors import DomainError, NotAuthenticated, RateLimited
+from app import openapi
+from app.config import DEV_KEY_LOG_WARNING, Settings, get_settings
+from app.errors import DomainError, InvalidInput, NotAuthenticated, RateLimited
 from app.logging_setup import configure_logging
-from app.middleware import AccessLogMiddleware, SessionMiddleware
+from app.middleware import (
+    REQUEST_ID_HEADER,
+    AccessLogMiddleware,
+    SecurityHeadersMiddleware,
+    SessionMiddleware,
+    security_headers,
+)
 from app.routes import (
     api_agreement,
     api_labeling,
@@ -81,24 +88,69 @@ async def _database_unavailable(request: Request, exc: Exception) -> Response:
     return page
 
 
+async def _unstorable_value(request: Request, exc: Exception) -> Response:
+    """A value the database refused as out of range or malformed (a backstop; requests are checked first): 422."""
+    log.warning("422 on %s %s: %s", request.method, request.url.path, exc.__class__.__name__)
+    message = "a value in the request is out of range or cannot be stored; nothing was saved"
+    return await _domain_error(request, InvalidInput(message))
+
+
+def _request_id_of(request: Request) -> str:
+    return str(getattr(request.state, "request_id", "") or "unknown")
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    """Any other exception: logged with the request id, answered with a sentence quoting it (never plain text)."""
+    request_id = _request_id_of(request)
+    log.error(
+        "unhandled %s on %s %s",
+        exc.__class__.__name__,
+        request.method,
+        request.url.path,
+        exc_info=exc,
+        extra={"request_id": request_id},
+    )
+    message = f"something went wrong on our side and nothing was saved; quote request id {request_id} when reporting it"
+    # This answer comes from outside every middleware, so it adds what they would have.
+    headers = {
+        REQUEST_ID_HEADER: request_id,
+        **security_headers(path=request.url.path, https=request.url.scheme == "https"),
+    }
+    if _wants_json(request):
+        return JSONResponse({"detail": message, "request_id": request_id}, status_code=500, headers=headers)
+    try:
+        page = render(request, "error.html", status_code=500, message=message, code=500)
+    except Exception:  # noqa: BLE001 - the error page itself failed; the sentence still goes out
+        return JSONResponse({"detail": message, "request_id": request_id}, status_code=500, headers=headers)
+    page.headers.update(headers)
+    return page
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the web application."""
     settings = settings or get_settings()
     configure_logging(settings.log_level)
+    if settings.uses_development_key and settings.env != "test":
+        log.warning(DEV_KEY_LOG_WARNING)
     app = FastAPI(title="ranklab", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json")
     app.state.settings = settings
     app.state.signer = Signer(settings.secret_key.get_secret_value())
     app.add_middleware(SessionMiddleware, signer=app.state.signer, settings=settings)
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(AccessLogMiddleware)
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(PoolTimeout, _database_unavailable)
+    app.add_exception_handler(DataError, _unstorable_value)
+    app.add_exception_handler(OverflowError, _unstorable_value)
+    app.add_exception_handler(Exception, _unexpected)
     from app.config import ROOT_DIR
 
     app.mount("/static", StaticFiles(directory=str(ROOT_DIR / "app" / "static")), name="static")
     for module in ROUTERS:
         app.include_router(module.router)
+    openapi.install(app)
     return app
 
 

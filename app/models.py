@@ -14,6 +14,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Index,
+    Integer,
     MetaData,
     String,
     Text,
@@ -60,6 +61,10 @@ FLAGS = (
 """Per-completion content flags from InstructGPT's labeling interface."""
 
 MIN_K, MAX_K = 4, 9
+MAX_OVERLAP = 100
+"""Most labelers one task may ask for (also what a 32-bit column holds comfortably)."""
+MAX_PRIORITY = 1_000_000
+"""Task priorities lie within plus or minus this (the column is 32-bit on PostgreSQL)."""
 MIN_RATING, MAX_RATING = 1, 7
 
 
@@ -115,6 +120,8 @@ class User(Base):
     screening_flag_agreement: Mapped[float | None] = mapped_column(Float)
     screening_completed_at: Mapped[datetime | None]
     gold_alert: Mapped[bool] = mapped_column(Boolean, default=False)
+    auth_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Bumped to sign the user out everywhere: cookies and tokens carry the epoch they were issued in."""
 
 
 class LoginAttempt(Base):

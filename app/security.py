@@ -49,9 +49,11 @@ class SessionData:
 
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     user_id: int | None = None
+    epoch: int = 0
+    """The user's `auth_epoch` when they logged in; a later sign-out everywhere makes the cookie worthless."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"csrf": self.csrf, "uid": self.user_id}
+        return {"csrf": self.csrf, "uid": self.user_id, "ep": self.epoch}
 
 
 class Signer:
@@ -73,19 +75,25 @@ class Signer:
             return None
         if not isinstance(raw, dict) or not isinstance(raw.get("csrf"), str):
             return None
-        uid = raw.get("uid")
-        return SessionData(csrf=raw["csrf"], user_id=uid if isinstance(uid, int) else None)
+        uid, epoch = raw.get("uid"), raw.get("ep")
+        return SessionData(
+            csrf=raw["csrf"],
+            user_id=uid if isinstance(uid, int) else None,
+            epoch=epoch if isinstance(epoch, int) else 0,
+        )
 
-    def issue_token(self, user_id: int) -> str:
-        return self._token.dumps({"uid": user_id, "n": secrets.token_hex(4)})
+    def issue_token(self, user_id: int, epoch: int) -> str:
+        return self._token.dumps({"uid": user_id, "ep": epoch, "n": secrets.token_hex(4)})
 
-    def read_token(self, token: str, max_age_s: int) -> int | None:
+    def read_token(self, token: str, max_age_s: int) -> tuple[int, int] | None:
+        """(user id, auth epoch) of a valid, unexpired token, or None."""
         try:
             raw = self._token.loads(token, max_age=max_age_s)
         except BadSignature:
             return None
         uid = raw.get("uid") if isinstance(raw, dict) else None
-        return uid if isinstance(uid, int) else None
+        epoch = raw.get("ep", 0) if isinstance(raw, dict) else None
+        return (uid, epoch) if isinstance(uid, int) and isinstance(epoch, int) else None
 
 
 def csrf_matches(expected: str, given: str | None) -> bool:

@@ -11,12 +11,14 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 SERVER_URL = os.environ.get("RANKLAB_TEST_POSTGRES_SERVER", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+NAMESPACE = os.environ.get("RANKLAB_TEST_POSTGRES_NAMESPACE", "")
+"""Put before every throw-away database's name, so runs that share a server keep to their own names."""
 
 
 @contextmanager
 def fresh_postgres_database(prefix: str = "rl_tmp") -> Iterator[str]:
     """Create an empty database, yield its URL, drop it afterwards."""
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    name = f"{NAMESPACE}{prefix}_{uuid.uuid4().hex[:10]}"
     admin = create_engine(SERVER_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))

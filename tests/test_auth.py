@@ -190,3 +190,26 @@ def test_anonymous_write_is_401_not_403(client):
     resp = client.post("/api/v1/users", json={"username": "x", "password": "y", "role": "labeler"})
     assert resp.status_code == 401
     assert resp.json()["detail"] == "log in first"
+
+
+def _from_address(app, host: str) -> TestClient:  # type: ignore[no-untyped-def]
+    async def asgi(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] == "http":
+            scope = {**scope, "client": (host, 50000)}
+        await app(scope, receive, send)
+
+    return TestClient(asgi)
+
+
+def test_a_stranger_cannot_lock_someone_else_out(app, factory, settings):
+    """Failures count per username and address: the owner still logs in from their own address."""
+    user = factory.labeler()
+    with _from_address(app, "203.0.113.7") as stranger, _from_address(app, "198.51.100.2") as owner:
+        for _ in range(settings.login_max_failures):
+            wrong = stranger.post("/api/v1/auth/token", data={"username": user.username, "password": "wrong-one"})
+            assert wrong.status_code == 401
+        blocked = stranger.post("/api/v1/auth/token", data={"username": user.username, "password": PASSWORD})
+        assert blocked.status_code == 429
+        assert (
+            owner.post("/api/v1/auth/token", data={"username": user.username, "password": PASSWORD}).status_code == 200
+        )

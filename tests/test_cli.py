@@ -32,3 +32,9 @@ def test_migrate_create_and_list_users(tmp_path):
     assert short.returncode == 1 and "at least 8" in short.stderr
     listing = _run(["users", "list"], env)
     assert "carol" in listing.stdout and "researcher" in listing.stdout
+    changed = _run(["users", "set-password", "carol", "--password-stdin"], env, "another-long-password\n")
+    assert changed.returncode == 0 and "signed out" in changed.stdout, changed.stderr
+    too_short = _run(["users", "set-password", "carol", "--password-stdin"], env, "short\n")
+    assert too_short.returncode == 1 and "at least 8" in too_short.stderr
+    nobody = _run(["users", "set-password", "nobody", "--password-stdin"], env, "another-long-password\n")
+    assert nobody.returncode == 1 and "no user" in nobody.stderr

@@ -32,3 +32,30 @@ def test_invalid_value_is_refused(monkeypatch):
     monkeypatch.setenv("RANKLAB_LEASE_MINUTES", "0")
     with pytest.raises(ValidationError, match="lease_minutes"):
         Settings()
+
+
+def test_a_refused_secret_key_is_never_printed():
+    with pytest.raises(ValidationError) as info:
+        Settings(secret_key="hunter2-secret")
+    assert "hunter2" not in str(info.value) and "at least 16" in str(info.value)
+
+
+def test_serve_warns_about_the_development_key_and_trusts_no_proxy_by_default(monkeypatch):
+    import uvicorn
+    from typer.testing import CliRunner
+
+    import app.cli.core  # noqa: F401 - registers `serve`
+    from app.cli import cli
+    from app.config import get_settings
+
+    calls: list[dict] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: calls.append(kw))
+    monkeypatch.delenv("RANKLAB_SECRET_KEY", raising=False)
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli, ["serve"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert "anyone can forge" in result.output
+    assert calls and calls[0]["proxy_headers"] is False

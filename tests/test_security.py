@@ -22,8 +22,8 @@ def test_session_cookie_roundtrip_and_tamper():
 
 def test_api_token_roundtrip_and_expiry():
     signer = Signer("k" * 32)
-    token = signer.issue_token(42)
-    assert signer.read_token(token, max_age_s=60) == 42
+    token = signer.issue_token(42, 3)
+    assert signer.read_token(token, max_age_s=60) == (42, 3)
     assert signer.read_token(token, max_age_s=-1) is None
     assert signer.read_token("garbage", max_age_s=60) is None
 

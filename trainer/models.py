@@ -173,6 +173,15 @@ def default_dtype(device: torch.device) -> torch.dtype:
     return torch.bfloat16 if device.type == "cuda" else torch.float32
 
 
+def require_model_dir(path: Path | str) -> Path:
+    """The model's folder, or FileNotFoundError saying so (from_pretrained would take a missing folder for a Hub
+    repo id and fail with a message about repo ids)."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"model folder not found: {folder} (was it moved or deleted?)")
+    return folder
+
+
 def load_policy(
     path: Path | str,
     *,
@@ -183,6 +192,7 @@ def load_policy(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    path = require_model_dir(path)
     device = torch.device(device) if device is not None else default_device()
     dtype = dtype or default_dtype(device)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, device_map=device)

@@ -182,6 +182,9 @@ def load_reward_model(
     """Load a saved reward model and its tokenizer, in eval mode."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from trainer.models import require_model_dir
+
+    path = require_model_dir(path)
     model = AutoModelForSequenceClassification.from_pretrained(path, dtype=dtype).to(device)
     model.eval()
     return model, AutoTokenizer.from_pretrained(path)

@@ -15,8 +15,9 @@ import secrets
 import socket
 import threading
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import OperationalError
@@ -24,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.errors import DomainError
-from app.models import Job, JobKind, JobStatus
+from app.models import Job, JobKind, JobStatus, utcnow
 from app.services import jobs as job_service
 from app.services import model_registry
 from app.services import schedules as schedule_service
@@ -79,6 +80,8 @@ class WorkerConfig:
     """Whether this worker competes for the scheduler lease."""
     db_retry_s: float = 5.0
     """Wait before trying the database again after it failed (locked, restarting, unreachable)."""
+    clock: Callable[[], datetime] = utcnow
+    """The time schedules and the scheduler lease are judged by (tests pass a clock they move themselves)."""
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> WorkerConfig:
@@ -252,10 +255,11 @@ def maintain(cfg: WorkerConfig, sessions: sessionmaker[Session]) -> None:
     if not cfg.run_scheduler:
         return
     with sessions.begin() as session:
+        now = cfg.clock()
         if schedule_service.acquire_lease(
-            session, name=schedule_service.SCHEDULER_LEASE, holder=cfg.worker_id, ttl_s=cfg.lease_s
+            session, name=schedule_service.SCHEDULER_LEASE, holder=cfg.worker_id, ttl_s=cfg.lease_s, now=now
         ):
-            for job in schedule_service.run_due_schedules(session, max_attempts=cfg.max_attempts):
+            for job in schedule_service.run_due_schedules(session, now=now, max_attempts=cfg.max_attempts):
                 logger.info("schedule queued job %s (%s)", job.id, job.kind.value)
 
 

@@ -24,13 +24,19 @@ def serve(
     workers: int = typer.Option(1, help="Number of uvicorn worker processes."),
     reload: bool = typer.Option(False, help="Reload on code changes (development)."),
     forwarded_allow_ips: str = typer.Option(
-        "127.0.0.1",
+        "",
         help="Proxies whose X-Forwarded-For/-Proto are believed (comma-separated, or '*' when only a proxy can "
-        "reach the server). Others could fake the client address that the failed-login limit counts.",
+        "reach the server). Default: none, so nobody can fake the client address that the failed-login limit "
+        "counts; give your TLS proxy's address (127.0.0.1 when it runs on this host and nothing else does).",
     ),
 ) -> None:
     """Run the web server (uvicorn). Run `ranklab migrate` first; the server never migrates."""
     import uvicorn
+
+    from app.config import DEV_KEY_WARNING, get_settings
+
+    if get_settings().uses_development_key:
+        typer.secho(f"WARNING: {DEV_KEY_WARNING}", fg=typer.colors.RED, bold=True, err=True)
 
     uvicorn.run(
         "app.main:app",
@@ -38,8 +44,8 @@ def serve(
         port=port,
         workers=workers,
         reload=reload,
-        proxy_headers=True,
-        forwarded_allow_ips=forwarded_allow_ips,
+        proxy_headers=bool(forwarded_allow_ips),
+        forwarded_allow_ips=forwarded_allow_ips or None,
         access_log=False,
         log_config=None,
     )

@@ -1,4 +1,4 @@
-"""`ranklab users create|list`."""
+"""`ranklab users create|list|set-password|sign-out`."""
 
 from __future__ import annotations
 
@@ -52,3 +52,35 @@ def list_(role: Role | None = typer.Option(None, help="Only this role.")) -> Non
         for u in user_service.list_users(session, role=role):
             table.add_row(str(u.id), u.username, u.role.value, u.status.value, f"{u.created_at:%Y-%m-%d %H:%M}")
     Console().print(table)
+
+
+def _read_password(password_stdin: bool) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return str(typer.prompt("New password", hide_input=True, confirmation_prompt=True))
+
+
+@users_cli.command("set-password")
+def set_password(
+    username: str = typer.Argument(..., help="The account's login name."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from standard input."),
+) -> None:
+    """Set a new password; the user is signed out everywhere (every session and API token)."""
+    from sqlalchemy import func, select
+
+    from app.db import get_sessionmaker
+    from app.errors import DomainError
+    from app.models import User
+    from app.services import users as user_service
+
+    with get_sessionmaker().begin() as session:
+        user = session.scalar(select(User).where(func.lower(User.username) == username.lower()))
+        if user is None:
+            typer.echo(f"error: no user named {username!r}", err=True)
+            raise typer.Exit(1)
+        try:
+            user_service.set_password(session, user=user, password=_read_password(password_stdin), actor=None)
+        except DomainError as exc:
+            typer.echo(f"error: {exc.message}", err=True)
+            raise typer.Exit(1) from exc
+        typer.echo(f"password of {user.username!r} changed; every session and API token of theirs is signed out")

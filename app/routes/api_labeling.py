@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 
+from app.db import INT64_MAX
 from app.deps import CurrentLabeler, CurrentResearcher, SessionDep, SettingsDep
 from app.models import Assignment, Ranking, RankingTask, Split, TaskKind, TaskStatus
 from app.schemas.labeling import (
@@ -51,10 +54,10 @@ def list_prompts(
     _r: CurrentResearcher,
     q: str = "",
     split: Split | None = None,
-    limit: int = 50,
-    offset: int = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
 ) -> PromptPage:
-    rows, total = prompt_service.search_prompts(session, query=q, split=split, limit=min(limit, 500), offset=offset)
+    rows, total = prompt_service.search_prompts(session, query=q, split=split, limit=limit, offset=offset)
     return PromptPage(total=total, items=[PromptRead.model_validate(p) for p in rows])
 
 
@@ -74,12 +77,10 @@ def list_tasks(
     q: str = "",
     kind: TaskKind | None = None,
     status: TaskStatus | None = None,
-    limit: int = 50,
-    offset: int = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
 ) -> TaskPage:
-    rows, total = task_service.list_tasks(
-        session, kind=kind, status=status, query=q, limit=min(limit, 500), offset=offset
-    )
+    rows, total = task_service.list_tasks(session, kind=kind, status=status, query=q, limit=limit, offset=offset)
     return TaskPage(total=total, items=[_summary(t, p.text, n) for t, p, n in rows])
 
 

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.security import OAuth2PasswordRequestForm
 
-from app.deps import BrowserSession, CsrfProtected, OptionalUser, SessionDep, SettingsDep
-from app.errors import NotAuthenticated, RateLimited
-from app.schemas import TokenRead
+from app.deps import BrowserSession, CsrfProtected, CurrentUser, OptionalUser, SessionDep, SettingsDep
+from app.errors import InvalidInput, NotAuthenticated, RateLimited
+from app.models import User
+from app.schemas import PasswordChange, TokenRead
 from app.security import SessionData, insecure_cookie_warning
 from app.services import users as user_service
 from app.web import render
@@ -61,16 +62,66 @@ def login(
         page = render(request, "login.html", next=_safe_next(next), error=exc.message, status_code=429)
         page.headers["Retry-After"] = str(exc.retry_after_s)
         return page
-    fresh = SessionData(user_id=user.id)  # new CSRF token on login (no session fixation)
-    browser.csrf, browser.user_id = fresh.csrf, fresh.user_id
+    _log_in(browser, user)
     return RedirectResponse(_safe_next(next), status_code=303)
 
 
+def _log_in(browser: SessionData, user: User) -> None:
+    fresh = SessionData(user_id=user.id, epoch=user.auth_epoch)  # new CSRF token on login (no session fixation)
+    browser.csrf, browser.user_id, browser.epoch = fresh.csrf, fresh.user_id, fresh.epoch
+
+
 @router.post("/logout", name="logout", dependencies=[CsrfProtected])
-def logout(browser: BrowserSession) -> RedirectResponse:
+def logout(session: SessionDep, browser: BrowserSession, user: OptionalUser) -> RedirectResponse:
+    """Log out, and sign out everywhere: a copy of the old cookie, or a token, no longer works."""
+    if user is not None:
+        user_service.sign_out_everywhere(session, user=user)
     fresh = SessionData()
-    browser.csrf, browser.user_id = fresh.csrf, None
+    browser.csrf, browser.user_id, browser.epoch = fresh.csrf, None, 0
     return RedirectResponse("/login", status_code=303)
+
+
+@router.get("/account/password", response_class=HTMLResponse, name="password_page")
+def password_page(request: Request, user: CurrentUser) -> Response:
+    return render(request, "password.html", user=user, error=None, message=None)
+
+
+@router.post("/account/password", response_class=HTMLResponse, name="change_password")
+def change_password(
+    request: Request,
+    session: SessionDep,
+    user: CurrentUser,
+    browser: BrowserSession,
+    current_password: Annotated[str, Form()],
+    new_password: Annotated[str, Form()],
+) -> Response:
+    try:
+        user_service.change_own_password(
+            session, user=user, current_password=current_password, new_password=new_password
+        )
+    except InvalidInput as exc:
+        return render(request, "password.html", user=user, error=exc.message, message=None, status_code=422)
+    _log_in(browser, user)  # this browser stays logged in; every other session and token is revoked
+    message = "Your password is changed; every other session and API token is signed out."
+    return render(request, "password.html", user=user, error=None, message=message)
+
+
+@router.post("/api/v1/auth/password", response_model=TokenRead, tags=["auth"], name="api_change_password")
+def api_change_password(
+    request: Request, body: PasswordChange, session: SessionDep, settings: SettingsDep, user: CurrentUser
+) -> TokenRead:
+    """Change your own password; every earlier token and session is revoked, so a fresh token comes back."""
+    user_service.change_own_password(
+        session, user=user, current_password=body.current_password, new_password=body.new_password
+    )
+    if request.state.session.user_id == user.id:
+        _log_in(request.state.session, user)
+    return _token(request, user, settings)
+
+
+def _token(request: Request, user: User, settings: SettingsDep) -> TokenRead:
+    token = request.app.state.signer.issue_token(user.id, user.auth_epoch)
+    return TokenRead(access_token=token, expires_in=settings.token_ttl_s)
 
 
 @router.post("/api/v1/auth/token", response_model=TokenRead, tags=["auth"], name="issue_token")
@@ -93,4 +144,4 @@ def issue_token(
         from fastapi.responses import JSONResponse
 
         return JSONResponse({"detail": exc.message}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
-    return TokenRead(access_token=request.app.state.signer.issue_token(user.id), expires_in=settings.token_ttl_s)
+    return _token(request, user, settings)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 
+from app.db import INT64_MAX
 from app.deps import CurrentResearcher, SessionDep
 from app.errors import DomainError
 from app.models import Split, TaskKind, TaskStatus, User
@@ -41,7 +42,7 @@ def prompts_page(
     user: CurrentResearcher,
     q: str = "",
     split: Split | None = None,
-    offset: int = 0,
+    offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
 ) -> Response:
     return render(request, "researcher/prompts.html", user=user, view=_prompts_view(session, q, split, offset))
 
@@ -103,7 +104,7 @@ def tasks_page(
     q: str = "",
     kind: TaskKind | None = None,
     status: TaskStatus | None = None,
-    offset: int = 0,
+    offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
 ) -> Response:
     return render(request, "researcher/tasks.html", user=user, view=_tasks_view(session, q, kind, status, offset))
 

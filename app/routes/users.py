@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from app.deps import CurrentAdmin, CurrentResearcher, SessionDep
 from app.models import Role
@@ -30,3 +30,11 @@ def update_user(user_id: int, body: UserUpdate, session: SessionDep, actor: Curr
     user = user_service.get_user(session, user_id=user_id)
     user_service.set_status(session, user=user, status=body.status, actor=actor, reason=body.reason)
     return UserRead.model_validate(user)
+
+
+@router.post("/{user_id}/sign-out", status_code=204, name="sign_out_user")
+def sign_out_user(user_id: int, session: SessionDep, admin: CurrentAdmin) -> Response:
+    """Sign a user out everywhere: every session cookie and API token issued to them stops working."""
+    user = user_service.get_user(session, user_id=user_id)
+    user_service.sign_out_everywhere(session, user=user, actor=admin)
+    return Response(status_code=204)

@@ -22,6 +22,11 @@ class UserCreate(BaseModel):
     status: UserStatus | None = None
 
 
+class PasswordChange(BaseModel):
+    current_password: str = Field(max_length=256)
+    new_password: str = Field(min_length=8, max_length=256)
+
+
 class UserUpdate(BaseModel):
     status: UserStatus
     reason: str = ""

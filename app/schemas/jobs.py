@@ -187,14 +187,14 @@ class ScheduleCreate(BaseModel):
     kind: JobKind
     params: dict[str, Any] = Field(default_factory=dict)
     cron: str | None = Field(default=None, max_length=100)
-    min_new_rankings: int | None = Field(default=None, ge=1)
+    min_new_rankings: int | None = Field(default=None, ge=1, le=1_000_000_000)
     enabled: bool = True
 
 
 class ScheduleUpdate(BaseModel):
     params: dict[str, Any] | None = None
     cron: str | None = Field(default=None, max_length=100)
-    min_new_rankings: int | None = Field(default=None, ge=1)
+    min_new_rankings: int | None = Field(default=None, ge=1, le=1_000_000_000)
     enabled: bool | None = None
 
 

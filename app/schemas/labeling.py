@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.models import Split, TaskKind, TaskStatus
+from app.models import MAX_OVERLAP, MAX_PRIORITY, Split, TaskKind, TaskStatus
 
 
 class PromptIn(BaseModel):
@@ -49,8 +49,8 @@ class TaskCreate(BaseModel):
     completions: list[str]
     model: str = Field(default="", max_length=200)
     kind: TaskKind = TaskKind.production
-    overlap: int = Field(default=1, ge=1, le=100)
-    priority: int = 0
+    overlap: int = Field(default=1, ge=1, le=MAX_OVERLAP)
+    priority: int = Field(default=0, ge=-MAX_PRIORITY, le=MAX_PRIORITY)
     gold_ranking: list[list[int]] | None = Field(
         default=None, description="gold and screening kinds: the researcher's ranking, buckets of completion indexes"
     )

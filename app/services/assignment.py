@@ -9,7 +9,6 @@ completions an assignment shows come back in one SELECT (`load_view`).
 from __future__ import annotations
 
 import random
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -36,6 +35,7 @@ from app.models import (
 )
 from app.services import screening
 from app.services import tasks as task_service
+from app.services.tasks import release_slots
 
 OPEN_ENDED_KINDS = frozenset({TaskKind.gold, TaskKind.screening})
 """Kinds whose overlap is ignored: every researcher (gold) or screened labeler (screening) ranks them."""
@@ -145,14 +145,6 @@ def lease(
     session.add(assignment)
     session.flush()
     return assignment
-
-
-def release_slots(session: Session, *, task_ids: list[int]) -> None:
-    """Give back one slot per entry (a task id may repeat), in id order to keep lock order stable."""
-    for task_id, n in sorted(Counter(task_ids).items()):
-        session.execute(
-            update(RankingTask).where(RankingTask.id == task_id).values(slots_taken=RankingTask.slots_taken - n)
-        )
 
 
 def sweep_expired(session: Session, *, now: datetime | None = None) -> int:

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
+from app.db import INT64_MAX
 from app.errors import InvalidInput
 from app.models import PromptSource, Split, TaskKind, User
 from app.services import prompts as prompt_service
@@ -57,14 +58,26 @@ def _jsonl_rows(text: str) -> Iterator[tuple[int, Any]]:
             yield line_no, json.loads(line)
         except json.JSONDecodeError as exc:
             yield line_no, InvalidInput(f"not valid JSON ({exc.msg})")
+        except RecursionError:
+            yield line_no, InvalidInput("the JSON is nested too deeply")
 
 
 def _csv_rows(text: str) -> Iterator[tuple[int, Any]]:
-    reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames or "text" not in reader.fieldnames:
-        raise InvalidInput("line 1: a CSV file needs a header row with a 'text' column")
-    for row in reader:
-        yield reader.line_num, row
+    """Rows with the line each starts on; a malformed row (an unterminated quote, a huge field) is refused there.
+
+    `strict=True` makes csv refuse an unterminated quote instead of merging the rest of the file into one field.
+    """
+    reader = csv.DictReader(io.StringIO(text), strict=True)
+    start = 1
+    try:
+        if not reader.fieldnames or "text" not in reader.fieldnames:
+            raise InvalidInput("line 1: a CSV file needs a header row with a 'text' column")
+        start = reader.line_num + 1
+        for row in reader:
+            yield start, row
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise InvalidInput(f"line {start}: not valid CSV ({exc}); nothing was imported", lines=[start]) from exc
 
 
 def _split(value: Any) -> Split | None:
@@ -118,9 +131,10 @@ def _task_from(raw: Any) -> task_service.ExternalTask:
         kind = TaskKind(raw.get("kind", "production"))
     except ValueError as exc:
         raise InvalidInput(f"kind {raw.get('kind')!r} is not one of {', '.join(k.value for k in TaskKind)}") from exc
+    if isinstance(prompt, int) and not 1 <= prompt <= INT64_MAX:
+        raise InvalidInput(f"there is no prompt with id {prompt}")
     overlap = raw.get("overlap", 1)
-    if isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < 1:
-        raise InvalidInput("'overlap' must be a whole number of at least 1")
+    task_service.check_overlap_priority(overlap)
     model = raw.get("model", "")
     if not isinstance(model, str):
         raise InvalidInput("'model' must be text")

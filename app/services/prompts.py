@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -53,7 +54,7 @@ def parse_split_ratios(spec: str) -> dict[Split, float]:
         values = [float(p) for p in parts]
     except ValueError as exc:
         raise InvalidInput(f"split ratio {spec!r} must be three numbers such as 0.8,0.1,0.1") from exc
-    if len(values) != 3:
+    if len(values) != 3 or not all(math.isfinite(v) for v in values):
         raise InvalidInput(f"split ratio {spec!r} must be three numbers such as 0.8,0.1,0.1")
     ratios = dict(zip((Split.train, Split.validation, Split.eval), values, strict=True))
     split_for_hash("0" * 12, ratios)  # validates

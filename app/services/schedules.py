@@ -6,7 +6,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -20,16 +20,25 @@ logger = logging.getLogger("ranklab.schedules")
 
 
 def check_cron(cron: str) -> str:
-    """The expression if croniter accepts it; InvalidInput naming it otherwise."""
+    """The expression if croniter accepts it and it fires at least once; InvalidInput naming it otherwise."""
     cron = cron.strip()
     if not croniter.is_valid(cron):
         raise InvalidInput(f"cron: {cron!r} is not a valid cron expression (e.g. '0 3 * * *' = every day at 03:00)")
+    next_cron_time(cron, utcnow())
     return cron
+
+
+def _cron_or_none(cron: str | None) -> str | None:
+    """A checked cron expression, or None for a missing or blank one."""
+    return check_cron(cron) if cron and cron.strip() else None
 
 
 def next_cron_time(cron: str, after: datetime) -> datetime:
     """The first cron time strictly after `after` (UTC)."""
-    result: datetime = croniter(cron, after).get_next(datetime)
+    try:
+        result: datetime = croniter(cron, after).get_next(datetime)
+    except CroniterBadDateError as exc:  # e.g. '0 0 30 2 *' (30 February)
+        raise InvalidInput(f"cron: {cron!r} never fires (no such date)") from exc
     return result
 
 
@@ -45,12 +54,12 @@ def create_schedule(
     now: datetime | None = None,
 ) -> Schedule:
     """A new schedule; it needs a cron expression, a data trigger, or both (then both must hold)."""
+    cron = _cron_or_none(cron)
     if cron is None and min_new_rankings is None:
         raise InvalidInput("a schedule needs a cron expression or min_new_rankings (or both)")
     if session.scalar(select(Schedule.id).where(Schedule.name == name)) is not None:
         raise Conflict(f"a schedule named {name!r} already exists")
     now = now or utcnow()
-    cron = check_cron(cron) if cron else None
     schedule = Schedule(
         name=name,
         kind=kind,
@@ -89,7 +98,7 @@ def update_schedule(
     if "params" in changes and changes["params"] is not None:
         schedule.params = job_service.validate_params(session, kind=schedule.kind, params=changes["params"])
     if "cron" in changes:
-        schedule.cron = check_cron(changes["cron"]) if changes["cron"] else None
+        schedule.cron = _cron_or_none(changes["cron"])
         schedule.next_run_at = next_cron_time(schedule.cron, now or utcnow()) if schedule.cron else None
     if "min_new_rankings" in changes:
         schedule.min_new_rankings = changes["min_new_rankings"]

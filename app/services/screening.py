@@ -94,7 +94,7 @@ def evaluate_gate(session: Session, *, settings: Settings, user: User) -> Screen
     user.screening_agreement = ranking.value
     user.screening_flag_agreement = flags
     user.screening_completed_at = utcnow()
-    user.status = UserStatus.active if passed else UserStatus.pending_review
+    user_service.change_status(session, user=user, status=UserStatus.active if passed else UserStatus.pending_review)
     audit.record(
         session,
         actor=None,
@@ -133,7 +133,7 @@ def act_on_labeler(session: Session, *, user: User, actor: User, action: Labeler
     if action == "reject" and not reason.strip():
         raise InvalidInput("give a reason for rejecting a labeler; it is kept in the audit log")
     old = user.status
-    user.status = target
+    user_service.change_status(session, user=user, status=target)
     if action in ("approve", "resume"):
         user.gold_alert = False
     audit.record(
@@ -182,7 +182,7 @@ def check_hidden_gold(session: Session, *, settings: Settings, user: User) -> fl
             data={"rolling_agreement": rolling, "window": window.n},
         )
     if below and settings.auto_pause and user.status == UserStatus.active:
-        user.status = UserStatus.paused
+        user_service.change_status(session, user=user, status=UserStatus.paused)
         audit.record(
             session,
             actor=None,

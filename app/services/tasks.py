@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from app.errors import InvalidInput, NotFound
 from app.models import (
     MAX_K,
+    MAX_OVERLAP,
+    MAX_PRIORITY,
     MIN_K,
+    Assignment,
+    AssignmentStatus,
     Completion,
     Prompt,
     PromptSource,
@@ -46,10 +51,22 @@ def check_k(count: int) -> None:
         raise InvalidInput(f"a ranking task needs {MIN_K} to {MAX_K} completions, got {count}")
 
 
+def check_overlap_priority(overlap: Any, priority: Any = 0) -> None:
+    """InvalidInput unless overlap is a whole number in 1..MAX_OVERLAP and priority one within +-MAX_PRIORITY."""
+    if isinstance(overlap, bool) or not isinstance(overlap, int) or not 1 <= overlap <= MAX_OVERLAP:
+        raise InvalidInput(f"'overlap' must be a whole number from 1 to {MAX_OVERLAP}, got {overlap!r}")
+    if isinstance(priority, bool) or not isinstance(priority, int) or abs(priority) > MAX_PRIORITY:
+        raise InvalidInput(
+            f"'priority' must be a whole number from -{MAX_PRIORITY} to {MAX_PRIORITY}, got {priority!r}"
+        )
+
+
 def check_completion_text(text: Any, index: int) -> None:
     """InvalidInput unless the completion text is a string of sensible size."""
     if not isinstance(text, str):
         raise InvalidInput(f"completion {index + 1} is not text")
+    if not text.strip():
+        raise InvalidInput(f"completion {index + 1} is empty")
     if len(text) > MAX_COMPLETION_CHARS:
         raise InvalidInput(f"completion {index + 1} is longer than {MAX_COMPLETION_CHARS} characters")
     if "\x00" in text:
@@ -155,13 +172,33 @@ def create_external_tasks(
                 check_completion_text(text, j)
             if isinstance(spec.prompt, str):
                 prompt_service.check_prompt_text(spec.prompt)
-            if spec.overlap < 1:
-                raise InvalidInput(f"overlap must be at least 1, got {spec.overlap}")
+            check_overlap_priority(spec.overlap, spec.priority)
         except InvalidInput as exc:
             problems.append(f"task {i + 1}: {exc.message}")
     if problems:
         raise InvalidInput("nothing was imported: " + "; ".join(problems[:20]))
     return [create_external_task(session, spec=s, created_by=created_by) for s in specs]
+
+
+def release_slots(session: Session, *, task_ids: list[int]) -> None:
+    """Give back one slot per entry (a task id may repeat), in id order to keep lock order stable."""
+    for task_id, n in sorted(Counter(task_ids).items()):
+        session.execute(
+            update(RankingTask).where(RankingTask.id == task_id).values(slots_taken=RankingTask.slots_taken - n)
+        )
+
+
+def release_held_assignments(session: Session, *, labeler_id: int) -> int:
+    """Hand back every live assignment of a labeler who may no longer rank (paused, suspended...); returns how many."""
+    rows = session.execute(
+        update(Assignment)
+        .where(Assignment.labeler_id == labeler_id, Assignment.status == AssignmentStatus.active)
+        .values(status=AssignmentStatus.expired)
+        .returning(Assignment.task_id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    release_slots(session, task_ids=[r[0] for r in rows])
+    return len(rows)
 
 
 def get_task(session: Session, *, task_id: int) -> RankingTask:

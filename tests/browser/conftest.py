@@ -58,8 +58,14 @@ def browser():  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def page(browser, live_server):  # type: ignore[no-untyped-def]
-    """A fresh browser context and page (no cookies from other tests); failing pages print their console."""
-    context = browser.new_context(base_url=live_server.base_url, viewport={"width": 1280, "height": 900})
+    """A fresh browser context and page (no cookies from other tests); failing pages print their console.
+
+    bypass_csp: Playwright's wait_for_function evaluates strings, which the app's CSP forbids; that the pages
+    themselves run under the CSP is test_csp.py's job.
+    """
+    context = browser.new_context(
+        base_url=live_server.base_url, viewport={"width": 1280, "height": 900}, bypass_csp=True
+    )
     context.set_default_timeout(10_000)
     pg = context.new_page()
     messages: list[str] = []

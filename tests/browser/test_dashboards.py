@@ -53,7 +53,7 @@ def test_dashboards_for_researchers_only(page, browser, live_server):
     page.wait_for_url("**/dashboard/labelers")
     assert "paused" in page.locator('tr[data-labeler="dash_lab"]').inner_text()
 
-    context = browser.new_context(base_url=live_server.base_url)
+    context = browser.new_context(base_url=live_server.base_url, bypass_csp=True)
     other = context.new_page()
     with live_server.session() as s:
         user_service.create_user(

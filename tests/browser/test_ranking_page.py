@@ -174,7 +174,11 @@ def test_keyboard_moves_marks_all_bad_and_skips_with_a_reason(page, live_server)
 def _phone_labeling(browser, live_server, username: str):  # type: ignore[no-untyped-def]
     """(context, page) of a phone-sized touch screen, logged in and showing the first task."""
     context = browser.new_context(
-        base_url=live_server.base_url, viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True
+        base_url=live_server.base_url,
+        viewport={"width": 390, "height": 844},
+        has_touch=True,
+        is_mobile=True,
+        bypass_csp=True,  # wait_for_function evaluates strings (see conftest)
     )
     context.set_default_timeout(10_000)
     page = context.new_page()

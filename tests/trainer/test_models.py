@@ -178,3 +178,12 @@ def test_default_dtype_is_bf16_on_cuda_and_float32_elsewhere():
     assert default_dtype(torch.device("cuda")) == torch.bfloat16
     assert default_dtype(torch.device("cuda", 1)) == torch.bfloat16
     assert default_dtype(torch.device("cpu")) == torch.float32
+
+
+def test_a_missing_model_folder_says_so(tmp_path):
+    from trainer.models import load_policy
+    from trainer.reward_model import load_reward_model
+
+    for load in (load_policy, load_reward_model):
+        with pytest.raises(FileNotFoundError, match="model folder not found"):
+            load(tmp_path / "gone")

@@ -8,10 +8,10 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from app.errors import InvalidInput
-from app.models import Job, JobKind, Prompt, Ranking, Schedule, Split
+from app.models import Job, JobKind, Prompt, Ranking, Split
 from app.services import schedules as schedule_service
 from app.services.prompts import get_or_create_prompt
 from app.services.tasks import NewCompletion, create_task
@@ -80,11 +80,21 @@ def test_scheduler_lease_has_one_holder_at_a_time(db):
     assert schedule_service.acquire_lease(db, name=lease, holder="b", ttl_s=30, now=T0 + timedelta(seconds=51))
 
 
-def _start_two_workers(sessions, settings, stop: threading.Event) -> list[threading.Thread]:
+class FrozenClock:
+    """A clock the test moves by hand: nothing becomes due because a real minute boundary passed."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def _start_two_workers(sessions, settings, stop: threading.Event, clock: FrozenClock) -> list[threading.Thread]:
     threads = [
         threading.Thread(
             target=work,
-            args=(WorkerConfig.from_settings(settings, worker_id=f"w{i}"), sessions, settings),
+            args=(WorkerConfig.from_settings(settings, worker_id=f"w{i}", clock=clock), sessions, settings),
             kwargs={"handlers": {JobKind.export: lambda ctx, params: None}, "stop": stop},
         )
         for i in range(2)
@@ -100,20 +110,16 @@ def _scheduled_jobs(sessions, schedule_id: int) -> list[Job]:
 
 
 def test_schedule_fires_once_per_period_with_two_workers(sessions, worker_settings):
+    clock = FrozenClock(T0 + timedelta(seconds=30))
     with sessions.begin() as session:
         schedule_id = schedule_service.create_schedule(
-            session, name="every-minute", kind=JobKind.export, params={}, cron="* * * * *"
+            session, name="every-minute", kind=JobKind.export, params={}, cron="* * * * *", now=clock.now
         ).id
     stop = threading.Event()
-    threads = _start_two_workers(sessions, worker_settings, stop)
+    threads = _start_two_workers(sessions, worker_settings, stop, clock)
     try:
         for period in (1, 2):
-            with sessions.begin() as session:  # the period's time has come
-                session.execute(
-                    update(Schedule)
-                    .where(Schedule.id == schedule_id)
-                    .values(next_run_at=datetime.now(UTC) - timedelta(seconds=1))
-                )
+            clock.now += timedelta(minutes=1)  # the period's time has come, and no other
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 jobs = _scheduled_jobs(sessions, schedule_id)
