@@ -60,8 +60,8 @@ class AssignmentStatus(enum.StrEnum):
 
 
 class JobKind(enum.StrEnum):
-    """Kinds of background job. Only those in app.schemas.jobs.JOB_KINDS can be queued so far; the reward
-    model, PPO and evaluation kinds are reserved for their runners (the API refuses them with a 422)."""
+    """Kinds of background job; each has a params model in app.schemas.jobs.JOB_KINDS and a handler in
+    trainer/jobs/."""
 
     sample = "sample"
     train_reward = "train_reward"
@@ -76,3 +76,21 @@ class JobStatus(enum.StrEnum):
     succeeded = "succeeded"
     failed = "failed"
     cancelled = "cancelled"
+
+
+class RoundStatus(enum.StrEnum):
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+class RoundStep(enum.StrEnum):
+    """The steps of one round of the loop, in order."""
+
+    sample = "sample"
+    rank = "rank"
+    reward = "reward"
+    policy = "policy"
+    evaluate = "evaluate"
+    done = "done"

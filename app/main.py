@@ -32,6 +32,7 @@ from app.routes import (
     labeling,
     pages,
     researcher,
+    rounds,
     users,
 )
 from app.security import Signer
@@ -41,7 +42,7 @@ log = logging.getLogger("ranklab")
 DATABASE_RETRY_AFTER_S = 5
 
 # Every router of the app; a feature adds its module here.
-ROUTERS = [pages, auth, users, api_labeling, labeling, researcher, jobs, jobs_pages, api_agreement, dashboard]
+ROUTERS = [pages, auth, users, api_labeling, labeling, researcher, jobs, jobs_pages, rounds, api_agreement, dashboard]
 
 
 def _wants_json(request: Request) -> bool:

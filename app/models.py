@@ -31,6 +31,8 @@ from app.enums import (
     ModelKind,
     PromptSource,
     Role,
+    RoundStatus,
+    RoundStep,
     Split,
     TaskKind,
     TaskStatus,
@@ -360,6 +362,28 @@ class Schedule(Base):
     next_run_at: Mapped[datetime | None]
     last_job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", use_alter=True))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Round(Base):
+    """One round of the loop: sample -> rank -> reward model -> PPO -> evaluation, advanced by the worker."""
+
+    __tablename__ = "rounds"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    status: Mapped[RoundStatus] = mapped_column(_enum(RoundStatus), default=RoundStatus.running)
+    step: Mapped[RoundStep] = mapped_column(_enum(RoundStep), default=RoundStep.sample)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    start_policy_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    sample_job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"))
+    reward_job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"))
+    policy_job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"))
+    evaluate_job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"))
+    reward_model_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    policy_model_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime | None]
 
 
 class Lease(Base):

@@ -28,6 +28,7 @@ from app.errors import DomainError
 from app.models import Job, JobKind, JobStatus, utcnow
 from app.services import jobs as job_service
 from app.services import model_registry
+from app.services import rounds as round_service
 from app.services import schedules as schedule_service
 from app.services.jobs import Control, JobLost
 from trainer.context import Handler, JobCancelled, JobContext, NewModelVersion, WorkerStopping
@@ -248,7 +249,7 @@ def record_pending(sessions: sessionmaker[Session], pending: list[OutcomeNotReco
 
 
 def maintain(cfg: WorkerConfig, sessions: sessionmaker[Session]) -> None:
-    """Requeue stale jobs and, while holding the scheduler lease, queue due scheduled jobs."""
+    """Requeue stale jobs and, while holding the scheduler lease, queue due scheduled jobs and advance rounds."""
     with sessions.begin() as session:
         for job in job_service.requeue_stale(session, stale_after_s=cfg.stale_after_s):
             logger.warning("job %s had a stale heartbeat: now %s", job.id, job.status.value)
@@ -261,6 +262,8 @@ def maintain(cfg: WorkerConfig, sessions: sessionmaker[Session]) -> None:
         ):
             for job in schedule_service.run_due_schedules(session, now=now, max_attempts=cfg.max_attempts):
                 logger.info("schedule queued job %s (%s)", job.id, job.kind.value)
+            for round_ in round_service.advance_rounds(session, max_attempts=cfg.max_attempts):
+                logger.info("round %s: %s (%s)", round_.id, round_.step.value, round_.status.value)
 
 
 def claim_next(cfg: WorkerConfig, sessions: sessionmaker[Session], kinds: Sequence[JobKind]) -> Job | None:
@@ -311,4 +314,14 @@ def work(
             status = "abandoned"
         logger.info("job %s ended: %s", job.id, status)
         ran += 1
+    _release_scheduler(cfg, sessions)
     return ran
+
+
+def _release_scheduler(cfg: WorkerConfig, sessions: sessionmaker[Session]) -> None:
+    """A stopping worker hands the scheduler lease on, so schedules and rounds do not wait for it to expire."""
+    try:
+        with sessions.begin() as session:
+            schedule_service.release_lease(session, name=schedule_service.SCHEDULER_LEASE, holder=cfg.worker_id)
+    except OperationalError:
+        logger.warning("could not release the scheduler lease; it expires in %.0f s", cfg.lease_s)

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from croniter import CroniterBadDateError, croniter
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -137,6 +137,11 @@ def acquire_lease(session: Session, *, name: str, holder: str, ttl_s: float, now
     except IntegrityError:
         return False  # another worker created it first
     return True
+
+
+def release_lease(session: Session, *, name: str, holder: str) -> None:
+    """Give the named lease up if `holder` has it (a worker that stops lets the next one schedule at once)."""
+    session.execute(delete(Lease).where(Lease.name == name, Lease.holder == holder))
 
 
 def new_rankings_since(session: Session, *, kind: JobKind) -> int:
