@@ -30,6 +30,7 @@ from app.routes import (
     jobs,
     jobs_pages,
     labeling,
+    models_page,
     pages,
     researcher,
     rounds,
@@ -42,7 +43,20 @@ log = logging.getLogger("ranklab")
 DATABASE_RETRY_AFTER_S = 5
 
 # Every router of the app; a feature adds its module here.
-ROUTERS = [pages, auth, users, api_labeling, labeling, researcher, jobs, jobs_pages, rounds, api_agreement, dashboard]
+ROUTERS = [
+    pages,
+    auth,
+    users,
+    api_labeling,
+    labeling,
+    researcher,
+    jobs,
+    jobs_pages,
+    models_page,
+    rounds,
+    api_agreement,
+    dashboard,
+]
 
 
 def _wants_json(request: Request) -> bool:

@@ -9,10 +9,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from app.deps import CurrentResearcher, SessionDep
-from app.models import Job, JobKind, ModelKind, ModelVersion, Schedule
+from app.models import Job, JobKind, ModelVersion, Schedule
 from app.schemas.jobs import JOB_KINDS, JobRead
 from app.services import jobs as job_service
-from app.services import model_registry
 from app.services import schedules as schedule_service
 from app.web import render
 
@@ -111,77 +110,6 @@ def job_page(job_id: int, request: Request, session: SessionDep, user: CurrentRe
 def schedules_page(request: Request, session: SessionDep, user: CurrentResearcher) -> HTMLResponse:
     rows = [schedule_row(s) for s in schedule_service.list_schedules(session)]
     return render(request, "jobs/schedules.html", user=user, schedules=rows, kinds=[k.value for k in JOB_KINDS])
-
-
-REWARD_COLUMNS = (
-    ("val_accuracy", "val. accuracy"),
-    ("val_held_out_labeler_accuracy", "held-out labelers"),
-    ("val_log_loss", "log loss"),
-    ("val_calibration_error", "calibration error"),
-    ("val_pairs", "val. pairs"),
-    ("train_tasks", "train tasks"),
-    ("rankings", "rankings"),
-)
-"""The evaluation figures the models page compares across reward versions, with their column titles."""
-BY_K = "val_accuracy_k"
-CHART_KEYS = ("id", "val_accuracy", "accuracy_by_k", "calibration")
-
-
-def reward_row(model: ModelVersion) -> dict[str, Any]:
-    """One reward version with its evaluation, for the side-by-side table and charts."""
-    metrics = model.metrics or {}
-    return {
-        "id": model.id,
-        "name": model.name,
-        "parent_id": model.parent_id or "",
-        "job_id": model.job_id,
-        "created": _when(model.created_at),
-        "figures": [_figure(metrics.get(key)) for key, _ in REWARD_COLUMNS],
-        "accuracy_by_k": {
-            k.removeprefix("val_accuracy_k"): v for k, v in metrics.items() if k[:14] == "val_accuracy_k"
-        },
-        "calibration": metrics.get("calibration", []),
-        "val_accuracy": metrics.get("val_accuracy"),
-    }
-
-
-def _figure(value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float) and not value.is_integer():
-        return f"{value:.3f}"
-    return str(int(value)) if isinstance(value, float) else str(value)
-
-
-def _script_json(value: Any) -> str:
-    """JSON safe to place inside a <script> element."""
-    return json.dumps(value).replace("<", "\\u003c")
-
-
-def train_reward_form() -> dict[str, Any]:
-    """The models page's form: every train_reward param at its default, with the docs."""
-    spec = JOB_KINDS[JobKind.train_reward]
-    defaults = spec.params_model().model_dump(mode="json")
-    doc = next(k for k in param_docs() if k["kind"] == JobKind.train_reward.value)
-    return {"kind": JobKind.train_reward.value, "params": json.dumps(defaults, indent=2), "doc": doc}
-
-
-@router.get("/models", response_class=HTMLResponse, name="models_page")
-def models_page(request: Request, session: SessionDep, user: CurrentResearcher) -> HTMLResponse:
-    models = model_registry.list_models(session)
-    rewards = [reward_row(m) for m in models if m.kind == ModelKind.reward]
-    return render(
-        request,
-        "jobs/models.html",
-        user=user,
-        models=[model_row(m) for m in models],
-        rewards=rewards,
-        reward_columns=[title for _, title in REWARD_COLUMNS],
-        reward_chart=_script_json(
-            [{k: r[k] for k in ("id", "val_accuracy", "accuracy_by_k", "calibration")} for r in rewards]
-        ),
-        form=train_reward_form(),
-    )
 
 
 def _params_text(params: dict[str, object]) -> str:

@@ -61,3 +61,51 @@ def test_reward_versions_side_by_side_and_training_from_the_page(page, live_serv
     page.click("#queue-job button[type=submit]")
     page.wait_for_url("**/jobs/*")
     assert "train_reward" in page.inner_text("body")
+
+
+def test_rounds_policies_and_human_evaluation_on_the_page(page, live_server, tmp_path):
+    from app.models import Round, RoundStatus, RoundStep, TaskKind
+    from app.services.prompts import get_or_create_prompt
+    from app.services.tasks import NewCompletion, create_task
+    from tests.agreement.helpers import add_ranking
+    from tests.factories import Factory
+
+    with live_server.session() as s:
+        user_service.create_user(s, username="rounds-researcher", password=PASSWORD, role=Role.researcher)
+        sft = ModelVersion(kind=ModelKind.sft, name="rounds-sft", path=str(tmp_path / "sft"))
+        s.add(sft)
+        s.flush()
+        rm = ModelVersion(kind=ModelKind.reward, name="rounds-rm", path=str(tmp_path / "rm"), parent_id=sft.id,
+                          metrics={"val_accuracy": 0.7})  # fmt: skip
+        s.add(rm)
+        s.flush()
+        evaluation = {"rm_win_rate": 0.8, "reward_gain": 0.5, "kl": 1.25, "alignment_tax": 1.02,
+                      "policy_reward": 0.4, "baseline_version": sft.id, "job_id": 9}  # fmt: skip
+        policy = ModelVersion(kind=ModelKind.policy, name="rounds-ppo", path=str(tmp_path / "ppo"), parent_id=sft.id,
+                              metrics={"reward_version": rm.id, "mean_score": 0.45, "kl": 1.5,
+                                       "eval": {str(sft.id): evaluation}})  # fmt: skip
+        s.add(policy)
+        s.flush()
+        s.add(Round(status=RoundStatus.succeeded, step=RoundStep.done, start_policy_id=sft.id,
+                    reward_model_id=rm.id, policy_model_id=policy.id))  # fmt: skip
+        labeler = Factory(s).labeler()
+        for n in range(3):  # labelers prefer the policy's outputs in 3 eval tasks
+            prompt, _ = get_or_create_prompt(s, text=f"models page eval prompt {n}")
+            outputs = [NewCompletion(text=f"{n} ppo {i}", model_version_id=policy.id) for i in range(2)]
+            outputs += [NewCompletion(text=f"{n} sft {i}", model_version_id=sft.id) for i in range(2)]
+            task = create_task(s, prompt=prompt, completions=outputs, kind=TaskKind.eval)
+            add_ranking(s, task=task, user=labeler, order=[[0], [1], [2], [3]])
+    login(page, "rounds-researcher", PASSWORD)
+    page.goto("/models")
+    row = page.locator(f"#policy-table tr[data-policy-id='{policy.id}']").inner_text()
+    assert "0.800" in row and "1.020" in row and "1.00 [" in row and "(n=12)" in row
+    round_row = page.locator("#rounds-table tbody tr").first.inner_text()
+    assert "succeeded" in round_row and "0.700" in round_row and "0.400" in round_row and "1.250" in round_row
+    ratings = page.inner_text("#ratings-table")
+    assert ratings.index("rounds-ppo") < ratings.index("rounds-sft")  # the preferred version is rated higher
+    page.fill("#start-round textarea[name=params]", '{"policy": {"reward_version": 3}}')
+    page.click("#start-round button[type=submit]")
+    page.wait_for_selector("#round-error:has-text('set by the round')")
+    page.fill("#start-round textarea[name=params]", '{"min_new_rankings": 4, "sample": {"n_unlabeled": 2}}')
+    page.click("#start-round button[type=submit]")
+    page.wait_for_selector("#rounds-table tbody tr:has-text('running')")

@@ -244,4 +244,20 @@
       } },
     });
   }
+
+  // ---- models page: start a round ----
+  var roundForm = document.getElementById("start-round");
+  if (roundForm) {
+    roundForm.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var box = document.getElementById("round-error");
+      box.textContent = "";
+      var params = parseJson(roundForm.elements.params.value, box);
+      if (params === null) return;
+      api("POST", roundForm.dataset.api, params).then(function (r) {
+        if (r.ok) window.location.reload();
+        else box.textContent = r.data.detail || "the round was not started";
+      });
+    });
+  }
 })();
