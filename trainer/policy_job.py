@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -171,17 +172,13 @@ def final_metrics(history: list[dict[str, float]], plan: PolicyPlan, steps: int)
 
 def train_policy_job(ctx: JobContext, params: TrainPolicyParams) -> NewModelVersion:
     """Everything the `train_policy` job does; returns the model for the worker to register."""
-    from trainer.models import save_model_folder
-    from trainer.ppo import train_policy
-    from trainer.ppo_rollout import reward_model_fn
+    import torch
 
     plan = resolve_plan(ctx, policy_version=params.policy_version, reward_version=params.reward_version)
     checkpoint_dir = ctx.data_dir / "checkpoints" / f"job-{ctx.job_id}-policy"
     prompts = fixed_prompts(ctx, params, checkpoint_dir.with_name(checkpoint_dir.name + "-prompts.json"))
     ctx.log(f"PPO on {len(prompts)} train prompts: policy v{plan.start.id}, reference SFT v{plan.sft.id}, "
             f"reward v{plan.reward.id}, {params.steps} steps of {params.batch_size} episodes")  # fmt: skip
-    policy, reference, value_model, reward_model, tokenizer = load_models(plan, ctx.device)
-    rm_tokenizer = _rm_tokenizer(plan.reward.path)
     history: list[dict[str, float]] = []
     reporter = Reporter(ctx, start=0.05, end=0.95)
     report = reporter.on_metrics(params.steps)
@@ -190,23 +187,95 @@ def train_policy_job(ctx: JobContext, params: TrainPolicyParams) -> NewModelVers
         history.append(metrics)
         report(step, metrics)
 
-    result = train_policy(
-        ppo_config(params), policy, reference, value_model, reward_model_fn(reward_model, rm_tokenizer), prompts,
-        tokenizer, on_metrics=on_metrics, checkpoint_dir=checkpoint_dir, checkpoint_every=params.checkpoint_every,
-        should_stop=reporter.should_stop, ptx_texts=ptx_texts(ctx, tokenizer) if params.ptx_coef > 0 else None,
-    )  # fmt: skip
-    if result.stopped:
-        raise WorkerStopping(f"worker stopping: PPO paused at step {result.steps} (checkpointed)")
-    folder = save_model_folder(policy, tokenizer, ctx.model_dir("policy"))
+    processes = params.processes or (torch.cuda.device_count() if ctx.device == "cuda" else 1)
+    folder = ctx.model_dir("policy")
+    if processes > 1:
+        steps = _ppo_distributed(ctx, params, plan, prompts, checkpoint_dir, folder, processes, on_metrics, reporter)
+    else:
+        steps = _ppo_here(ctx, params, plan, prompts, checkpoint_dir, folder, on_metrics, reporter)
     _remove(checkpoint_dir)
     ctx.progress(1.0)
-    metrics = final_metrics(history, plan, result.steps)
+    metrics = final_metrics(history, plan, steps) | {"processes": processes}
     ctx.log(f"PPO done: mean RM score {metrics['mean_score']}, KL {metrics['kl']} over the last steps")
     name = f"policy-job{ctx.job_id}"
     return NewModelVersion(ModelKind.policy, name, folder, parent_id=plan.start.id, metrics=metrics)
 
 
-def _rm_tokenizer(path: Path) -> Any:
+MetricsFn = Callable[[int, dict[str, float]], None]
+
+
+def _ppo_here(
+    ctx: JobContext,
+    params: TrainPolicyParams,
+    plan: PolicyPlan,
+    prompts: list[str],
+    checkpoint_dir: Path,
+    folder: Path,
+    on_metrics: MetricsFn,
+    reporter: Reporter,
+) -> int:
+    """PPO in this process; writes the policy folder; returns the steps done (WorkerStopping if paused)."""
+    from trainer.models import save_model_folder
+    from trainer.ppo import train_policy
+    from trainer.ppo_rollout import reward_model_fn
+
+    policy, reference, value_model, reward_model, tokenizer = load_models(plan, ctx.device)
+    result = train_policy(
+        ppo_config(params), policy, reference, value_model,
+        reward_model_fn(reward_model, rm_tokenizer(plan.reward.path)), prompts, tokenizer, on_metrics=on_metrics,
+        checkpoint_dir=checkpoint_dir, checkpoint_every=params.checkpoint_every, should_stop=reporter.should_stop,
+        ptx_texts=ptx_texts(ctx, tokenizer) if params.ptx_coef > 0 else None,
+    )  # fmt: skip
+    if result.stopped:
+        raise WorkerStopping(f"worker stopping: PPO paused at step {result.steps} (checkpointed)")
+    save_model_folder(policy, tokenizer, folder)
+    return result.steps
+
+
+def _ppo_distributed(
+    ctx: JobContext,
+    params: TrainPolicyParams,
+    plan: PolicyPlan,
+    prompts: list[str],
+    checkpoint_dir: Path,
+    folder: Path,
+    processes: int,
+    on_metrics: MetricsFn,
+    reporter: Reporter,
+) -> int:
+    """PPO under torchrun with `processes` ranks (rollouts split across them); rank 0 writes the policy folder."""
+    from dataclasses import asdict
+
+    from trainer.distributed import launch
+    from trainer.policy_ddp import write_spec
+
+    run_dir = checkpoint_dir.with_name(checkpoint_dir.name + "-ddp")
+    stop_file = run_dir / "stop"
+    stop_file.unlink(missing_ok=True)
+    texts = ptx_texts(ctx, rm_tokenizer(plan.start.path)) if params.ptx_coef > 0 else None
+    spec = write_spec(
+        run_dir / "spec.json", device=ctx.device, config=asdict(ppo_config(params)), prompts=prompts,
+        ptx_texts=texts, checkpoint_dir=str(checkpoint_dir), checkpoint_every=params.checkpoint_every,
+        stop_file=str(stop_file), out_dir=str(folder),
+        **{name: {"id": v["id"], "path": str(v["path"])} for name, v in asdict(plan).items()},
+    )  # fmt: skip
+    ctx.log(f"PPO on {processes} processes under torchrun (DDP, {'nccl' if ctx.device == 'cuda' else 'gloo'})")
+    steps = 0
+
+    def count(step: int, metrics: dict[str, float]) -> None:
+        nonlocal steps
+        steps = step
+        on_metrics(step, metrics)
+
+    stopped = launch(spec, module="trainer.policy_ddp", processes=processes, on_metrics=count,
+                     should_stop=reporter.should_stop, stop_file=stop_file)  # fmt: skip
+    if stopped:
+        raise WorkerStopping("worker stopping: distributed PPO paused at a checkpoint")
+    _remove(run_dir)
+    return steps
+
+
+def rm_tokenizer(path: Path) -> Any:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(path)

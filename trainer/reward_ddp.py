@@ -12,20 +12,15 @@ after a checkpoint, so the next attempt resumes. NCCL on CUDA, gloo on CPU (the 
 from __future__ import annotations
 
 import json
-import os
-import queue
-import subprocess
 import sys
-import threading
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from trainer.distributed import DONE_PREFIX, finish_rank, init_rank, launch, report_metrics
 from trainer.reward_data import RankingRecord, TaskGroup
 
-METRICS_PREFIX = "RANKLAB_METRICS "
-DONE_PREFIX = "RANKLAB_DONE "
+__all__ = ["launch", "main", "read_tasks", "write_spec"]
 
 
 def write_spec(path: Path, *, backbone: Path, config: dict[str, Any], train: list[TaskGroup], **extra: Any) -> Path:
@@ -50,66 +45,16 @@ def read_tasks(rows: list[dict[str, Any]]) -> list[TaskGroup]:
     ]
 
 
-def launch(
-    spec: Path,
-    *,
-    processes: int,
-    on_metrics: Callable[[int, dict[str, float]], None],
-    should_stop: Callable[[], bool],
-    stop_file: Path,
-    poll_s: float = 1.0,
-) -> bool:
-    """Run the ranks; forward rank 0's metrics; create `stop_file` once `should_stop()`. True when it stopped early."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-           "-m", "trainer.reward_ddp", str(spec)]  # fmt: skip
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    lines: queue.Queue[str | None] = queue.Queue()
-    errors: list[str] = []
-    threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
-    threading.Thread(target=lambda: errors.extend(proc.stderr or ()), daemon=True).start()
-    stopped, finished = False, False
-    while not finished:
-        try:
-            line = lines.get(timeout=poll_s)
-        except queue.Empty:
-            line = ""
-        if line is None:
-            finished = True
-        elif line.startswith(METRICS_PREFIX):
-            point = json.loads(line[len(METRICS_PREFIX) :])
-            on_metrics(int(point.pop("step")), point)
-        elif line.startswith(DONE_PREFIX):
-            stopped = bool(json.loads(line[len(DONE_PREFIX) :])["stopped"])
-        if not stop_file.exists() and should_stop():
-            stop_file.touch()
-    if proc.wait() != 0:
-        raise RuntimeError(f"torchrun with {processes} processes failed:\n" + "".join(errors[-30:]))
-    return stopped
-
-
-def _pump(stream: Any, lines: queue.Queue[str | None]) -> None:
-    for line in stream:
-        lines.put(line)
-    lines.put(None)  # end of output
-
-
 def main(spec_path: str) -> None:
     """One rank: train on its share of every optimizer step; rank 0 reports and saves."""
     import torch
-    import torch.distributed as dist
     from transformers import AutoTokenizer
 
     from trainer.reward import RewardConfig, train_reward_model
     from trainer.reward_model import build_reward_model
 
     spec = json.loads(Path(spec_path).read_text())
-    cuda = spec.get("device", "cpu") == "cuda"
-    dist.init_process_group(backend="nccl" if cuda else "gloo")
-    rank, local_rank = dist.get_rank(), int(os.environ.get("LOCAL_RANK", "0"))
-    device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
-    if cuda:
-        torch.cuda.set_device(device)
+    rank, device = init_rank(spec.get("device", "cpu"))
     tokenizer = AutoTokenizer.from_pretrained(spec["backbone"])
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -118,11 +63,8 @@ def main(spec_path: str) -> None:
     model.to(device)  # type: ignore[arg-type]  # transformers types .to oddly
     stop_file = Path(spec["stop_file"])
 
-    def report(step: int, metrics: dict[str, float]) -> None:
-        print(METRICS_PREFIX + json.dumps({"step": step, **metrics}), flush=True)
-
     result = train_reward_model(
-        RewardConfig(**spec["config"]), model, tokenizer, read_tasks(spec["train"]), on_metrics=report,
+        RewardConfig(**spec["config"]), model, tokenizer, read_tasks(spec["train"]), on_metrics=report_metrics,
         checkpoint_dir=Path(spec["checkpoint_dir"]), checkpoint_every=int(spec["checkpoint_every"]),
         should_stop=stop_file.exists,
     )  # fmt: skip
@@ -133,8 +75,7 @@ def main(spec_path: str) -> None:
             with atomic_dir(Path(spec["out_dir"]), replace=True) as tmp:
                 model.save_pretrained(tmp)
         print(DONE_PREFIX + json.dumps({"stopped": result.stopped, "steps": result.steps}), flush=True)
-    dist.barrier()
-    dist.destroy_process_group()
+    finish_rank()
 
 
 if __name__ == "__main__":

@@ -301,7 +301,7 @@ def _train_distributed(
     )  # fmt: skip
     ctx.log(f"training on {processes} processes under torchrun (DDP, {'nccl' if ctx.device == 'cuda' else 'gloo'})")
     total = _total_steps(cfg, data) // processes or 1
-    stopped = launch(spec, processes=processes, on_metrics=reporter.on_metrics(total),
+    stopped = launch(spec, module="trainer.reward_ddp", processes=processes, on_metrics=reporter.on_metrics(total),
                      should_stop=reporter.should_stop, stop_file=stop_file)  # fmt: skip
     if stopped:
         raise WorkerStopping("worker stopping: distributed reward training paused at a checkpoint")

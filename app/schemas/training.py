@@ -108,6 +108,9 @@ class TrainPolicyParams(JobParams):
     """PPO clip range of the probability ratio."""
     vf_coef: float = Field(default=0.1, ge=0.0, le=10.0)
     """Weight of the value loss."""
+    processes: int | None = Field(default=None, ge=1, le=64)
+    """Processes under torchrun (DDP), one per GPU, each sampling its share of the episodes; default: every GPU
+    of the worker (on a CPU worker 1; more runs gloo on CPU, for tests)."""
     checkpoint_every: int = Field(default=10, ge=1, le=100_000)
     """PPO steps between resumable checkpoints."""
     seed: int = Field(default=0, ge=0, le=2**31 - 1)

@@ -77,3 +77,21 @@ def test_evaluate_job_compares_the_policy_with_its_sft_model(sessions, worker_se
     assert figures["alignment_tax"] == pytest.approx(figures["policy_perplexity"] / figures["baseline_perplexity"])
     assert figures["human_eval_tasks"] == len(tasks) and len(tasks) >= 1
     assert all(v == sorted([policy.id, policy.id, sft.id, sft.id]) for v in versions)  # both versions, mixed
+
+
+def test_ppo_job_on_two_processes_under_torchrun(sessions, worker_settings, tiny_model_dir):
+    seed_rankings(sessions, tiny_model_dir)
+    with sessions.begin() as s:
+        job_service.enqueue_job(s, kind=JobKind.train_reward, params={"heldout_labeler_share": 0.0})
+    run_worker(sessions, worker_settings)
+    with sessions.begin() as s:
+        ppo_job = job_service.enqueue_job(s, kind=JobKind.train_policy, params={**SMALL, "processes": 2}).id
+    run_worker(sessions, worker_settings)
+    job = _job(sessions, ppo_job)
+    assert job.status == JobStatus.succeeded, job.error or job.log_tail
+    assert "2 processes under torchrun" in job.log_tail
+    assert [p["step"] for p in job.metrics if "objective/kl" in p][-1] == 3
+    with sessions() as s:
+        policy = s.get(ModelVersion, job.output_model_id)
+        assert policy.kind == ModelKind.policy and policy.metrics["processes"] == 2 and policy.metrics["steps"] == 3
+        assert (Path(policy.path) / "model.safetensors").is_file()
