@@ -33,7 +33,8 @@ def worker(
     device: str = typer.Option("auto", "--device", help="auto, cuda or cpu."),
     scheduler: bool = typer.Option(True, "--scheduler/--no-scheduler", help="Compete to evaluate schedules."),
 ) -> None:
-    """Run the background worker: claims queued jobs (sampling, exports) and runs them, and evaluates schedules."""
+    """Run the background worker: claims queued jobs (sampling, reward model, PPO, evaluation, exports), runs them,
+    evaluates schedules and advances rounds."""
     from app.config import get_settings
     from app.db import get_sessionmaker
     from app.logging_setup import configure_logging
