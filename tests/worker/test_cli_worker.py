@@ -55,8 +55,8 @@ def test_models_add_then_worker_once_runs_a_sampling_job(tmp_path, tiny_model_di
         job_id = job_service.enqueue_job(
             session, kind=JobKind.sample, params={"split": "train", "k": 4, "max_new_tokens": 4}
         ).id
-    wrong = _cli(["worker", "--once", "--kinds", "train_policy", "--device", "cpu"], env)
-    assert wrong.returncode == 1 and "cannot run job kind(s) train_policy" in wrong.stderr
+    wrong = _cli(["worker", "--once", "--kinds", "train_gpt5", "--device", "cpu"], env)
+    assert wrong.returncode == 2 and "'train_gpt5' is not a valid JobKind" in " ".join(wrong.stderr.split())
     ran = _cli(["worker", "--once", "--device", "cpu", "--kinds", "sample"], env)
     assert ran.returncode == 0, ran.stderr
     assert "ran 1 job(s)" in ran.stdout

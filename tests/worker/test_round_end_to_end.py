@@ -4,11 +4,12 @@ queued by the round when the one before it is done."""
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 
 from app.deps import sessionmaker_dep, settings_dep
 from app.main import create_app
-from app.models import ModelKind, Role, User, UserStatus
+from app.models import ModelKind, RankingTask, Role, TaskKind, User, UserStatus
 from app.services import model_registry
 from app.services.users import create_user
 from tests.factories import PASSWORD, token_headers
@@ -19,7 +20,13 @@ ROUND = {
     "min_new_rankings": 20,
     "reward": {"heldout_labeler_share": 0.0, "batch_size": 4},
     "policy": {"steps": 2, "batch_size": 8, "minibatches": 2, "epochs": 1, "response_length": 6},
-    "evaluate": {"max_prompts": 2, "samples_per_prompt": 2, "response_length": 6, "max_ppl_texts": 8},
+    "evaluate": {
+        "max_prompts": 2,
+        "samples_per_prompt": 2,
+        "response_length": 6,
+        "max_ppl_texts": 8,
+        "human_eval": True,
+    },
 }
 
 
@@ -75,3 +82,18 @@ def test_one_full_round(sessions, worker_settings, tiny_model_dir):
     assert policy["metrics"]["reward_version"] == reward["id"] and policy["parent_id"] == done["start_policy_id"]
     evaluation = policy["metrics"]["eval"][str(done["start_policy_id"])]
     assert evaluation["job_id"] == done["evaluate_job_id"] and 0.0 <= evaluation["rm_win_rate"] <= 1.0
+    assert evaluation["reward_gain"] == pytest.approx(evaluation["policy_reward"] - evaluation["baseline_reward"])
+    assert evaluation["alignment_tax"] == pytest.approx(
+        evaluation["policy_perplexity"] / evaluation["baseline_perplexity"]
+    )
+    assert evaluation["split"] == "eval" and evaluation["prompts"] == 2
+    _eval_tasks_mix_both_versions(sessions, policy["id"], done["start_policy_id"], evaluation["human_eval_tasks"])
+
+
+def _eval_tasks_mix_both_versions(sessions, policy_id: int, sft_id: int, count: int) -> None:  # type: ignore[no-untyped-def]
+    """The evaluation's human-eval tasks put 2 outputs of each version in one task of K = 4."""
+    with sessions() as s:
+        tasks = s.query(RankingTask).filter_by(kind=TaskKind.eval).all()
+        versions = [sorted(item.completion.model_version_id for item in t.items) for t in tasks]
+    assert count == len(tasks) >= 1
+    assert all(v == sorted([policy_id, policy_id, sft_id, sft_id]) for v in versions)

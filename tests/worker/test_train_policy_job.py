@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -23,14 +22,29 @@ def _job(sessions, job_id: int) -> Job:  # type: ignore[no-untyped-def]
         return job
 
 
+def _ran_under_torchrun(sessions, job_id: int) -> None:  # type: ignore[no-untyped-def]
+    """A 2-process PPO job (gloo): the ranks' metrics reach the job, rank 0's policy is registered."""
+    job = _job(sessions, job_id)
+    assert job.status == JobStatus.succeeded, job.error or job.log_tail
+    assert "2 processes under torchrun" in job.log_tail
+    assert [p["step"] for p in job.metrics if "objective/kl" in p][-1] == 3
+    with sessions() as s:
+        policy = s.get(ModelVersion, job.output_model_id)
+        assert policy.kind == ModelKind.policy and policy.metrics["processes"] == 2 and policy.metrics["steps"] == 3
+        assert (Path(policy.path) / "model.safetensors").is_file()
+
+
 def test_ppo_job_registers_a_policy_trained_against_the_reward_model(sessions, worker_settings, tiny_model_dir):
+    """In one worker run: PPO in this process (with PPO-ptx), and PPO on two processes under torchrun."""
     seed_rankings(sessions, tiny_model_dir)
     with sessions.begin() as s:
         rm_job = job_service.enqueue_job(s, kind=JobKind.train_reward, params={"heldout_labeler_share": 0.0}).id
     run_worker(sessions, worker_settings)
     with sessions.begin() as s:
         ppo_job = job_service.enqueue_job(s, kind=JobKind.train_policy, params={**SMALL, "ptx_coef": 0.5}).id
+        ddp_job = job_service.enqueue_job(s, kind=JobKind.train_policy, params={**SMALL, "processes": 2}).id
     run_worker(sessions, worker_settings)
+    _ran_under_torchrun(sessions, ddp_job)
     rm, ppo = _job(sessions, rm_job), _job(sessions, ppo_job)
     assert rm.status == JobStatus.succeeded, rm.error
     assert ppo.status == JobStatus.succeeded, ppo.error or ppo.log_tail
@@ -48,50 +62,3 @@ def test_ppo_job_registers_a_policy_trained_against_the_reward_model(sessions, w
     from transformers import AutoModelForCausalLM
 
     assert AutoModelForCausalLM.from_pretrained(folder).config.vocab_size == trained["lm_head.weight"].shape[0]
-
-
-def test_evaluate_job_compares_the_policy_with_its_sft_model(sessions, worker_settings, tiny_model_dir):
-    from app.models import RankingTask, TaskKind
-
-    seed_rankings(sessions, tiny_model_dir)
-    with sessions.begin() as s:
-        job_service.enqueue_job(s, kind=JobKind.train_reward, params={"heldout_labeler_share": 0.0})
-    run_worker(sessions, worker_settings)
-    with sessions.begin() as s:
-        job_service.enqueue_job(s, kind=JobKind.train_policy, params=SMALL)
-    run_worker(sessions, worker_settings)
-    params = {"max_prompts": 3, "samples_per_prompt": 2, "response_length": 6, "human_eval": True}
-    with sessions.begin() as s:
-        evaluation = job_service.enqueue_job(s, kind=JobKind.evaluate, params=params).id
-    run_worker(sessions, worker_settings)
-    job = _job(sessions, evaluation)
-    assert job.status == JobStatus.succeeded, job.error or job.log_tail
-    with sessions() as s:
-        policy = s.query(ModelVersion).filter_by(kind=ModelKind.policy).one()
-        sft = s.query(ModelVersion).filter_by(kind=ModelKind.sft).one()
-        figures = policy.metrics["eval"][str(sft.id)]
-        tasks = s.query(RankingTask).filter_by(kind=TaskKind.eval).all()
-        versions = [sorted(item.completion.model_version_id for item in t.items) for t in tasks]
-    assert 0.0 <= figures["rm_win_rate"] <= 1.0 and figures["split"] == "validation" and figures["prompts"] == 3
-    assert figures["reward_gain"] == pytest.approx(figures["policy_reward"] - figures["baseline_reward"])
-    assert figures["alignment_tax"] == pytest.approx(figures["policy_perplexity"] / figures["baseline_perplexity"])
-    assert figures["human_eval_tasks"] == len(tasks) and len(tasks) >= 1
-    assert all(v == sorted([policy.id, policy.id, sft.id, sft.id]) for v in versions)  # both versions, mixed
-
-
-def test_ppo_job_on_two_processes_under_torchrun(sessions, worker_settings, tiny_model_dir):
-    seed_rankings(sessions, tiny_model_dir)
-    with sessions.begin() as s:
-        job_service.enqueue_job(s, kind=JobKind.train_reward, params={"heldout_labeler_share": 0.0})
-    run_worker(sessions, worker_settings)
-    with sessions.begin() as s:
-        ppo_job = job_service.enqueue_job(s, kind=JobKind.train_policy, params={**SMALL, "processes": 2}).id
-    run_worker(sessions, worker_settings)
-    job = _job(sessions, ppo_job)
-    assert job.status == JobStatus.succeeded, job.error or job.log_tail
-    assert "2 processes under torchrun" in job.log_tail
-    assert [p["step"] for p in job.metrics if "objective/kl" in p][-1] == 3
-    with sessions() as s:
-        policy = s.get(ModelVersion, job.output_model_id)
-        assert policy.kind == ModelKind.policy and policy.metrics["processes"] == 2 and policy.metrics["steps"] == 3
-        assert (Path(policy.path) / "model.safetensors").is_file()
