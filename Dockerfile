@@ -20,4 +20,5 @@ RUN useradd --create-home ranklab && mkdir -p /data && chown ranklab /data
 USER ranklab
 VOLUME /data
 EXPOSE 8000
-CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000", "--workers", "4", "--proxy-headers"]
+# No X-Forwarded-* is believed unless --forwarded-allow-ips names the proxy (docker-compose.yml: RANKLAB_TRUSTED_PROXIES).
+CMD ["ranklab", "serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "4"]

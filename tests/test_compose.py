@@ -56,10 +56,20 @@ def test_web_runs_several_workers_and_worker_reserves_gpu():
     assert int(cmd[cmd.index("--workers") + 1]) >= 2
     # behind a TLS proxy: Secure cookies by default, and only the named proxy may set X-Forwarded-*
     assert s["web"]["environment"]["RANKLAB_COOKIE_SECURE"] == "${RANKLAB_COOKIE_SECURE:-true}"
-    assert "--proxy-headers" in cmd and cmd[cmd.index("--forwarded-allow-ips") + 1] != "*"
+    assert cmd[:2] == ["ranklab", "serve"]
     devices = s["worker"]["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
     assert "postgres" in _compose()["volumes"] or "pgdata" in _compose()["volumes"]
+
+
+def test_no_proxy_is_trusted_by_default():
+    """Unless RANKLAB_TRUSTED_PROXIES names the proxy, no X-Forwarded-For is believed (`ranklab serve` with an
+    empty --forwarded-allow-ips turns proxy headers off: tests/test_config.py), in compose and in the image alike."""
+    cmd = _compose()["services"]["web"]["command"]
+    assert cmd[cmd.index("--forwarded-allow-ips") + 1] == "${RANKLAB_TRUSTED_PROXIES:-}"
+    assert "--proxy-headers" not in cmd
+    image_cmd = next(line for line in (ROOT_DIR / "Dockerfile").read_text().splitlines() if line.startswith("CMD"))
+    assert '"ranklab", "serve"' in image_cmd and "proxy-headers" not in image_cmd and "forwarded" not in image_cmd
 
 
 def test_dockerfile_copies_what_the_services_need():

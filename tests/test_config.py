@@ -54,8 +54,13 @@ def test_serve_warns_about_the_development_key_and_trusts_no_proxy_by_default(mo
     get_settings.cache_clear()
     try:
         result = CliRunner().invoke(cli, ["serve"])
+        # docker-compose.yml passes RANKLAB_TRUSTED_PROXIES, empty when unset
+        unset = CliRunner().invoke(cli, ["serve", "--forwarded-allow-ips", ""])
+        named = CliRunner().invoke(cli, ["serve", "--forwarded-allow-ips", "172.18.0.5"])
     finally:
         get_settings.cache_clear()
     assert result.exit_code == 0, result.output
     assert "anyone can forge" in result.output
-    assert calls and calls[0]["proxy_headers"] is False
+    assert unset.exit_code == 0 and named.exit_code == 0, (unset.output, named.output)
+    assert [c["proxy_headers"] for c in calls] == [False, False, True]
+    assert calls[2]["forwarded_allow_ips"] == "172.18.0.5"
