@@ -70,8 +70,6 @@ schema = schemathesis.openapi.from_asgi("/api/openapi.json", FUZZED)
     suppress_health_check=list(HealthCheck),
 )
 def test_api_against_its_schema(case, callers) -> None:  # type: ignore[no-untyped-def]
-    if case.path == "/api/v1/export/comparisons":
-        pytest.skip("streams through its own sessions (tests/agreement/test_exports_api.py covers it)")
     for headers in callers:
         case.call_and_validate(
             headers=headers,
