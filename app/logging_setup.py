@@ -9,8 +9,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 _SECRET_KEYS = re.compile(r"pass(word)?|token|secret|authorization|cookie|csrf", re.IGNORECASE)
-_SECRET_INLINE = re.compile(
-    r"(?i)((?:password|token|secret|authorization|bearer)[\"']?\s*[:=]?\s*[\"']?)([^\s\"'&,}]+)"
+# A credential's name followed by ':' or '=' (as in "password=...", "token: ..."), or "Bearer <token>"; a word that
+# merely contains one ("tokens/s", "passwords are hashed") is left alone.
+_SECRET_INLINE = (
+    re.compile(r"(?i)(\bbearer\s+)([^\s\"'&,}]+)"),
+    re.compile(
+        r"(?i)(\b(?:password|passwd|token|access_token|secret|authorization|api[_-]?key)\b[\"']?\s*[:=]\s*[\"']?)"
+        r"([^\s\"'&,}]+)"
+    ),
 )
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
@@ -24,7 +30,9 @@ def redact(value: Any, key: str = "") -> Any:
     if isinstance(value, list | tuple):
         return [redact(v) for v in value]
     if isinstance(value, str):
-        return _SECRET_INLINE.sub(r"\1***", value)
+        for pattern in _SECRET_INLINE:
+            value = pattern.sub(r"\1***", value)
+        return value
     return value
 
 

@@ -37,3 +37,10 @@ def test_request_logs_never_contain_credentials(client, factory, caplog):
     text = "\n".join(formatter.format(r) for r in caplog.records)
     assert "/api/v1/auth/token" in text  # the access log saw the request
     assert PASSWORD not in text and token not in text
+
+
+def test_words_that_only_contain_a_credential_name_are_kept():
+    assert redact("sampled 2988 tokens at 5.2 tokens/s") == "sampled 2988 tokens at 5.2 tokens/s"
+    assert redact("passwords are stored as argon2 hashes") == "passwords are stored as argon2 hashes"
+    assert redact("Authorization: Bearer abc.def") == "Authorization: *** ***"
+    assert redact("GET /x?access_token=zzz&y=1") == "GET /x?access_token=***&y=1"
