@@ -60,8 +60,16 @@ def worker(
 
 def demo(
     sample: bool = typer.Option(True, "--sample/--no-sample", help="Queue a sampling job for the demo prompts."),
+    simulate: bool = typer.Option(
+        False,
+        "--simulate",
+        help="Then run the demo's simulated labelers (`ranklab simulate --demo`) on the SmolLM2 samples: waits for "
+        "the server at --url and for a running `ranklab worker` to sample enough tasks, ranks them, prints the report.",
+    ),
+    url: str = typer.Option("http://127.0.0.1:8000", "--url", help="The running ranklab --simulate drives."),
 ) -> None:
-    """Demo set-up: accounts (passwords printed once), 80 MT-Bench prompts, the SmolLM2 SFT model, a sampling job."""
+    """Demo set-up: accounts (passwords printed once), 80 MT-Bench prompts, the SmolLM2 SFT model, a sampling job;
+    with --simulate, a small simulated campaign on the samples."""
     from rich.console import Console
     from rich.table import Table
 
@@ -88,18 +96,44 @@ def demo(
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from exc
         console.print(f"SFT model: {model.name} (version {model.id}) at {model.path}")
-    if not sample:
-        return
-    with get_sessionmaker().begin() as session:
-        job, is_new = demo_service.queue_demo_sampling(
-            session, prompt_ids=prompt_ids, max_attempts=settings.job_max_attempts
-        )
-        if job is None:
-            message = "every demo prompt already has a ranking task; no sampling job queued"
-        else:
-            what = "queued" if is_new else "already waiting:"
-            message = f"{what} sampling job {job.id} ({len(job.params.get('prompt_ids') or [])} prompts)"
-    console.print(message + "; a running `ranklab worker` picks it up and tasks appear as it goes")
+    if sample:
+        with get_sessionmaker().begin() as session:
+            job, is_new = demo_service.queue_demo_sampling(
+                session, prompt_ids=prompt_ids, max_attempts=settings.job_max_attempts
+            )
+            if job is None:
+                message = "every demo prompt already has a ranking task; no sampling job queued"
+            else:
+                what = "queued" if is_new else "already waiting:"
+                message = f"{what} sampling job {job.id} ({len(job.params.get('prompt_ids') or [])} prompts)"
+        console.print(message + "; a running `ranklab worker` picks it up and tasks appear as it goes")
+    if simulate:
+        console.print(demo_campaign_notice(url, screening_set_size=settings.screening_set_size))
+        run_demo_campaign(url)
+
+
+def demo_campaign_notice(url: str, *, screening_set_size: int) -> str:
+    """What `ranklab demo --simulate` waits for, in words (the campaign needs a server and sampled tasks)."""
+    from app.cli.simulate import DEFAULT_GOLD_TASKS, DEMO_WAIT_S
+
+    need = screening_set_size + DEFAULT_GOLD_TASKS + 1
+    return (
+        f"simulated labelers: waiting up to {DEMO_WAIT_S:.0f} s for ranklab at {url} and for {need} SmolLM2 tasks "
+        f"({screening_set_size} become screening copies, {DEFAULT_GOLD_TASKS} hidden gold, at least 1 to rank); "
+        "`ranklab serve` and `ranklab worker` must be running (bash scripts/dev.sh --simulate starts everything)"
+    )
+
+
+def run_demo_campaign(url: str) -> None:
+    """`ranklab simulate --demo --url URL`, parsed and run exactly as the command line would."""
+    from typer.main import get_command
+
+    group = get_command(cli)
+    command = group.get_command(typer.Context(group), "simulate")  # type: ignore[attr-defined]
+    if command is None:
+        raise RuntimeError("the simulate command is not registered")
+    with command.make_context("simulate", ["--demo", "--url", url]) as ctx:
+        command.invoke(ctx)
 
 
 def register_trainer_commands() -> None:

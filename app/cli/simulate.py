@@ -17,6 +17,10 @@ from app.cli import cli
 
 DEFAULT_MIX = "careful:6,noisy:3,random:2,tie-happy:1,first-shown:1"
 DEMO_MIX = "careful:4,noisy:2,random:1,tie-happy:1,first-shown:1"
+DEFAULT_GOLD_TASKS = 5
+"""Hidden gold tasks a campaign makes sure of unless --gold-tasks says otherwise."""
+DEMO_WAIT_S = 900.0
+"""--demo: how long to wait for the server and the sampled tasks (SmolLM2 sampling on a 2-core CPU is slow)."""
 
 
 def _local_admin(run: str) -> tuple[str, str]:
@@ -126,7 +130,9 @@ def simulate(
     screening_tasks: int | None = typer.Option(
         None, help="Screening tasks to make sure of (copies of production tasks; default RANKLAB_SCREENING_SET_SIZE)."
     ),
-    gold_tasks: int = typer.Option(5, help="Hidden gold tasks to make sure of (production tasks promoted)."),
+    gold_tasks: int = typer.Option(
+        DEFAULT_GOLD_TASKS, help="Hidden gold tasks to make sure of (production tasks promoted)."
+    ),
     synthetic_tasks: int = typer.Option(0, help="First import this many synthetic production tasks (bare install)."),
     k: int = typer.Option(4, help="Outputs per synthetic task."),
     overlap: int = typer.Option(2, help="Labelers per synthetic task."),
@@ -151,7 +157,7 @@ def simulate(
         False,
         "--demo",
         help=f"The demo campaign on the SmolLM2 samples: --local-admin, --labelers {DEMO_MIX}, "
-        "--wait-for-tasks 900 (unless given), report in the data folder.",
+        f"--wait-for-tasks {DEMO_WAIT_S:.0f} (unless given), report in the data folder.",
     ),
 ) -> None:
     """Simulated labelers rank through the public API; prints (and writes) the learning report."""
@@ -168,7 +174,7 @@ def simulate(
     settings = get_settings()
     if demo:
         local_admin, labelers = True, labelers if labelers != DEFAULT_MIX else DEMO_MIX
-        wait_for_tasks = wait_for_tasks or 900.0
+        wait_for_tasks = wait_for_tasks or DEMO_WAIT_S
         report = report or settings.data_dir / "simulate-report.json"
     try:
         gold_pref, mix = resolve_gold(gold), parse_mix(labelers)
