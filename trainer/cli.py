@@ -146,11 +146,14 @@ def register_trainer_commands() -> None:
 
 
 def install_reward_model_gold() -> None:
-    """Let `ranklab simulate` use reward-model folders as the gold (`model:PATH`, `--reward-model`)."""
-    from app.simulate.gold import set_reward_model_scorer
+    """Let `ranklab simulate` use reward-model folders (`model:PATH`, `--reward-model`) and measure policies
+    (`--policy-version`): both need torch, which only the trainer side imports."""
+    from app.simulate.gold import set_policy_evaluator, set_reward_model_scorer
     from trainer.gold_model import RewardModelScorer
+    from trainer.gold_policy import policy_against_gold
 
     set_reward_model_scorer(RewardModelScorer)
+    set_policy_evaluator(policy_against_gold)
 
 
 def main() -> None:

@@ -105,6 +105,21 @@ def _reward_model(url: str, username: str, password: str, path: Path, gold: Any,
         api.close()
 
 
+def _policy(
+    url: str, username: str, password: str, version: int, gold: Any, reward_model: Path | None, prompts: int
+) -> dict[str, Any]:
+    from app.simulate.client import Api
+    from app.simulate.gold import policy_evaluator, reward_model_scorer
+    from app.simulate.report import policy_section
+
+    picker = reward_model_scorer(reward_model) if reward_model is not None else None
+    api = Api(url).login(username, password)
+    try:
+        return policy_section(api, gold, policy_evaluator(), policy_version=version, picker=picker, prompts=prompts)
+    finally:
+        api.close()
+
+
 @cli.command()
 def simulate(
     url: str = typer.Option("http://127.0.0.1:8000", help="The running ranklab to drive."),
@@ -149,6 +164,13 @@ def simulate(
     only_reward_model: bool = typer.Option(
         False, "--only-reward-model", help="No campaign: only check --reward-model against the gold (held-out prompts)."
     ),
+    policy_version: int | None = typer.Option(
+        None,
+        help="A policy version: its gold score and KL against its SFT model on held-out prompts, with best-of-n from "
+        "SFT at the same KL (picked by --reward-model when given, else by the gold). Needs torch.",
+    ),
+    only_policy: bool = typer.Option(False, "--only-policy", help="No campaign: only measure --policy-version."),
+    policy_prompts: int = typer.Option(16, help="Held-out prompts the policy is measured on."),
     screening_cutoff: float | None = typer.Option(
         None, help="The server's RANKLAB_SCREENING_CUTOFF (default: this machine's setting)."
     ),
@@ -180,6 +202,8 @@ def simulate(
         gold_pref, mix = resolve_gold(gold), parse_mix(labelers)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
+    if only_policy and policy_version is None:
+        raise typer.BadParameter("--only-policy needs --policy-version ID", param_hint="--only-policy")
     if only_reward_model and reward_model is None:
         raise typer.BadParameter("--only-reward-model needs --reward-model PATH", param_hint="--only-reward-model")
     run = run_name or f"sim-{secrets.token_hex(3)}"
@@ -206,12 +230,14 @@ def simulate(
         if synthetic_tasks:
             _import_synthetic(url, username, password, n=synthetic_tasks, k=k, overlap=overlap, seed=seed)
         result: dict[str, Any] = {}
-        if not only_reward_model:
+        if not (only_reward_model or only_policy):
             campaign = _progress_run(cfg)
             view = fetch_product_view(url, username=username, password=password)
             result = build_report(campaign, view, cutoffs=cutoffs, seed=seed)
         if reward_model is not None:
             result["reward_model"] = _reward_model(url, username, password, reward_model, gold_pref, mix)
+        if policy_version is not None:
+            result["policy"] = _policy(url, username, password, policy_version, gold_pref, reward_model, policy_prompts)
     except (ApiError, RuntimeError, httpx.TransportError) as exc:
         typer.echo(f"error: {exc or type(exc).__name__} ({url})", err=True)
         raise typer.Exit(1) from exc

@@ -92,6 +92,20 @@ class Api:
             if not body["items"] or len(ids) >= body["total"]:
                 return ids
 
+    def prompt_texts(self, *, split: str, limit: int) -> list[str]:
+        """Up to `limit` prompt texts of a split, lowest ids first."""
+        texts: list[str] = []
+        while len(texts) < limit:
+            body = self.get("/api/v1/prompts", split=split, limit=min(500, limit - len(texts)), offset=len(texts))
+            texts += [p["text"] for p in body["items"]]
+            if not body["items"] or len(texts) >= body["total"]:
+                break
+        return texts
+
+    def models(self) -> list[dict[str, Any]]:
+        """Every registered model version (id, kind, path, parent_id, metrics)."""
+        return list(self.get("/api/v1/models"))
+
     def sampling_in_progress(self) -> bool:
         """Whether a sampling job is queued or running (more tasks are on their way)."""
         return any(self.get("/api/v1/jobs", kind="sample", status=s, limit=1) for s in ("queued", "running"))

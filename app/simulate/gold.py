@@ -152,3 +152,21 @@ def reward_model_scorer(path: str | Path) -> BatchScorer:
     if _reward_model_scorer is None:
         raise ValueError("a reward model as the gold needs torch: run it through the `ranklab` command")
     return _reward_model_scorer(str(path))
+
+
+PolicyEvaluator = Callable[..., dict[str, Any]]
+"""(policy folder, SFT folder, prompts, gold scorer, **options) -> figures (see `trainer.gold_policy`)."""
+_policy_evaluator: PolicyEvaluator | None = None
+
+
+def set_policy_evaluator(evaluate: PolicyEvaluator) -> None:
+    """Install how a policy is measured against the gold (the trainer side does it, like the reward-model scorer)."""
+    global _policy_evaluator
+    _policy_evaluator = evaluate
+
+
+def policy_evaluator() -> PolicyEvaluator:
+    """The installed policy evaluator (needs the trainer side)."""
+    if _policy_evaluator is None:
+        raise ValueError("measuring a policy against the gold needs torch: run it through the `ranklab` command")
+    return _policy_evaluator

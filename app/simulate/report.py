@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -242,6 +243,46 @@ def reward_model_section(
     }
 
 
+def sft_ancestor(models: Sequence[dict[str, Any]], version: int) -> dict[str, Any]:
+    """The SFT version a policy descends from, following `parent_id` through the registry."""
+    by_id = {m["id"]: m for m in models}
+    model = by_id.get(version)
+    if model is None or model["kind"] == "reward":
+        raise ValueError(f"no policy or SFT model with id {version}")
+    while model["kind"] != "sft":
+        model = by_id.get(model["parent_id"])
+        if model is None:
+            raise ValueError(f"model {version} has no SFT ancestor in the registry")
+    return model
+
+
+def policy_section(
+    api: Api,
+    gold: GoldPreference,
+    evaluate: Callable[..., dict[str, Any]],
+    *,
+    policy_version: int,
+    picker: BatchScorer | None = None,
+    prompts: int = 16,
+    splits: Sequence[str] = ("eval", "validation"),
+    **options: Any,
+) -> dict[str, Any]:
+    """A policy's mean gold score and KL against its SFT parent on held-out prompts, with best-of-n from SFT at
+    the same KLs (picked by `picker`, a reward model, or by the gold itself as an upper bound)."""
+    models = api.models()
+    policy = next((m for m in models if m["id"] == policy_version), None)
+    if policy is None:
+        raise ValueError(f"no model version {policy_version}")
+    sft = sft_ancestor(models, policy_version)
+    texts: list[str] = []
+    for split in splits:
+        texts += api.prompt_texts(split=split, limit=prompts - len(texts))
+    if not texts:
+        raise ValueError("no eval or validation prompts to measure the policy on")
+    figures = evaluate(Path(policy["path"]), Path(sft["path"]), texts, gold.score_batch, picker=picker, **options)
+    return {"policy_version": policy_version, "sft_version": sft["id"], **figures}
+
+
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:5.1f}"
 
@@ -277,5 +318,13 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(
             f"reward model {rm.get('path', '')}: agreement with gold {_pct(rm['agreement_with_gold']).strip()}% on "
             f"{rm['tasks']} held-out tasks ({rm['pairs']} pairs); expected of labelers there: {expected}"
+        )
+    pol = report.get("policy")
+    if pol:
+        lines.append(
+            f"policy {pol['policy_version']} vs SFT {pol['sft_version']} on {pol['prompts']} held-out prompts: gold "
+            f"{pol['policy_gold']:.3f} vs {pol['sft_gold']:.3f}, KL {pol['policy_kl']:.2f} nats; best-of-n from SFT "
+            f"({pol['picker']}): "
+            + ", ".join(f"n={b['n']} KL {b['kl']:.2f} gold {b['gold']:.3f}" for b in pol["best_of_n"])
         )
     return "\n".join(lines)

@@ -71,14 +71,6 @@ def worker_settings(committed_url: str, tmp_path: Path) -> Settings:
     return fast_settings(committed_url, tmp_path / "data")
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random Llama with its tokenizer, in HF format (built once per test session)."""
-    from trainer.models import build_tiny_model
-
-    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-llama", seed=0)
-
-
 def run_job_once(sessions: sessionmaker[Session], settings: Settings, kind: JobKind, params: dict[str, Any]) -> Job:
     """Queue one job, let a `--once` CPU worker with the real handlers work the queue, return the job as it ended."""
     from trainer.worker import WorkerConfig, work

@@ -1,0 +1,59 @@
+"""A policy against the gold: its gold score and KL from its SFT model on held-out prompts, and best-of-n from SFT
+(KL log n - (n-1)/n), read through the public API and measured by the trainer side."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from app.models import ModelKind, Split
+from app.services import model_registry
+from app.services.prompts import get_or_create_prompt
+from app.simulate.client import Api
+from app.simulate.gold import resolve_gold
+from app.simulate.report import format_report, policy_section, sft_ancestor
+from trainer.gold_policy import best_of_n, best_of_n_kl, policy_against_gold
+
+
+def test_best_of_n_figures():
+    assert best_of_n_kl(1) == 0.0 and best_of_n_kl(4) == pytest.approx(math.log(4) - 0.75)
+    gold = np.array([[0.1, 0.9, 0.5], [0.3, 0.2, 0.8]])
+    picker = np.array([[1.0, 0.0, 2.0], [0.0, 1.0, 0.5]])  # picks by its own scores, not the gold
+    assert best_of_n(gold, picker, 1) == pytest.approx(0.2)
+    assert best_of_n(gold, picker, 2) == pytest.approx((0.1 + 0.2) / 2)
+    assert best_of_n(gold, picker, 3) == pytest.approx((0.5 + 0.2) / 2)
+    with pytest.raises(ValueError):
+        best_of_n(gold, picker, 4)
+
+
+def test_sft_ancestor_follows_parents():
+    models = [{"id": 1, "kind": "sft", "parent_id": None}, {"id": 2, "kind": "policy", "parent_id": 1},
+              {"id": 3, "kind": "policy", "parent_id": 2}, {"id": 4, "kind": "reward", "parent_id": 1}]  # fmt: skip
+    assert sft_ancestor(models, 3)["id"] == 1 and sft_ancestor(models, 1)["id"] == 1
+    with pytest.raises(ValueError, match="no policy"):
+        sft_ancestor(models, 4)
+
+
+def test_policy_section_through_the_api(sim_server, tiny_model_dir):
+    with sim_server.server.session() as s:
+        sft = model_registry.register_model(s, kind=ModelKind.sft, name="tiny", path=tiny_model_dir)
+        same = model_registry.register_model(s, kind=ModelKind.policy, name="same", path=tiny_model_dir,
+                                             parent_id=sft.id)  # fmt: skip
+        for n in range(3):
+            get_or_create_prompt(s, text=f"held-out prompt {n}", split=Split.eval)
+        version = same.id
+    gold = resolve_gold("length:4")
+    api = Api(sim_server.base_url).login(sim_server.admin, sim_server.password)
+    try:
+        figures = policy_section(api, gold, policy_against_gold, policy_version=version, prompts=2,
+                                 samples=2, best_of=(1, 2, 4), max_new_tokens=6)  # fmt: skip
+    finally:
+        api.close()
+    assert figures["sft_version"] == sft.id and figures["prompts"] == 2
+    assert figures["policy_kl"] == 0.0  # the "policy" is the SFT model itself
+    golds = [b["gold"] for b in figures["best_of_n"]]
+    assert golds == sorted(golds) and figures["picker"] == "gold (upper bound)"  # the gold's own pick only improves
+    assert [b["kl"] for b in figures["best_of_n"]] == [best_of_n_kl(n) for n in (1, 2, 4)]
+    assert "best-of-n from SFT" in format_report({"policy": figures})
