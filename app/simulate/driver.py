@@ -69,6 +69,7 @@ class SimLabeler:
     index: int
     api: Api
     idle_since: float | None = None
+    idle_looks: int = 0
 
 
 @dataclass
@@ -193,6 +194,10 @@ def rank_as_researcher(api: Api, cfg: CampaignConfig, cache: GoldCache) -> list[
     return records
 
 
+IDLE_LOOKS = 4
+"""Empty answers in a row before a labeler decides the queue is empty."""
+
+
 class _Budget:
     """Rankings left to hand out (None: unlimited), shared by the labeler threads."""
 
@@ -298,11 +303,14 @@ class _LabelerPool:
         """An empty queue: look again a little later (a lease race, or a sampling job still adding tasks)."""
         now = time.monotonic()
         if lab.idle_since is None:
-            lab.idle_since = now
+            lab.idle_since, lab.idle_looks = now, 0
+        lab.idle_looks += 1
         patience = 2 * self.cfg.poll_s
         if self.sampling is not None and self.sampling():
             patience = max(patience, self.cfg.wait_for_tasks_s)
-        if now - lab.idle_since > patience:
+        # a free task can be locked by another labeler's request for a moment (204): give up only after several
+        # empty looks, however slow the server is
+        if now - lab.idle_since > patience and lab.idle_looks >= IDLE_LOOKS:
             return False
         time.sleep(self.cfg.poll_s if patience <= 2 * self.cfg.poll_s else max(self.cfg.poll_s, 2.0))
         return True

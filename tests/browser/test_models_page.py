@@ -64,7 +64,7 @@ def test_reward_versions_side_by_side_and_training_from_the_page(page, live_serv
 
 
 def test_rounds_policies_and_human_evaluation_on_the_page(page, live_server, tmp_path):
-    from app.models import Round, RoundStatus, RoundStep, TaskKind
+    from app.models import Round, RoundStatus, RoundStep, TaskKind, TaskStatus
     from app.services.prompts import get_or_create_prompt
     from app.services.tasks import NewCompletion, create_task
     from tests.agreement.helpers import add_ranking
@@ -95,6 +95,7 @@ def test_rounds_policies_and_human_evaluation_on_the_page(page, live_server, tmp
             outputs += [NewCompletion(text=f"{n} sft {i}", model_version_id=sft.id) for i in range(2)]
             task = create_task(s, prompt=prompt, completions=outputs, kind=TaskKind.eval)
             add_ranking(s, task=task, user=labeler, order=[[0], [1], [2], [3]])
+            task.status = TaskStatus.complete  # ranked: never served to the other browser tests' labelers
     login(page, "rounds-researcher", PASSWORD)
     page.goto("/models")
     row = page.locator(f"#policy-table tr[data-policy-id='{policy.id}']").inner_text()
