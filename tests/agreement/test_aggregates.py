@@ -111,6 +111,9 @@ def test_kept_aggregates_equal_a_full_recompute(db, factory, settings, seed):
     for view in dumped:
         _same(view(report), view(recompute))
     assert report.task_rows(db, limit=5, offset=3) == report.task_rows(db)[3:8]
+    assert (
+        report.labeler_rows(db, settings=settings, limit=3, offset=2) == report.labeler_rows(db, settings=settings)[2:5]
+    )
     kept = _stored(db)
     aggregates.rebuild(db, window=settings.gold_window)
     _same(_stored(db), kept)

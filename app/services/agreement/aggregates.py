@@ -22,7 +22,7 @@ from itertools import chain
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Table, bindparam, delete, event, func, inspect, select, update
+from sqlalchemy import Table, bindparam, delete, event, inspect, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, UOWTransaction
 
@@ -159,7 +159,7 @@ def refresh_tasks(session: Session, *, task_ids: Iterable[int], window: int) -> 
         key=["user_id"],
         add=["n_rankings"],
     )
-    labelers = {row["user_id"] for row in chain(old_units, units) if not row["by_researcher"]}
+    labelers = {row["user_id"] for row in chain(old_units, units) if not row["by_researcher"]}  # type: ignore[index]
     refresh_labelers(session, user_ids=labelers, window=window)
     days: dict[date, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     cells: dict[tuple[int, int], list[float]] = defaultdict(lambda: [0.0, 0, 0])
@@ -227,7 +227,7 @@ def labeler_agreement(session: Session) -> dict[int, float | None]:
 
 def is_empty(session: Session) -> bool:
     """No unit row although there are rankings (a database just migrated to the aggregates)."""
-    no_units = session.scalar(select(func.count()).select_from(select(agreement_units.c.ranking_id).limit(1))) == 0
+    no_units = session.scalar(select(agreement_units.c.ranking_id).limit(1)) is None
     return no_units and session.scalar(select(Ranking.id).limit(1)) is not None
 
 

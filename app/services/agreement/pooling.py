@@ -61,7 +61,9 @@ def pooled(credit: np.ndarray, pairs: np.ndarray, tied: np.ndarray | None = None
     if y.shape != m.shape:
         raise ValueError(f"credit and pairs differ in length: {y.size} vs {m.size}")
     summed_tied = None if tied is None else float(np.sum(tied))
-    return pooled_from_sums(y.size, float(y.sum()), float(m.sum()), y @ y, y @ m, m @ m, summed_tied)
+    return pooled_from_sums(
+        y.size, float(y.sum()), float(m.sum()), float(y @ y), float(y @ m), float(m @ m), summed_tied
+    )
 
 
 def pooled_units(units: ap.Units, at: np.ndarray | None = None) -> Pooled:

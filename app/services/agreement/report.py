@@ -65,9 +65,15 @@ _NO_FIGURES: dict[str, Any] = {
 
 
 def labeler_rows(
-    session: Session, *, settings: Settings, user_ids: Sequence[int] | None = None
+    session: Session,
+    *,
+    settings: Settings,
+    user_ids: Sequence[int] | None = None,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> list[LabelerAgreementRead]:
-    """One row per labeler: agreement with researchers and with other labelers, flags, speed, position bias."""
+    """One row per labeler (by username; a page of them with `limit` / `offset`): agreement with researchers and
+    with other labelers, flags, speed, position bias."""
     aggregates.sync(session)
     u, a = User.__table__.c, agreement_labelers.c
     query = (
@@ -76,6 +82,8 @@ def labeler_rows(
         .select_from(User.__table__.outerjoin(agreement_labelers, a.user_id == u.id))
         .where(u.role == Role.labeler)
         .order_by(u.username)
+        .offset(offset)
+        .limit(limit)
     )
     if user_ids is not None:
         query = query.where(u.id.in_(list(user_ids)))
@@ -141,8 +149,8 @@ def task_rows(
 
 
 def _pooled(sums: Any, side: str, *, tied: bool = True) -> Interval:
-    values = [sums[f"{side}_{s}"] or 0 for s in ("n", "y", "m", "yy", "ym", "mm")]
-    return _interval(pooling.pooled_from_sums(*values, tied=(sums[f"{side}_tied"] or 0) if tied else None))
+    n, y, m, yy, ym, mm = (sums[f"{side}_{s}"] or 0 for s in ("n", "y", "m", "yy", "ym", "mm"))
+    return _interval(pooling.pooled_from_sums(n, y, m, yy, ym, mm, (sums[f"{side}_tied"] or 0) if tied else None))
 
 
 def overview(session: Session) -> OverviewRead:
@@ -150,7 +158,7 @@ def overview(session: Session) -> OverviewRead:
     aggregates.sync(session)
     d = agreement_days.c
     sums = session.execute(select(*(func.sum(c).label(c.name) for c in d if c.name != "day"))).mappings().one()
-    days = session.execute(select(d).order_by(d.day)).mappings().all()
+    days = session.execute(select(agreement_days).order_by(d.day)).mappings().all()
     by_status = session.execute(
         select(User.status, func.count(User.id)).where(User.role == Role.labeler).group_by(User.status)
     ).all()

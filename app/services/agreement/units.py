@@ -92,7 +92,7 @@ def _scored(table: RankingTable, session: Session) -> dict[int, dict[str, Any]]:
     floats = {"gold_credit", "peer_credit", "late_peer_credit"} | {n for n in columns if n.startswith("late_rr_")}
     scored = {}
     for row, ranking_id in enumerate(table.id.tolist()):
-        unit = {name: (float(c[row]) if name in floats else int(c[row])) for name, c in columns.items()}
+        unit: dict[str, Any] = {name: (float(c[row]) if name in floats else int(c[row])) for name, c in columns.items()}
         stats = flags.get(ranking_id, FlagStats())
         unit |= {"flag_same": stats.same_set, "flag_total": stats.total, "flag_counts": _flag_counts(stats)}
         unit["first_shown_won"] = int(table.first_shown_won[row])
