@@ -238,6 +238,9 @@ def main() -> None:
         with Session(engine) as session, session.begin():
             aggregates.rebuild(session, window=settings.gold_window)
         print(f"aggregates rebuilt from {n} rankings in {time.perf_counter() - start:.0f} s")
+    if engine.dialect.name == "postgresql" and (args.rebuild or not args.no_seed):
+        with engine.connect() as connection:  # planner statistics, as autovacuum would gather them on a live database
+            connection.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
     if args.seed_only:
         return
     with Session(engine) as session:
