@@ -19,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sized
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlalchemy import func, insert, select, text
@@ -33,6 +34,10 @@ try:
     from app.services.agreement import report as agreement_report
 except ImportError:  # a tree from before app/services/agreement/ (timing the old code on the same database)
     from app.services import agreement_report  # type: ignore[attr-defined,no-redef]
+try:
+    from app.services.agreement import aggregates, recompute
+except ImportError:  # a tree from before the aggregates: report is the full recompute
+    aggregates = recompute = None  # type: ignore[assignment]
 
 
 def seed(session: Session, *, labelers: int, tasks: int, overlap: int, k: int, rng: random.Random) -> int:
@@ -177,6 +182,21 @@ def time_alpha(session: Session, *, repeat: int) -> None:
     )
 
 
+def time_refresh(session: Session, *, samples: int, rng: random.Random) -> None:
+    """What a submission adds: ``aggregates.refresh_tasks`` of one random task (p50 / p99), rolled back."""
+    task_ids = list(session.scalars(select(Ranking.task_id).distinct().limit(200_000)))
+    window = Settings().gold_window
+    times = []
+    for task_id in rng.sample(task_ids, min(samples, len(task_ids))):
+        with session.begin_nested() as nested:
+            start = time.perf_counter()
+            aggregates.refresh_tasks(session, task_ids=[task_id], window=window)
+            times.append(time.perf_counter() - start)
+            nested.rollback()
+    p50, p99 = np.percentile(np.array(times) * 1000, [50, 99])
+    print(f"refresh of one task (added to a submission): p50 {p50:.1f} ms, p99 {p99:.1f} ms over {len(times)} tasks")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--labelers", type=int, default=50)
@@ -191,6 +211,10 @@ def main() -> None:
     parser.add_argument("--bulk", action="store_true", help="seed with Core bulk inserts (for a million rankings)")
     parser.add_argument("--seed-only", action="store_true", help="seed, time nothing")
     parser.add_argument("--no-seed", action="store_true", help="time the database as it is (seeded earlier)")
+    parser.add_argument("--rebuild", action="store_true", help="(re)build the aggregates first, timed")
+    parser.add_argument("--compare", action="store_true", help="also time the full recompute (old way), same run")
+    parser.add_argument("--page", type=int, default=50, help="rows per page of the per-task list (aggregates)")
+    parser.add_argument("--refresh-samples", type=int, default=0, help="time this many one-task refreshes")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="ranklab-bench-"))
     url = args.database_url or f"sqlite:///{folder / 'bench.db'}"
@@ -208,29 +232,58 @@ def main() -> None:
                 session, labelers=args.labelers, tasks=args.tasks, overlap=args.overlap, k=args.k, rng=random.Random(0)
             )
         print(f"seeded {n} rankings in {time.perf_counter() - start:.0f} s")
+    settings = Settings(env="test", database_url=url, data_dir=folder)
+    if aggregates is not None and (args.rebuild or (not args.no_seed and not args.seed_only)):
+        start = time.perf_counter()
+        with Session(engine) as session, session.begin():
+            aggregates.rebuild(session, window=settings.gold_window)
+        print(f"aggregates rebuilt from {n} rankings in {time.perf_counter() - start:.0f} s")
+    if engine.dialect.name == "postgresql" and (args.rebuild or not args.no_seed):
+        with engine.connect() as connection:  # planner statistics, as autovacuum would gather them on a live database
+            connection.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
     if args.seed_only:
         return
-    settings = Settings(env="test", database_url=url, data_dir=folder)
     with Session(engine) as session:
-        views: dict[str, Callable[[], Sized]] = {
-            "labeler_rows": lambda: agreement_report.labeler_rows(session, settings=settings)
-        }
-        if args.dashboards:
-            views |= {
-                "overview": lambda: agreement_report.overview(session).series,
-                "matrix": lambda: agreement_report.matrix(session).rows,
-                "task_rows": lambda: agreement_report.task_rows(session),
-                "disagreement_queue": lambda: agreement_report.disagreement_queue(session),
-            }
+        if args.refresh_samples and aggregates is not None:
+            time_refresh(session, samples=args.refresh_samples, rng=random.Random(1))
         if args.alpha:
             time_alpha(session, repeat=args.repeat)
-        for name, call in views.items():
-            size, first, best = _timed(call, args.repeat)
-            print(f"{name}: {size} rows, {n} rankings, {args.tasks} tasks (K={args.k}): {first:.2f} s", end="")
-            print(f" first call, {best:.2f} s best of {args.repeat + 1}", end="")
-            if name == "labeler_rows" and args.baseline:
-                print(f"; {args.baseline / first:.1f}x faster than the {args.baseline:.2f} s baseline", end="")
-            print()
+        sides = [("new", agreement_report)] if aggregates is not None else [("old", agreement_report)]
+        if args.compare and recompute is not None:
+            sides.append(("old", recompute))
+        best_of: dict[tuple[str, str], float] = {}
+        for side, module in sides:
+            for name, call in _views(module, session, settings, args, paged=side == "new").items():
+                size, first, best = _timed(call, args.repeat)
+                best_of[(side, name)] = best
+                print(
+                    f"{side} {name}: {size} rows, {n} rankings, {args.tasks} tasks (K={args.k}): {first:.3f} s", end=""
+                )
+                print(f" first call, {best:.3f} s best of {args.repeat + 1}", end="")
+                if name == "labeler_rows" and args.baseline:
+                    print(f"; {args.baseline / first:.1f}x faster than the {args.baseline:.2f} s baseline", end="")
+                print()
+        for (side, name), best in best_of.items():
+            old = best_of.get(("old", name))
+            if side == "new" and old is not None:
+                print(f"ratio {name}: old {old:.3f} s / new {best:.3f} s = {old / best:.0f}x")
+
+
+def _views(
+    module: Any, session: Session, settings: Settings, args: argparse.Namespace, *, paged: bool
+) -> dict[str, Callable[[], Sized]]:
+    views: dict[str, Callable[[], Sized]] = {"labeler_rows": lambda: module.labeler_rows(session, settings=settings)}
+    if args.dashboards:
+        page = {"limit": args.page} if paged else {}
+        if paged:
+            views["labeler_rows_page"] = lambda: module.labeler_rows(session, settings=settings, limit=args.page)
+        views |= {
+            "overview": lambda: module.overview(session).series,
+            "matrix": lambda: module.matrix(session).rows,
+            "task_rows": lambda: module.task_rows(session, **page),
+            "disagreement_queue": lambda: module.disagreement_queue(session),
+        }
+    return views
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ cli = typer.Typer(
 )
 
 
-COMMAND_MODULES = ("core", "export", "imports", "users", "models", "simulate")
+COMMAND_MODULES = ("core", "export", "imports", "users", "models", "simulate", "agreement")
 """Modules that register commands, in the order `ranklab --help` lists them."""
 
 

@@ -13,8 +13,17 @@ def migrate(revision: str = typer.Argument("head", help="Alembic revision to upg
     from app import migrate as m
     from app.config import get_settings
 
-    m.upgrade(get_settings().sqlalchemy_url, revision)
+    settings = get_settings()
+    m.upgrade(settings.sqlalchemy_url, revision)
     typer.echo(f"database is at revision {revision}")
+    if revision == "head":
+        from app.db import get_sessionmaker
+        from app.services.agreement import aggregates
+
+        with get_sessionmaker()() as session, session.begin():
+            if aggregates.is_empty(session):  # just migrated to the aggregates: fill them once
+                n = aggregates.rebuild(session, window=settings.gold_window)
+                typer.echo(f"agreement aggregates built from {n} rankings")
 
 
 @cli.command()

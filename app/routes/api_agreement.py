@@ -31,8 +31,14 @@ router = APIRouter(prefix="/api/v1", tags=["agreement"])
 
 
 @router.get("/agreement/labelers", response_model=list[LabelerAgreementRead], name="api_agreement_labelers")
-def labelers(session: SessionDep, settings: SettingsDep, _r: CurrentResearcher) -> list[LabelerAgreementRead]:
-    return report.labeler_rows(session, settings=settings)
+def labelers(
+    session: SessionDep,
+    settings: SettingsDep,
+    _r: CurrentResearcher,
+    limit: int | None = Query(None, ge=1, description="a page of this many labelers (by username); all if not given"),
+    offset: int = Query(0, ge=0),
+) -> list[LabelerAgreementRead]:
+    return report.labeler_rows(session, settings=settings, limit=limit, offset=offset)
 
 
 @router.get("/agreement/labelers/{user_id}", response_model=LabelerDetailRead, name="api_agreement_labeler")
@@ -46,8 +52,14 @@ def overview(session: SessionDep, _r: CurrentResearcher) -> OverviewRead:
 
 
 @router.get("/agreement/tasks", response_model=list[TaskAgreementRead], name="api_agreement_tasks")
-def tasks(session: SessionDep, _r: CurrentResearcher, min_labelers: int = Query(2, ge=2)) -> list[TaskAgreementRead]:
-    return report.task_rows(session, min_labelers=min_labelers)
+def tasks(
+    session: SessionDep,
+    _r: CurrentResearcher,
+    min_labelers: int = Query(2, ge=2),
+    limit: int | None = Query(None, ge=1, description="a page of this many tasks (lowest agreement first)"),
+    offset: int = Query(0, ge=0),
+) -> list[TaskAgreementRead]:
+    return report.task_rows(session, min_labelers=min_labelers, limit=limit, offset=offset)
 
 
 @router.get("/agreement/matrix", response_model=MatrixRead, name="api_agreement_matrix")

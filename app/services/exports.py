@@ -35,7 +35,7 @@ from app.models import (
     UserStatus,
 )
 from app.schemas.params import RankingFilter
-from app.services.agreement import pooling
+from app.services.agreement import aggregates
 
 BATCH = 500
 T = TypeVar("T")
@@ -108,7 +108,7 @@ def _utc(moment: datetime) -> datetime:
 
 def labeler_agreement(session: Session) -> dict[int, float | None]:
     """Each labeler's pooled agreement with researchers: the dashboards' and the gate's figure."""
-    return pooling.labeler_agreement(session)
+    return aggregates.labeler_agreement(session)
 
 
 def _query(options: ExportOptions) -> Select[Ranking, RankingTask, Prompt, User]:

@@ -44,15 +44,26 @@ def _finite(x: float | None) -> float | None:
     return None if x is None or not np.isfinite(x) else float(x)
 
 
+def pooled_from_sums(n: int, y: float, m: float, yy: float, ym: float, mm: float, tied: float | None = None) -> Pooled:
+    """``pooled`` from the unit sums (n, sum y, sum m, sum y^2, sum y m, sum m^2, sum tied), e.g. stored ones."""
+    total = int(m)
+    if total == 0:
+        return Pooled(None, int(n), None, None, 0)
+    low, high = metrics.ratio_interval_from_sums(n, y, m, yy, ym, mm)
+    tied_share = None if tied is None else float(tied) / total
+    return Pooled(float(y) / total, int(n), _finite(float(low)), _finite(float(high)), total, tied_share)
+
+
 def pooled(credit: np.ndarray, pairs: np.ndarray, tied: np.ndarray | None = None) -> Pooled:
     """sum(credit) / sum(pairs) over units, the tied share, and a 95% interval over units
     (``metrics.ratio_interval``; None under ``metrics.MIN_UNITS`` units)."""
-    total = int(np.sum(pairs)) if len(pairs) else 0
-    if total == 0:
-        return Pooled(None, len(credit), None, None, 0)
-    low, high = metrics.ratio_interval(credit, pairs)
-    tied_share = None if tied is None else float(np.sum(tied)) / total
-    return Pooled(float(np.sum(credit)) / total, len(credit), _finite(low), _finite(high), total, tied_share)
+    y, m = np.asarray(credit, dtype=np.float64).ravel(), np.asarray(pairs, dtype=np.float64).ravel()
+    if y.shape != m.shape:
+        raise ValueError(f"credit and pairs differ in length: {y.size} vs {m.size}")
+    summed_tied = None if tied is None else float(np.sum(tied))
+    return pooled_from_sums(
+        y.size, float(y.sum()), float(m.sum()), float(y @ y), float(y @ m), float(m @ m), summed_tied
+    )
 
 
 def pooled_units(units: ap.Units, at: np.ndarray | None = None) -> Pooled:
@@ -98,17 +109,6 @@ def user_units(table: RankingTable, units: ap.Units, *, user_id: int) -> ap.Unit
     """The units of one user."""
     at = np.flatnonzero(table.user_id[units.row] == user_id)
     return ap.Units(units.row[at], units.credit[at], units.pairs[at], units.tied[at])
-
-
-def labeler_agreement(session: Session) -> dict[int, float | None]:
-    """Each labeler's pooled agreement with researchers (the dashboards' figure; no interval)."""
-    table = load_rankings(session)
-    units = ap.researcher_units(table, ap.table_pairs(table))
-    users = table.user_id[units.row]
-    ids, at = np.unique(users, return_inverse=True)
-    credit = np.bincount(at, weights=units.credit, minlength=ids.size)
-    n = np.bincount(at, weights=units.pairs, minlength=ids.size)
-    return {int(u): (float(c / d) if d else None) for u, c, d in zip(ids, credit, n, strict=True)}
 
 
 def labeler_habits(table: RankingTable) -> dict[int, tuple[float | None, metrics.PositionBias]]:
