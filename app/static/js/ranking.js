@@ -44,11 +44,45 @@
     return { status: resp.status, data };
   }
 
+  // "1 line · 42 characters": a one-liner and a 20,000-character essay must not look alike.
+  function lengthLabel(text) {
+    const lines = text.split("\n").length;
+    return lines.toLocaleString("en") + (lines === 1 ? " line" : " lines") + " · " +
+      text.length.toLocaleString("en") + (text.length === 1 ? " character" : " characters");
+  }
+
+  // The fold button only where the text scrolls inside its card (measured once the task is on screen).
+  function markLongOutputs() {
+    for (const card of cards()) {
+      const text = card.querySelector(".output-text");
+      card.querySelector(".expand").hidden = !card.classList.contains("expanded") && text.scrollHeight <= text.clientHeight + 1;
+    }
+  }
+
+  // Side-by-side reading: every output in its own column, whole, in the order the labeler sees them.
+  function buildReader(task) {
+    const columns = task.completions.map((completion, index) => {
+      const col = el("article", { class: "reader-col", "data-id": String(completion.id) });
+      col.append(el("h3", {}, "Output " + LABELS[index]), el("p", { class: "muted small" }, lengthLabel(completion.text)));
+      col.append(el("div", { class: "output-text" }, completion.text));
+      return col;
+    });
+    $("reader-cols").replaceChildren(...columns);
+  }
+
+  function toggleReader(open) {
+    const show = open === undefined ? $("reader").hidden : open;
+    $("reader").hidden = !show;
+    $("reader-button").setAttribute("aria-pressed", String(show));
+    $("reader-button").textContent = show ? "Close side-by-side" : "Read side by side";
+  }
+
   function buildCard(completion, index) {
     const card = el("article", { class: "output", tabindex: "0", "data-id": String(completion.id) });
     const head = el("div", { class: "output-head" });
     head.append(el("span", { class: "drag-handle", title: "Drag to a rank", "aria-hidden": "true" }, "⠿"));
     head.append(el("span", { class: "output-label" }, "Output " + LABELS[index]));
+    head.append(el("span", { class: "output-length muted" }, lengthLabel(completion.text)));
     head.append(el("span", { class: "output-rank" }, "unranked"));
     // A rank picker for touch screens: no dragging across a long page on a phone.
     const picker = el("select", { class: "rank-select", "aria-label": "Rank of output " + LABELS[index] });
@@ -58,8 +92,12 @@
       if (picker.value) placeAt(card, Number(picker.value) - 1); else unrank(card);
     });
     head.append(picker);
-    const expand = el("button", { type: "button", class: "link expand" }, "expand");
-    expand.addEventListener("click", () => card.classList.toggle("expanded"));
+    const expand = el("button", { type: "button", class: "expand", "aria-expanded": "false" }, "show all");
+    expand.addEventListener("click", () => {
+      const open = card.classList.toggle("expanded");
+      expand.textContent = open ? "fold" : "show all";
+      expand.setAttribute("aria-expanded", String(open));
+    });
     head.append(expand);
     card.append(head, el("div", { class: "output-text" }, completion.text));
     const tools = el("div", { class: "output-tools" });
@@ -90,7 +128,7 @@
     Sortable.create(node, {
       group: "ranking", handle: ".drag-handle", animation: 120, forceFallback: true,
       delay: 150, delayOnTouchOnly: true, touchStartThreshold: 5,
-      onAdd: (evt) => { if (evt.to.dataset.slot !== "pool") lastSlot = Number(evt.to.dataset.slot); refresh(); },
+      onAdd: (evt) => { if (evt.to.dataset.slot !== "pool") lastSlot = Number(evt.to.dataset.slot); refresh(); markLongOutputs(); },
       onSort: refresh,
     });
   }
@@ -164,9 +202,11 @@
     $("note").value = "";
     $("not-rankable").checked = false;
     $("lease").textContent = "lease until " + new Date(task.expires_at).toLocaleTimeString();
+    buildReader(task);
     $("empty").hidden = true;
     $("task").hidden = false;
     refresh();
+    markLongOutputs();
     select(cards()[0]);
   }
 
@@ -268,6 +308,7 @@
   makeSortable($("pool"));
   $("submit-button").addEventListener("click", submit);
   $("retry-button").addEventListener("click", loadNext);
+  $("reader-button").addEventListener("click", () => toggleReader());
   $("skip-button").addEventListener("click", () => { if (current) $("skip-dialog").showModal(); });
   $("skip-dialog").addEventListener("close", () => {
     const reason = $("skip-reason").value.trim();
