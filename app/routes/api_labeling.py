@@ -14,6 +14,7 @@ from app.schemas.labeling import (
     AssignmentRead,
     CompletionRead,
     LabelingStats,
+    LeaseRead,
     PromptPage,
     PromptRead,
     PromptsCreate,
@@ -140,6 +141,13 @@ def submit_ranking(
 def skip(assignment_id: int, body: SkipIn, session: SessionDep, labeler: CurrentLabeler) -> SkipRead:
     done = assignment_service.skip_assignment(session, labeler=labeler, assignment_id=assignment_id, reason=body.reason)
     return SkipRead(assignment_id=done.id, status=done.status.value)
+
+
+@router.post("/labeling/assignments/{assignment_id}/lease", response_model=LeaseRead, name="api_renew_lease")
+def renew_lease(assignment_id: int, session: SessionDep, settings: SettingsDep, labeler: CurrentLabeler) -> LeaseRead:
+    """Keep the lease alive while the ranking page is in use; takes an expired lease back if the task is still free."""
+    done = assignment_service.renew_lease(session, labeler=labeler, assignment_id=assignment_id, settings=settings)
+    return LeaseRead(assignment_id=done.id, expires_at=done.expires_at)
 
 
 @router.get("/labeling/stats", response_model=LabelingStats, name="api_labeling_stats")

@@ -40,6 +40,7 @@ def labeling_page(request: Request, session: SessionDep, labeler: CurrentLabeler
         "next_url": app.url_path_for("api_next_task"),
         "submit_url_template": app.url_path_for("api_submit_ranking", assignment_id="0").replace("/0/", "/{id}/"),
         "skip_url_template": app.url_path_for("api_skip_assignment", assignment_id="0").replace("/0/", "/{id}/"),
+        "lease_url_template": app.url_path_for("api_renew_lease", assignment_id="0").replace("/0/", "/{id}/"),
         "guidelines_url": app.url_path_for("guidelines_page"),
         "guideline_version": guideline_service.current_version(session),
         "submitted_today": ranking_service.submitted_today(session, labeler=labeler),

@@ -143,6 +143,11 @@ class SkipIn(BaseModel):
     reason: str
 
 
+class LeaseRead(BaseModel):
+    assignment_id: int
+    expires_at: datetime
+
+
 class SkipRead(BaseModel):
     assignment_id: int
     status: str

@@ -336,3 +336,40 @@ def test_paused_labeler_cannot_get_tasks(client, factory, db):
     resp = client.get(NEXT, headers=token_headers(client, labeler))
     assert resp.status_code == 403 and "paused" in resp.json()["detail"]
     assert db.scalar(select(func.count()).select_from(Assignment)) == 0
+
+
+def lease_url(assignment_id):
+    return f"/api/v1/labeling/assignments/{assignment_id}/lease"
+
+
+def test_lease_renews_and_an_expired_one_comes_back_while_the_task_is_free(labeler_task, client, factory, db):
+    _, headers, task, body = labeler_task
+    assignment = db.get(Assignment, body["assignment_id"])
+    assignment.expires_at = utcnow() + timedelta(minutes=2)
+    db.commit()
+    resp = client.post(lease_url(assignment.id), headers=headers)
+    assert resp.status_code == 200
+    assert datetime.fromisoformat(resp.json()["expires_at"]) > datetime.now(UTC) + timedelta(minutes=25)
+    # swept while the labeler was away, nobody took the slot: renewing takes it back, and the ranking goes in
+    assignment.status, assignment.expires_at = AssignmentStatus.expired, utcnow() - timedelta(minutes=1)
+    task.slots_taken = 0
+    db.commit()
+    assert client.post(lease_url(assignment.id), headers=headers).status_code == 200
+    db.refresh(assignment)
+    db.refresh(task)
+    assert assignment.status == AssignmentStatus.active and task.slots_taken == 1
+    ids = [c["id"] for c in body["completions"]]
+    done = client.post(submit_url(assignment.id), json={"ranking": [ids], "idempotency_key": "back"}, headers=headers)
+    assert done.status_code == 201
+    assert client.post(lease_url(assignment.id), headers=headers).status_code == 409
+    assert client.post(lease_url(assignment.id), headers=token_headers(client, factory.labeler())).status_code == 403
+
+
+def test_an_expired_lease_whose_task_went_to_someone_else_is_gone(labeler_task, client, factory, db):
+    _, headers, task, body = labeler_task
+    assignment = db.get(Assignment, body["assignment_id"])
+    assignment.expires_at = utcnow() - timedelta(seconds=1)
+    db.commit()
+    assert client.get(NEXT, headers=token_headers(client, factory.labeler())).status_code == 200  # sweeps, takes it
+    resp = client.post(lease_url(assignment.id), headers=headers)
+    assert resp.status_code == 410 and "other labelers" in resp.json()["detail"]

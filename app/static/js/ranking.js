@@ -11,6 +11,12 @@
   let current = null; // {assignment_id, prompt, completions, expires_at, key, started}
   let lastSlot = null; // slot index where an output was last placed (for "tie with previous")
   let busy = false;
+  // The lease is renewed while the page is in use (a key, a click, a touch since the last renewal), at most every
+  // RENEW_MS, and at once when it is near its end; WARN_MS before the end a countdown shows.
+  const RENEW_MS = window.RANKLAB_RENEW_MS || 60000;
+  const WARN_MS = 5 * 60000;
+  let lastActivity = 0, lastRenew = 0, renewing = false;
+  const DRAFT_PREFIX = "ranklab-draft-";
 
   function el(tag, attrs, text) {
     const node = document.createElement(tag);
@@ -128,7 +134,7 @@
     Sortable.create(node, {
       group: "ranking", handle: ".drag-handle", animation: 120, forceFallback: true,
       delay: 150, delayOnTouchOnly: true, touchStartThreshold: 5,
-      onAdd: (evt) => { if (evt.to.dataset.slot !== "pool") lastSlot = Number(evt.to.dataset.slot); refresh(); markLongOutputs(); },
+      onAdd: (evt) => { if (evt.to.dataset.slot !== "pool") lastSlot = Number(evt.to.dataset.slot); refresh(); },
       onSort: refresh,
     });
   }
@@ -168,6 +174,8 @@
       card.querySelector(".output-rank").textContent = "unranked";
       card.querySelector(".rank-select").value = "";
     }
+    markLongOutputs();
+    saveDraft();
   }
 
   function placeAt(card, slotIndex) {
@@ -192,8 +200,80 @@
     if (box) { box.checked = !box.checked; card.querySelector(".flag-box").open = true; }
   }
 
+  // --- the draft: everything typed or placed, kept in this browser until the ranking is stored
+  function draftKey() { return DRAFT_PREFIX + current.assignment_id; }
+
+  function saveDraft() {
+    if (!current) return;
+    const body = collect();
+    const draft = { buckets: slotNodes().map((slot) => Array.from(slot.querySelectorAll(".output"), (c) => Number(c.dataset.id))),
+                    ratings: body.ratings, flags: body.flags, note: body.note, not_rankable: body.not_rankable,
+                    key: current.key, saved_at: Date.now() };
+    try { localStorage.setItem(draftKey(), JSON.stringify(draft)); } catch (e) { /* storage full or off: no draft */ }
+  }
+
+  function dropDraft() { if (current) { try { localStorage.removeItem(draftKey()); } catch (e) { /* no storage */ } } }
+
+  function restoreDraft() {
+    let draft = null;
+    try { draft = JSON.parse(localStorage.getItem(draftKey()) || "null"); } catch (e) { draft = null; }
+    if (!draft) return false;
+    const byId = new Map(cards().map((c) => [c.dataset.id, c]));
+    (draft.buckets || []).forEach((bucket, i) => {
+      for (const id of bucket) { const card = byId.get(String(id)); if (card && slotNodes()[i]) slotNodes()[i].append(card); }
+    });
+    for (const [id, value] of Object.entries(draft.ratings || {})) rate(byId.get(id), value);
+    for (const [id, names] of Object.entries(draft.flags || {})) for (const name of names) toggleFlag(byId.get(id), name);
+    $("note").value = draft.note || "";
+    $("not-rankable").checked = !!draft.not_rankable;
+    if (draft.key) current.key = draft.key; // the same idempotency key: a retried submit is a replay, never a double
+    return true;
+  }
+
+  // --- the lease: renewed while in use, a countdown near its end, taken back after it ran out if still free
+  function touch() { lastActivity = Date.now(); }
+
+  function leaseUrl() { return root.dataset.leaseUrl.replace("{id}", String(current.assignment_id)); }
+
+  async function renew() {
+    if (!current || renewing) return null;
+    renewing = true;
+    const asked = current.assignment_id;
+    try {
+      const { status, data } = await api("POST", leaseUrl());
+      if (status === 200 && current && current.assignment_id === asked) {
+        current.expires_at = data.expires_at;
+        lastRenew = Date.now();
+        tick();
+      }
+      return { status, data };
+    } catch (e) {
+      return { status: 0, data: null };
+    } finally { renewing = false; }
+  }
+
+  function tick() {
+    if (!current) { $("lease").textContent = ""; return; }
+    const left = new Date(current.expires_at).getTime() - Date.now();
+    const lease = $("lease");
+    lease.classList.toggle("lease-warning", left < WARN_MS);
+    if (left <= 0) {
+      lease.textContent = "The lease ran out; your ranking is kept here and Submit tries to take the task back.";
+    } else if (left < WARN_MS) {
+      const s = Math.ceil(left / 1000);
+      lease.textContent = "Lease ends in " + Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0") +
+        " · any key or click keeps it";
+    } else {
+      lease.textContent = "lease until " + new Date(current.expires_at).toLocaleTimeString();
+    }
+    const used = lastActivity > lastRenew;
+    if (used && document.visibilityState !== "hidden" && (Date.now() - lastRenew >= RENEW_MS || left < WARN_MS)) renew();
+  }
+
   function show(task) {
     current = Object.assign({}, task, { key: newKey(), started: Date.now() });
+    lastRenew = Date.now();
+    $("lost").hidden = true;
     lastSlot = null;
     $("prompt-text").textContent = task.prompt.text;
     const pool = $("pool");
@@ -201,11 +281,12 @@
     buildSlots(task.completions.length);
     $("note").value = "";
     $("not-rankable").checked = false;
-    $("lease").textContent = "lease until " + new Date(task.expires_at).toLocaleTimeString();
     buildReader(task);
     $("empty").hidden = true;
     $("task").hidden = false;
+    if (restoreDraft()) setStatus("Your unsent ranking of this task is back.");
     refresh();
+    tick();
     markLongOutputs();
     select(cards()[0]);
   }
@@ -258,14 +339,21 @@
     busy = true;
     try {
       const url = root.dataset.submitUrl.replace("{id}", String(current.assignment_id));
-      const { status, data } = await api("POST", url, body);
+      let { status, data } = await api("POST", url, body);
+      if (status === 410) {
+        const back = await renew();
+        if (back && back.status === 200) ({ status, data } = await api("POST", url, body));
+      }
       if (status === 201 || status === 200) {
+        dropDraft();
         $("today-count").textContent = String(data.submitted_today);
         setStatus("Saved. Here is the next one.");
         await loadNext();
       } else if (status === 410) {
-        setStatus((data && data.detail) || "the lease expired", true);
-        await loadNext();
+        saveDraft();
+        $("lost").hidden = false;
+        setStatus("The lease ran out and another labeler has this task now, so this ranking cannot be stored. " +
+                  "It stays on screen until you go on.", true);
       } else {
         setStatus((data && data.detail) || "could not save (" + status + ")", true);
       }
@@ -278,6 +366,7 @@
     const url = root.dataset.skipUrl.replace("{id}", String(current.assignment_id));
     const { status, data } = await api("POST", url, { reason });
     if (status !== 200) { setStatus((data && data.detail) || "could not skip", true); return; }
+    dropDraft();
     setStatus("Skipped.");
     await loadNext();
   }
@@ -302,9 +391,14 @@
       toggleFlag(card, flag.name);
     }
     e.preventDefault();
+    saveDraft();
   }
 
   document.addEventListener("keydown", onKey);
+  for (const type of ["keydown", "pointerdown", "input", "change"]) document.addEventListener(type, touch, true);
+  for (const type of ["input", "change"]) root.addEventListener(type, () => saveDraft());
+  $("lost-next").addEventListener("click", () => { dropDraft(); setStatus(""); $("lost").hidden = true; loadNext(); });
+  setInterval(tick, 1000);
   makeSortable($("pool"));
   $("submit-button").addEventListener("click", submit);
   $("retry-button").addEventListener("click", loadNext);
