@@ -127,6 +127,7 @@ def upload_tasks(
 def task_detail_page(request: Request, session: SessionDep, user: CurrentResearcher, task_id: int) -> Response:
     view = _task_view(session, task_id, user)
     view["promote_url"] = request.app.url_path_for("dashboard_promote", task_id=str(task_id))
+    view["rank_url"] = request.app.url_path_for("dashboard_adjudicate", task_id=str(task_id))
     return render(request, "researcher/task_detail.html", user=user, view=view)
 
 
@@ -171,5 +172,6 @@ def _task_view(session: SessionDep, task_id: int, user: User) -> dict[str, objec
         ],
         "rankings": rankings,
         "can_promote": screening_service.can_promote_to_gold(task.kind),
+        "can_rank_gold": screening_service.needs_gold_answer_from(session, task=task, researcher=user),
         "back": f"/tasks/{task.id}",
     }
