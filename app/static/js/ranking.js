@@ -375,6 +375,9 @@
     if (!current || $("task").hidden || e.ctrlKey || e.metaKey || e.altKey) return;
     const inField = e.target.matches("textarea, select, input:not([type=radio]):not([type=checkbox])");
     if (inField) { if (e.key === "Escape") e.target.blur(); return; }
+    // a focused link, button or disclosure keeps Enter and Space for itself; a dialog keeps every key
+    if (e.target.closest("dialog")) return;
+    if ((e.key === "Enter" || e.key === " ") && e.target.matches("a, button, summary, [role=button]")) return;
     const card = selected();
     const all = cards();
     if (e.key === "ArrowDown" || e.key === "j") { select(all[Math.min(all.indexOf(card) + 1, all.length - 1)]); }
