@@ -74,3 +74,52 @@ def test_outputs_show_whole_with_their_length(browser, live_server, viewport):
         assert page.locator("#reader").is_hidden()
     finally:
         context.close()
+
+
+def test_phone_rating_targets_nothing_clipped_and_the_next_task_starts_at_its_prompt(browser, live_server):
+    username = "phone-reader"
+    _seed(live_server, username)
+    with live_server.session() as s:  # a second task to land on after the submit
+        prompt, _ = get_or_create_prompt(s, text=f"{username}: the second prompt")
+        create_task(s, prompt=prompt, completions=[NewCompletion(text=f"second {i}") for i in range(4)], priority=99)
+    context = browser.new_context(
+        base_url=live_server.base_url,
+        viewport={"width": 390, "height": 844},
+        has_touch=True,
+        is_mobile=True,
+        bypass_csp=True,
+    )
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    try:
+        login(page, username, PASSWORD)
+        page.goto("/label")
+        page.wait_for_selector("#task:not([hidden]) #pool .output")
+        # every rating is a 44 px tap target
+        sizes = page.locator("#pool .rating label").evaluate_all(
+            "els => els.map(e => { const r = e.getBoundingClientRect(); return [r.width, r.height]; })"
+        )
+        assert len(sizes) == 28 and all(w >= 44 and h >= 44 for w, h in sizes), sizes
+        # nothing sticks out of its card: not the show-all button, not rating 7
+        clipped = page.locator("#pool .output").evaluate_all(
+            """cards => cards.flatMap(card => {
+                 const edge = card.getBoundingClientRect();
+                 return Array.from(card.querySelectorAll('button, label, select, .output-length'))
+                   .filter(e => e.offsetParent !== null)
+                   .filter(e => { const r = e.getBoundingClientRect(); return r.right > edge.right + 0.5
+                                  || r.left < edge.left - 0.5; })
+                   .map(e => e.textContent.trim().slice(0, 20));
+               })"""
+        )
+        assert clipped == []
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        # rank by taps, submit from the bottom of the page: the next task opens at its prompt
+        for i, cid in enumerate(page.locator("#pool .output").evaluate_all("els => els.map(e => e.dataset.id)")):
+            page.locator(f'#task .output[data-id="{cid}"] .rank-select').select_option(str(i + 1))
+        page.locator("#submit-button").tap()
+        page.wait_for_function("document.getElementById('prompt-text').textContent.includes('second prompt')")
+        page.wait_for_timeout(200)
+        box = page.locator("#prompt-text").bounding_box()
+        assert box is not None and 0 <= box["y"] < 844 / 2
+    finally:
+        context.close()

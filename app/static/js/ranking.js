@@ -107,7 +107,8 @@
     head.append(expand);
     card.append(head, el("div", { class: "output-text" }, completion.text));
     const tools = el("div", { class: "output-tools" });
-    const rating = el("span", { class: "rating" }, "Rating:");
+    const rating = el("span", { class: "rating", role: "group", "aria-label": "Rating of output " + LABELS[index] });
+    rating.append(el("span", { class: "rating-title" }, "Rating:"));
     for (let r = 1; r <= 7; r++) {
       const lab = el("label", { title: "rate " + r });
       const input = el("input", { type: "radio", name: "rating-" + completion.id, value: String(r) });
@@ -156,9 +157,9 @@
   function slotNodes() { return Array.from(document.querySelectorAll("#slots .slot")); }
   function selected() { return document.querySelector("#task .output.selected"); }
 
-  function select(card) {
+  function select(card, keepScroll) {
     for (const c of cards()) c.classList.toggle("selected", c === card);
-    if (card && document.activeElement !== card) card.focus({ preventScroll: false });
+    if (card && document.activeElement !== card) card.focus({ preventScroll: !!keepScroll });
   }
 
   function refresh() {
@@ -288,7 +289,9 @@
     refresh();
     tick();
     markLongOutputs();
-    select(cards()[0]);
+    // a new task starts at its prompt (on a phone, focusing the first output would scroll the prompt away)
+    select(cards()[0], true);
+    window.scrollTo(0, 0);
   }
 
   // With nothing to rank, look again now and then: new tasks arrive as sampling jobs run, and a task that another
