@@ -210,7 +210,11 @@
     const draft = { buckets: slotNodes().map((slot) => Array.from(slot.querySelectorAll(".output"), (c) => Number(c.dataset.id))),
                     ratings: body.ratings, flags: body.flags, note: body.note, not_rankable: body.not_rankable,
                     key: current.key, saved_at: Date.now() };
-    try { localStorage.setItem(draftKey(), JSON.stringify(draft)); } catch (e) { /* storage full or off: no draft */ }
+    const empty = !draft.buckets.some((b) => b.length) && !Object.keys(draft.ratings).length &&
+      !Object.keys(draft.flags).length && !draft.note && !draft.not_rankable;
+    try {
+      if (empty) localStorage.removeItem(draftKey()); else localStorage.setItem(draftKey(), JSON.stringify(draft));
+    } catch (e) { /* storage full or off: no draft */ }
   }
 
   function dropDraft() { if (current) { try { localStorage.removeItem(draftKey()); } catch (e) { /* no storage */ } } }
