@@ -10,6 +10,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.routing import NoMatchFound
 
 from app.config import ROOT_DIR
+from app.deps import may_rank
 from app.models import User
 
 templates = Jinja2Templates(directory=str(ROOT_DIR / "templates"))
@@ -33,7 +34,7 @@ def nav_for(request: Request, user: User | None) -> list[dict[str, str]]:
         return []
     entries = []
     for label, name, roles in NAV:
-        if user.role.value not in roles:
+        if user.role.value not in roles or (name == "labeling_page" and not may_rank(user)):
             continue
         try:
             entries.append({"label": label, "href": str(request.app.url_path_for(name))})

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from app.db import INT64_MAX
 from app.deps import CurrentLabeler, CurrentResearcher, SessionDep, SettingsDep
-from app.models import Assignment, Ranking, RankingTask, Split, TaskKind, TaskStatus
+from app.models import Assignment, Ranking, RankingTask, Split, TaskKind, TaskStatus, UserStatus
 from app.schemas.labeling import (
     AssignmentRead,
     CompletionRead,
@@ -132,6 +132,9 @@ def submit_ranking(
     )
     read = ranking_read(ranking)
     read.submitted_today = ranking_service.submitted_today(session, labeler=labeler)
+    read.labeler_status = labeler.status
+    if labeler.status == UserStatus.screening:
+        read.screening_done = screening_service.screening_rankings_done(session, user=labeler)
     if replayed:
         return JSONResponse(read.model_dump(mode="json"), status_code=200)
     return read

@@ -8,10 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from app.deps import CurrentLabeler, CurrentResearcher, CurrentUser, SessionDep
-from app.models import FLAGS, Role
+from app.config import Settings
+from app.deps import CurrentLabeler, CurrentResearcher, CurrentUser, SessionDep, SettingsDep
+from app.models import FLAGS, Role, User, UserStatus
 from app.services import guidelines as guideline_service
 from app.services import rankings as ranking_service
+from app.services import screening as screening_service
 from app.web import render
 
 router = APIRouter(tags=["labeling pages"])
@@ -34,7 +36,7 @@ FLAG_VIEW = [{"name": f, "key": FLAG_KEYS[f][0], "label": FLAG_KEYS[f][1]} for f
 
 
 @router.get("/label", response_class=HTMLResponse, name="labeling_page")
-def labeling_page(request: Request, session: SessionDep, labeler: CurrentLabeler) -> Response:
+def labeling_page(request: Request, session: SessionDep, settings: SettingsDep, labeler: CurrentLabeler) -> Response:
     app = request.app
     view = {
         "next_url": app.url_path_for("api_next_task"),
@@ -44,10 +46,19 @@ def labeling_page(request: Request, session: SessionDep, labeler: CurrentLabeler
         "guidelines_url": app.url_path_for("guidelines_page"),
         "guideline_version": guideline_service.current_version(session),
         "submitted_today": ranking_service.submitted_today(session, labeler=labeler),
+        "screening": _screening_view(session, labeler, settings),
         "flags": FLAG_VIEW,
         "flag_keys_json": json.dumps(FLAG_VIEW),
     }
     return render(request, "labeling/rank.html", user=labeler, view=view)
+
+
+def _screening_view(session: SessionDep, labeler: User, settings: Settings) -> dict[str, int] | None:
+    """Progress through the screening set, for a labeler still in screening."""
+    if labeler.role != Role.labeler or labeler.status != UserStatus.screening:
+        return None
+    done = screening_service.screening_rankings_done(session, user=labeler)
+    return {"done": done, "total": settings.screening_set_size, "cutoff": round(settings.screening_cutoff * 100)}
 
 
 @router.get("/guidelines", response_class=HTMLResponse, name="guidelines_page")

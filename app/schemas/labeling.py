@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.models import MAX_OVERLAP, MAX_PRIORITY, Split, TaskKind, TaskStatus
+from app.models import MAX_OVERLAP, MAX_PRIORITY, Split, TaskKind, TaskStatus, UserStatus
 
 
 class PromptIn(BaseModel):
@@ -105,6 +105,10 @@ class RankingRead(BaseModel):
     guideline_version: int | None
     created_at: datetime
     submitted_today: int | None = None
+    labeler_status: UserStatus | None = None
+    """On a submit: the submitter's account status after it (a screening labeler passes or goes to review)."""
+    screening_done: int | None = None
+    """On a submit by a labeler in screening: how many screening tasks they have ranked."""
 
 
 class TaskDetail(BaseModel):

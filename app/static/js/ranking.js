@@ -28,6 +28,7 @@
   function setStatus(message, isError) {
     $("status").textContent = message || "";
     $("status").classList.toggle("error", !!isError);
+    $("status").classList.remove("ok");
   }
 
   function newKey() {
@@ -313,8 +314,45 @@
       recheck = setTimeout(loadNext, RECHECK_MS);
       return;
     }
+    if (status === 403) { outcome("You cannot rank right now", (data && data.detail) || "ask a researcher"); return; }
     if (status !== 200) { setStatus((data && data.detail) || "could not load a task", true); return; }
     show(data);
+  }
+
+  // The end of the road for now (screening went to review, the account was paused): no task, no Submit, the reason.
+  function outcome(title, text) {
+    clearTimeout(recheck);
+    current = null;
+    $("task").hidden = true;
+    $("empty").hidden = true;
+    $("lost").hidden = true;
+    $("outcome").replaceChildren(el("h2", {}, title), el("p", {}, text));
+    $("outcome").hidden = false;
+    setStatus("");
+    tick();
+    window.scrollTo(0, 0);
+  }
+
+  // After a stored ranking: screening progress, a pass said out loud, a failed gate explained.
+  function afterScreening(data) {
+    if (!root.dataset.screening) return false;
+    if (data.labeler_status === "pending_review") {
+      outcome("Screening finished: a researcher will review your answers",
+              "You have ranked every screening task, but your rankings did not agree closely enough with the " +
+              "researchers' to start straight away. A researcher will look at your answers and get back to you; " +
+              "until then there is nothing more to rank.");
+      return true;
+    }
+    if (data.labeler_status === "active") {
+      root.dataset.screening = "";
+      $("screening").hidden = true;
+      return false;
+    }
+    if (data.screening_done !== null && data.screening_done !== undefined) {
+      $("screening-done").textContent = String(data.screening_done);
+      $("screening-progress").value = data.screening_done;
+    }
+    return false;
   }
 
   function collect() {
@@ -354,7 +392,11 @@
       if (status === 201 || status === 200) {
         dropDraft();
         $("today-count").textContent = String(data.submitted_today);
-        setStatus("Saved. Here is the next one.");
+        const passed = !!root.dataset.screening && data.labeler_status === "active";
+        if (afterScreening(data)) return;
+        setStatus(passed ? "You passed screening: from now on you rank real tasks. Here is the first one."
+                         : "Saved. Here is the next one.");
+        $("status").classList.toggle("ok", passed);
         await loadNext();
       } else if (status === 410) {
         saveDraft();
