@@ -54,7 +54,7 @@ def _rank(page, *, reverse: bool) -> None:
         "els => els.map(e => [e.dataset.id, e.querySelector('.output-text').textContent])"
     )
     for cid, text in texts:
-        rank = next(i for i, w in enumerate(ORDER) if text.endswith(w))
+        rank = next(i for i, w in enumerate(ORDER) if text.strip().endswith(w))
         select = page.locator(f'#task .output[data-id="{cid}"] .rank-select')
         select.select_option(str(4 - rank if reverse else rank + 1))
     page.click("#submit-button")

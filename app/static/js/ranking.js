@@ -1,5 +1,5 @@
 /* The ranking page: fetch a task, rank by drag-and-drop or keyboard, submit, fetch the next.
-   All task text goes into the page with textContent, never innerHTML. */
+   Task text goes into the page with textContent, or as sanitised markdown through markdown.js, never raw. */
 (function () {
   "use strict";
   const root = document.getElementById("ranker");
@@ -8,6 +8,8 @@
   const FLAGS = JSON.parse(root.dataset.flags);
   const LABELS = "ABCDEFGHI";
   const $ = (id) => document.getElementById(id);
+  const MD = window.ranklabMarkdown;
+  function textBox(text) { const node = el("div", { class: "output-text" }); MD.show(node, text); return node; }
   let current = null; // {assignment_id, prompt, completions, expires_at, key, started}
   let lastSlot = null; // slot index where an output was last placed (for "tie with previous")
   let busy = false;
@@ -71,7 +73,7 @@
     const columns = task.completions.map((completion, index) => {
       const col = el("article", { class: "reader-col", "data-id": String(completion.id) });
       col.append(el("h3", {}, "Output " + LABELS[index]), el("p", { class: "muted small" }, lengthLabel(completion.text)));
-      col.append(el("div", { class: "output-text" }, completion.text));
+      col.append(textBox(completion.text));
       return col;
     });
     $("reader-cols").replaceChildren(...columns);
@@ -106,7 +108,7 @@
       expand.setAttribute("aria-expanded", String(open));
     });
     head.append(expand);
-    card.append(head, el("div", { class: "output-text" }, completion.text));
+    card.append(head, textBox(completion.text));
     const tools = el("div", { class: "output-tools" });
     const rating = el("span", { class: "rating", role: "group", "aria-label": "Rating of output " + LABELS[index] });
     rating.append(el("span", { class: "rating-title" }, "Rating:"));
@@ -281,7 +283,8 @@
     lastRenew = Date.now();
     $("lost").hidden = true;
     lastSlot = null;
-    $("prompt-text").textContent = task.prompt.text;
+    MD.clear();
+    MD.show($("prompt-text"), task.prompt.text);
     const pool = $("pool");
     pool.replaceChildren(...task.completions.map(buildCard));
     buildSlots(task.completions.length);
@@ -455,6 +458,9 @@
   $("submit-button").addEventListener("click", submit);
   $("retry-button").addEventListener("click", loadNext);
   $("reader-button").addEventListener("click", () => toggleReader());
+  const showRaw = (on) => { $("raw-button").setAttribute("aria-pressed", String(on)); };
+  showRaw(MD.raw());
+  $("raw-button").addEventListener("click", () => { showRaw(MD.toggle()); markLongOutputs(); });
   $("skip-button").addEventListener("click", () => { if (current) $("skip-dialog").showModal(); });
   $("skip-dialog").addEventListener("close", () => {
     const reason = $("skip-reason").value.trim();
