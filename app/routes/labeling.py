@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import urlencode
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -43,6 +44,7 @@ def labeling_page(request: Request, session: SessionDep, settings: SettingsDep, 
         "submit_url_template": app.url_path_for("api_submit_ranking", assignment_id="0").replace("/0/", "/{id}/"),
         "skip_url_template": app.url_path_for("api_skip_assignment", assignment_id="0").replace("/0/", "/{id}/"),
         "lease_url_template": app.url_path_for("api_renew_lease", assignment_id="0").replace("/0/", "/{id}/"),
+        "login_url": f"{app.url_path_for('login_page')}?{urlencode({'next': app.url_path_for('labeling_page')})}",
         "guidelines_url": app.url_path_for("guidelines_page"),
         "guideline_version": guideline_service.current_version(session),
         "submitted_today": ranking_service.submitted_today(session, labeler=labeler),

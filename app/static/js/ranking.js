@@ -138,9 +138,46 @@
     Sortable.create(node, {
       group: "ranking", handle: ".drag-handle", animation: 120, forceFallback: true,
       delay: 150, delayOnTouchOnly: true, touchStartThreshold: 5,
+      onStart: freezeLayout, onEnd: (evt) => { thawLayout(); settleDrop(evt.item); },
       onAdd: (evt) => { if (evt.to.dataset.slot !== "pool") lastSlot = Number(evt.to.dataset.slot); refresh(); },
       onSort: refresh,
     });
+  }
+
+  // While an output is dragged, nothing moves under the pointer: the pool and every slot keep at least the height
+  // they had when the drag began (the output leaving them does not shrink them), and the placeholder shown in a
+  // slot is a thin bar (CSS), so hovering over a slot does not push the slots below it down.
+  function freezeLayout() {
+    root.classList.add("dragging");
+    for (const node of [$("pool"), ...slotNodes()]) node.style.minHeight = node.getBoundingClientRect().height + "px";
+  }
+
+  // Where the pointer is released is where the output goes: Sortable ignores moves while its animation runs, so
+  // on a busy machine its placeholder can trail a slot behind; the release point, read (capture phase, before
+  // Sortable handles it) against the layout the labeler sees, decides.
+  let dropTarget = null;
+  function notePointerUp(e) {
+    if (!root.classList.contains("dragging")) return;
+    const p = e.changedTouches && e.changedTouches.length ? e.changedTouches[0] : e;
+    dropTarget = [...slotNodes(), $("pool")].find((node) => {
+      const r = node.getBoundingClientRect();
+      return p.clientX >= r.left && p.clientX <= r.right && p.clientY >= r.top && p.clientY <= r.bottom;
+    }) || null;
+  }
+  for (const type of ["mouseup", "pointerup", "touchend"]) window.addEventListener(type, notePointerUp, true);
+
+  function settleDrop(card) {
+    const target = dropTarget;
+    dropTarget = null;
+    if (!target || !card || target === card.parentElement) return;
+    target.append(card);
+    if (target.dataset.slot !== "pool") lastSlot = Number(target.dataset.slot);
+    refresh();
+  }
+
+  function thawLayout() {
+    root.classList.remove("dragging");
+    for (const node of [$("pool"), ...slotNodes()]) node.style.minHeight = "";
   }
 
   function buildSlots(k) {
@@ -317,6 +354,7 @@
       recheck = setTimeout(loadNext, RECHECK_MS);
       return;
     }
+    if (status === 401) { sessionLost(); return; }
     if (status === 403) { outcome("You cannot rank right now", (data && data.detail) || "ask a researcher"); return; }
     if (status !== 200) { setStatus((data && data.detail) || "could not load a task", true); return; }
     show(data);
@@ -401,6 +439,8 @@
                          : "Saved. Here is the next one.");
         $("status").classList.toggle("ok", passed);
         await loadNext();
+      } else if (status === 401) {
+        sessionLost();
       } else if (status === 410) {
         saveDraft();
         $("lost").hidden = false;
@@ -412,6 +452,15 @@
     } catch (e) {
       setStatus("Network problem; your ranking is still here, press Enter to try again.", true);
     } finally { busy = false; }
+  }
+
+  // Signed out (the session ended, or the labeler logged out in another tab): the draft stays in this browser and
+  // comes back on this task after logging in again, which brings the labeler back here.
+  function sessionLost() {
+    saveDraft();
+    setStatus("Your session has ended; your ranking is kept in this browser. ", true);
+    const link = el("a", { href: root.dataset.loginUrl, id: "login-again" }, "Log in again to submit it");
+    $("status").append(link);
   }
 
   async function skip(reason) {
