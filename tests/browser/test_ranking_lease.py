@@ -11,6 +11,7 @@ from app.models import Assignment, AssignmentStatus, Ranking, RankingTask, Role,
 from app.services import users as user_service
 from app.services.prompts import get_or_create_prompt
 from app.services.tasks import NewCompletion, create_task
+from tests.browser.a11y import assert_accessible
 from tests.browser.conftest import login
 
 pytestmark = pytest.mark.browser
@@ -91,5 +92,6 @@ def test_a_lease_lost_to_another_labeler_keeps_the_ranking_on_screen(page, live_
     assert "cannot be stored" in page.locator("#status").inner_text()
     assert page.input_value("#note") == "all four are off topic"  # nothing vanished
     assert page.locator("#task").is_visible()
+    assert_accessible(page)
     page.click("#lost-next")
     page.wait_for_selector("#lost", state="hidden")

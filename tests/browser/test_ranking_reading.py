@@ -56,7 +56,7 @@ def test_outputs_show_whole_with_their_length(browser, live_server, viewport):
         button = huge.locator("button.expand")
         assert button.is_visible()
         color = button.evaluate("el => getComputedStyle(el).color")
-        assert color == "rgb(47, 111, 223)"  # the accent colour, not light grey on white
+        assert color == "rgb(37, 99, 201)"  # the accent colour, not light grey on white
         button.click()
         assert _text_box(huge)[1] >= scroll_h - 1
         assert button.get_attribute("aria-expanded") == "true"

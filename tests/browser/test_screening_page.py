@@ -9,6 +9,7 @@ from app.models import RankingTask, Role, TaskKind, TaskStatus, User, UserStatus
 from app.services import screening as screening_service
 from app.services import users as user_service
 from app.services.tasks import ExternalTask
+from tests.browser.a11y import assert_accessible
 from tests.browser.conftest import login
 
 pytestmark = pytest.mark.browser
@@ -85,6 +86,7 @@ def test_a_failed_screening_is_explained_and_label_is_no_longer_offered(page, li
     assert "review your answers" in page.locator("#outcome").inner_text()
     assert page.locator("#task").is_hidden() and page.locator("#submit-button").is_hidden()
     assert page.evaluate("window.scrollY") == 0
+    assert_accessible(page)
     page.goto("/")
     assert page.locator("nav a", has_text="Label").count() == 0
     assert "reviewing your screening answers" in page.locator("#status-note").inner_text()
