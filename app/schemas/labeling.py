@@ -147,6 +147,34 @@ class SkipIn(BaseModel):
     reason: str
 
 
+class RecentRankingRead(BaseModel):
+    id: int
+    task_id: int
+    prompt_excerpt: str
+    ranking: list[list[int]]
+    not_rankable: bool
+    created_at: datetime
+    revisable_until: datetime | None
+    """Until when the labeler may still correct it; None when they no longer can."""
+
+
+class RevisionView(BaseModel):
+    """What the ranking page needs to show a stored ranking for correction."""
+
+    ranking: RankingRead
+    prompt: PromptView
+    completions: list[CompletionRead]
+    revisable_until: datetime | None
+
+
+class RankingRevise(BaseModel):
+    ranking: list[list[int]] = Field(max_length=20)
+    not_rankable: bool = False
+    ratings: dict[int, int] = Field(default_factory=dict)
+    flags: dict[int, list[str]] = Field(default_factory=dict)
+    note: str = ""
+
+
 class LeaseRead(BaseModel):
     assignment_id: int
     expires_at: datetime

@@ -52,3 +52,45 @@ def test_enter_on_a_focused_button_or_link_is_not_submit(page, live_server):
     page.locator("#slots .output").first.focus()
     page.keyboard.press("Enter")
     page.wait_for_function("document.getElementById('today-count').textContent === '1'")
+
+
+def test_a_labeler_lists_what_they_sent_and_revises_it(page, live_server):
+    from app.models import AuditLog
+
+    with live_server.session() as s:
+        user = user_service.create_user(
+            s, username="revise-labeler", password=PASSWORD, role=Role.labeler, status=UserStatus.active
+        )
+        user_id = user.id
+        for n in (1, 2):
+            prompt, _ = get_or_create_prompt(s, text=f"revise-labeler prompt {n}")
+            create_task(s, prompt=prompt, completions=[NewCompletion(text=f"rev {n}.{i}") for i in range(4)])
+    login(page, "revise-labeler", PASSWORD)
+    page.wait_for_selector("#task:not([hidden]) #pool .output")
+    first_prompt = page.locator("#prompt-text").inner_text()
+    ids = [int(x) for x in page.locator("#pool .output").evaluate_all("els => els.map(e => e.dataset.id)")]
+    for key in ("1", "2", "3", "4", "Enter"):
+        page.keyboard.press(key)
+    page.wait_for_function("document.getElementById('today-count').textContent === '1'")
+    page.wait_for_function("document.querySelectorAll('#pool .output').length === 4")
+    page.keyboard.press("1")  # a start on the second task: kept while revising the first
+    page.click("#history summary")
+    item = page.locator("#history-list li").first
+    assert first_prompt.strip() in item.inner_text()
+    item.locator("button.revise").click()
+    page.wait_for_selector("#revising:not([hidden])")
+    assert page.locator("#prompt-text").inner_text() == first_prompt
+    placed = "els => els.map(s => Array.from(s.querySelectorAll('.output'), o => Number(o.dataset.id)))"
+    assert page.locator("#slots .slot").evaluate_all(placed) == [[i] for i in ids]  # as sent
+    page.locator(f'#task .output[data-id="{ids[3]}"] .rank-select').select_option("1")  # d is best after all
+    page.fill("#note", "d was best, on second thought")
+    page.click("#submit-button")
+    page.wait_for_function("document.getElementById('status').textContent === 'Revision saved.'")
+    page.wait_for_selector("#revising", state="hidden")
+    assert page.locator("#prompt-text").inner_text() != first_prompt  # back to the task in hand, its start kept
+    assert page.locator("#slots .output").count() == 1
+    with live_server.session() as s:
+        ranking = s.scalars(select(Ranking).where(Ranking.labeler_id == user_id)).one()
+        assert ranking.buckets == [[ids[0], ids[3]], [ids[1]], [ids[2]]]
+        assert ranking.note == "d was best, on second thought"
+        assert s.scalars(select(AuditLog).where(AuditLog.action == "ranking.revise")).first() is not None

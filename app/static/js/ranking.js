@@ -245,7 +245,7 @@
   function draftKey() { return DRAFT_PREFIX + current.assignment_id; }
 
   function saveDraft() {
-    if (!current) return;
+    if (!current || current.revisionId) return;
     const body = collect();
     const draft = { buckets: slotNodes().map((slot) => Array.from(slot.querySelectorAll(".output"), (c) => Number(c.dataset.id))),
                     ratings: body.ratings, flags: body.flags, note: body.note, not_rankable: body.not_rankable,
@@ -260,9 +260,17 @@
   function dropDraft() { if (current) { try { localStorage.removeItem(draftKey()); } catch (e) { /* no storage */ } } }
 
   function restoreDraft() {
+    if (current.revisionId) return false;
     let draft = null;
     try { draft = JSON.parse(localStorage.getItem(draftKey()) || "null"); } catch (e) { draft = null; }
     if (!draft) return false;
+    applyState(draft);
+    if (draft.key) current.key = draft.key; // the same idempotency key: a retried submit is a replay, never a double
+    return true;
+  }
+
+  // Put a ranking on the board: {buckets, ratings, flags, note, not_rankable} (a draft, or a stored ranking).
+  function applyState(draft) {
     const byId = new Map(cards().map((c) => [c.dataset.id, c]));
     (draft.buckets || []).forEach((bucket, i) => {
       for (const id of bucket) { const card = byId.get(String(id)); if (card && slotNodes()[i]) slotNodes()[i].append(card); }
@@ -271,8 +279,6 @@
     for (const [id, names] of Object.entries(draft.flags || {})) for (const name of names) toggleFlag(byId.get(id), name);
     $("note").value = draft.note || "";
     $("not-rankable").checked = !!draft.not_rankable;
-    if (draft.key) current.key = draft.key; // the same idempotency key: a retried submit is a replay, never a double
-    return true;
   }
 
   // --- the lease: renewed while in use, a countdown near its end, taken back after it ran out if still free
@@ -281,7 +287,7 @@
   function leaseUrl() { return root.dataset.leaseUrl.replace("{id}", String(current.assignment_id)); }
 
   async function renew() {
-    if (!current || renewing) return null;
+    if (!current || current.revisionId || renewing) return null;
     renewing = true;
     const asked = current.assignment_id;
     try {
@@ -301,6 +307,12 @@
     if (!current) { $("lease").textContent = ""; return; }
     const left = new Date(current.expires_at).getTime() - Date.now();
     const lease = $("lease");
+    if (current.revisionId) {
+      lease.classList.remove("lease-warning");
+      lease.textContent = left > 0 ? "revisable until " + new Date(current.expires_at).toLocaleTimeString()
+                                   : "the time to revise this ranking is over";
+      return;
+    }
     lease.classList.toggle("lease-warning", left < WARN_MS);
     if (left <= 0) {
       lease.textContent = "The lease ran out; your ranking is kept here and Submit tries to take the task back.";
@@ -315,8 +327,12 @@
     if (used && document.visibilityState !== "hidden" && (Date.now() - lastRenew >= RENEW_MS || left < WARN_MS)) renew();
   }
 
-  function show(task) {
+  function show(task, revision) {
     current = Object.assign({}, task, { key: newKey(), started: Date.now() });
+    $("revising").hidden = !revision;
+    $("skip-button").hidden = !!revision;
+    $("submit-button").textContent = revision ? "Save the revision (Enter)" : "Submit and next (Enter)";
+    if (revision) Object.assign(current, { revisionId: revision.ranking.id, assignment_id: null, expires_at: revision.revisable_until });
     lastRenew = Date.now();
     $("lost").hidden = true;
     lastSlot = null;
@@ -330,7 +346,10 @@
     buildReader(task);
     $("empty").hidden = true;
     $("task").hidden = false;
-    if (restoreDraft()) setStatus("Your unsent ranking of this task is back.");
+    if (revision) {
+      const r = revision.ranking;
+      applyState({ buckets: r.ranking, ratings: r.ratings, flags: r.flags, note: r.note, not_rankable: r.not_rankable });
+    } else if (restoreDraft()) setStatus("Your unsent ranking of this task is back.");
     refresh();
     tick();
     markLongOutputs();
@@ -422,6 +441,7 @@
       return;
     }
     delete body.unranked;
+    if (current.revisionId) { await saveRevision(body); return; }
     busy = true;
     try {
       const url = root.dataset.submitUrl.replace("{id}", String(current.assignment_id));
@@ -435,6 +455,7 @@
         $("today-count").textContent = String(data.submitted_today);
         const passed = !!root.dataset.screening && data.labeler_status === "active";
         if (afterScreening(data)) return;
+        loadHistory();
         setStatus(passed ? "You passed screening: from now on you rank real tasks. Here is the first one."
                          : "Saved. Here is the next one.");
         $("status").classList.toggle("ok", passed);
@@ -451,6 +472,49 @@
       }
     } catch (e) {
       setStatus("Network problem; your ranking is still here, press Enter to try again.", true);
+    } finally { busy = false; }
+  }
+
+  // --- the labeler's recent rankings, and correcting one of them within its window
+  async function loadHistory() {
+    const { status, data } = await api("GET", root.dataset.historyUrl);
+    if (status !== 200) return;
+    const items = data.map((r) => {
+      const li = el("li", { "data-id": String(r.id) });
+      li.append(el("span", { class: "history-prompt" }, r.prompt_excerpt), document.createTextNode(" "));
+      li.append(el("span", { class: "muted small" }, new Date(r.created_at).toLocaleTimeString() +
+        (r.not_rankable ? " · not rankable" : "")));
+      if (r.revisable_until) {
+        const button = el("button", { type: "button", class: "revise" },
+          "Revise (until " + new Date(r.revisable_until).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) + ")");
+        button.addEventListener("click", () => startRevision(r.id));
+        li.append(document.createTextNode(" "), button);
+      }
+      return li;
+    });
+    $("history-list").replaceChildren(...items);
+    $("history-empty").hidden = items.length > 0;
+  }
+
+  async function startRevision(id) {
+    clearTimeout(recheck);
+    saveDraft(); // the task in hand waits, with its draft, until the revision is saved or cancelled
+    const { status, data } = await api("GET", root.dataset.rankingUrl.replace("{id}", String(id)));
+    if (status !== 200) { setStatus((data && data.detail) || "could not open that ranking", true); return; }
+    show({ assignment_id: null, prompt: data.prompt, completions: data.completions }, data);
+    setStatus("Revising a ranking you submitted; Save keeps the correction, Cancel goes back.");
+  }
+
+  async function saveRevision(body) {
+    busy = true;
+    try {
+      delete body.idempotency_key;
+      const url = root.dataset.rankingUrl.replace("{id}", String(current.revisionId));
+      const { status, data } = await api("PUT", url, body);
+      if (status !== 200) { setStatus((data && data.detail) || "could not save the revision (" + status + ")", true); return; }
+      setStatus("Revision saved.");
+      loadHistory();
+      await loadNext();
     } finally { busy = false; }
   }
 
@@ -516,5 +580,7 @@
     if ($("skip-dialog").returnValue === "skip" && reason) skip(reason);
     $("skip-reason").value = "";
   });
+  $("revise-cancel").addEventListener("click", () => { setStatus(""); loadNext(); });
+  loadHistory();
   loadNext();
 })();
