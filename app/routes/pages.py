@@ -11,7 +11,7 @@ from sqlalchemy import text
 from app.deps import OptionalUser, SessionDep
 from app.models import Role, User, UserStatus
 from app.schemas import HealthRead
-from app.web import render
+from app.web import render, templates
 
 router = APIRouter()
 
@@ -21,6 +21,13 @@ def home(request: Request, user: OptionalUser) -> Response:
     if user is None:
         return RedirectResponse(request.app.url_path_for("login_page"), status_code=303)
     return render(request, "home.html", user=user, view=home_view(user))
+
+
+@router.get("/api/docs", response_class=HTMLResponse, name="api_docs", include_in_schema=False)
+def api_docs(request: Request) -> Response:
+    """Swagger UI from the vendored files, under the site's own CSP (no CDN, no inline script)."""
+    openapi_url = request.app.openapi_url or "/api/openapi.json"
+    return templates.TemplateResponse(request, "api_docs.html", {"openapi_url": openapi_url})
 
 
 STATUS_NOTES = {
