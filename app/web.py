@@ -43,6 +43,13 @@ def nav_for(request: Request, user: User | None) -> list[dict[str, str]]:
     return entries
 
 
+def excerpt(text: str, limit: int) -> str:
+    """The text, or its first `limit` characters and how long the whole is (the task page shows it whole)."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit].rstrip()}… ({len(text):,} characters)"
+
+
 def render(
     request: Request, name: str, *, user: User | None = None, status_code: int = 200, **context: Any
 ) -> HTMLResponse:

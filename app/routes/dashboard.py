@@ -14,7 +14,7 @@ from app.services import assignment as assignment_service
 from app.services import screening as screening_service
 from app.services import users as user_service
 from app.services.agreement import report
-from app.web import render
+from app.web import excerpt, render
 
 router = APIRouter(prefix="/dashboard", tags=["dashboards"])
 
@@ -197,7 +197,7 @@ def labeler_page(
             {
                 "id": t.task_id,
                 "kind": t.kind.value,
-                "prompt": t.prompt,
+                "prompt": excerpt(t.prompt, 300),
                 "agreement": pct(t.agreement),
                 "mine": t.mine.buckets,
                 "gold": [(g.username, g.buckets) for g in t.gold],
@@ -228,8 +228,9 @@ def disagreements_page(request: Request, session: SessionDep, user: CurrentResea
         {
             "id": t.task_id,
             "kind": t.kind.value,
-            "prompt": t.prompt,
-            "completions": [(chr(ord("A") + i), text) for i, text in enumerate(t.completions)],
+            "prompt": excerpt(t.prompt, 600),
+            "completions": [(chr(ord("A") + i), excerpt(text, 400)) for i, text in enumerate(t.completions)],
+            "task_url": request.app.url_path_for("task_detail_page", task_id=str(t.task_id)),
             "agreement": pct(t.agreement),
             "alpha": "—" if t.alpha is None else f"{t.alpha:.2f}",
             "rankings": [(r.username, r.by_researcher, r.buckets) for r in t.rankings],

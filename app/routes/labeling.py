@@ -34,6 +34,14 @@ FLAG_KEYS = {
     "moral_judgment": ("m", "expresses a moral judgment"),
 }
 """Keyboard key and human label of every flag (keys avoid j/k/t/n, which move, tie and mark not rankable)."""
+SKIP_REASONS = [
+    "I cannot judge this subject",
+    "Not in a language I read well",
+    "The prompt is broken or unclear",
+    "The outputs are too long to read now",
+    "Content I would rather not read",
+]
+"""The common reasons the skip dialog offers (free text stays possible)."""
 FLAG_VIEW = [{"name": f, "key": FLAG_KEYS[f][0], "label": FLAG_KEYS[f][1]} for f in FLAGS]
 
 
@@ -53,6 +61,7 @@ def labeling_page(request: Request, session: SessionDep, settings: SettingsDep, 
         "guideline_version": guideline_service.current_version(session),
         "submitted_today": ranking_service.submitted_today(session, labeler=labeler),
         "screening": _screening_view(session, labeler, settings),
+        "skip_reasons": SKIP_REASONS,
         "flags": FLAG_VIEW,
         "flag_keys_json": json.dumps(FLAG_VIEW),
     }

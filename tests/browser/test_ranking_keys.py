@@ -94,3 +94,27 @@ def test_a_labeler_lists_what_they_sent_and_revises_it(page, live_server):
         assert ranking.buckets == [[ids[0], ids[3]], [ids[1]], [ids[2]]]
         assert ranking.note == "d was best, on second thought"
         assert s.scalars(select(AuditLog).where(AuditLog.action == "ranking.revise")).first() is not None
+
+
+def test_skip_offers_the_common_reasons(page, live_server):
+    with live_server.session() as s:
+        user = user_service.create_user(
+            s, username="skip-labeler", password=PASSWORD, role=Role.labeler, status=UserStatus.active
+        )
+        user_id = user.id
+        for n in (1, 2):
+            prompt, _ = get_or_create_prompt(s, text=f"skip-labeler prompt {n}")
+            create_task(s, prompt=prompt, completions=[NewCompletion(text=f"skip {n}.{i}") for i in range(4)])
+    login(page, "skip-labeler", PASSWORD)
+    page.wait_for_selector("#task:not([hidden]) #pool .output")
+    page.click("#skip-button")
+    page.get_by_label("Not in a language I read well").check()
+    page.click("#skip-confirm")
+    page.wait_for_function("document.getElementById('status').textContent === 'Skipped.'")
+    with live_server.session() as s:
+        from app.models import Assignment, AssignmentStatus
+
+        skipped = s.scalars(
+            select(Assignment).where(Assignment.labeler_id == user_id, Assignment.status == AssignmentStatus.skipped)
+        ).one()
+        assert skipped.skip_reason == "Not in a language I read well"

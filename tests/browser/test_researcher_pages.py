@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.browser.conftest import login
@@ -56,3 +58,34 @@ def test_a_browser_gets_pages_not_json_for_unknown_paths_and_bad_parameters(page
     # the API still answers JSON
     api = page.request.get("/api/v1/no-such-endpoint")
     assert api.status == 404 and api.json() == {"detail": "Not Found"}
+
+
+def test_a_huge_prompt_or_output_stays_inside_the_researcher_pages(page, live_server):
+    from app.models import Role, UserStatus
+    from app.services import users as user_service
+    from app.services.prompts import get_or_create_prompt
+    from app.services.tasks import NewCompletion, create_task
+    from tests.agreement.helpers import add_ranking
+
+    huge = "x" * 20_000  # one unbreakable word
+    with live_server.session() as s:
+        researcher = user_service.create_user(s, username="long-res", password=PASSWORD, role=Role.researcher)
+        get_or_create_prompt(s, text="long-res " + huge)
+        prompt, _ = get_or_create_prompt(s, text="long-res disputed " + huge)
+        texts = [huge, "b", "c", "d"]
+        task = create_task(s, prompt=prompt, completions=[NewCompletion(text=t) for t in texts], overlap=2)
+        labs = [
+            user_service.create_user(
+                s, username=f"long-lab{i}", password=PASSWORD, role=Role.labeler, status=UserStatus.active
+            )
+            for i in (1, 2)
+        ]
+        add_ranking(s, task=task, user=labs[0], order=[[0], [1], [2], [3]])
+        add_ranking(s, task=task, user=labs[1], order=[[3], [2], [1], [0]])
+        del researcher
+    login(page, "long-res", PASSWORD)
+    for path in ("/prompts?q=long-res", "/dashboard/disagreements"):
+        page.goto(path)
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), path
+        assert len(page.locator("main").inner_text()) < 8_000, path  # excerpts, not 20,000 characters
+        assert re.search(r"20,0\d\d characters", page.locator("main").inner_text()), path

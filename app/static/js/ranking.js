@@ -576,9 +576,14 @@
   $("raw-button").addEventListener("click", () => { showRaw(MD.toggle()); markLongOutputs(); });
   $("skip-button").addEventListener("click", () => { if (current) $("skip-dialog").showModal(); });
   $("skip-dialog").addEventListener("close", () => {
-    const reason = $("skip-reason").value.trim();
-    if ($("skip-dialog").returnValue === "skip" && reason) skip(reason);
+    const chosen = document.querySelector('input[name="skip-choice"]:checked');
+    const detail = $("skip-reason").value.trim();
+    const reason = chosen && detail ? chosen.value + ": " + detail : detail || (chosen ? chosen.value : "");
+    if ($("skip-dialog").returnValue === "skip") {
+      if (reason) skip(reason); else setStatus("Not skipped: choose or write a reason.", true);
+    }
     $("skip-reason").value = "";
+    if (chosen) chosen.checked = false;
   });
   $("revise-cancel").addEventListener("click", () => { setStatus(""); loadNext(); });
   loadHistory();
