@@ -109,7 +109,9 @@ def job_page(job_id: int, request: Request, session: SessionDep, user: CurrentRe
 @router.get("/schedules", response_class=HTMLResponse, name="schedules_page")
 def schedules_page(request: Request, session: SessionDep, user: CurrentResearcher) -> HTMLResponse:
     rows = [schedule_row(s) for s in schedule_service.list_schedules(session)]
-    return render(request, "jobs/schedules.html", user=user, schedules=rows, kinds=[k.value for k in JOB_KINDS])
+    # each kind starts from its documented example, which its params model accepts (tested)
+    kinds = [{"value": kind.value, "params": json.dumps(spec.example)} for kind, spec in JOB_KINDS.items()]
+    return render(request, "jobs/schedules.html", user=user, schedules=rows, kinds=kinds)
 
 
 def _params_text(params: dict[str, object]) -> str:

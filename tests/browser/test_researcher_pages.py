@@ -89,3 +89,23 @@ def test_a_huge_prompt_or_output_stays_inside_the_researcher_pages(page, live_se
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), path
         assert len(page.locator("main").inner_text()) < 8_000, path  # excerpts, not 20,000 characters
         assert re.search(r"20,0\d\d characters", page.locator("main").inner_text()), path
+
+
+def test_a_schedule_made_with_the_forms_defaults_is_accepted(page, live_server):
+    """The form starts on its first kind with params that kind accepts; another kind brings its own."""
+    from app.models import Role
+    from app.services import users as user_service
+
+    with live_server.session() as s:
+        user_service.create_user(s, username="sched-res", password=PASSWORD, role=Role.researcher)
+    login(page, "sched-res", PASSWORD)
+    page.goto("/schedules")
+    page.fill("#new-schedule input[name=name]", "nightly sampling")
+    page.fill("#new-schedule input[name=cron]", "0 3 * * *")
+    page.click("#new-schedule button[type=submit]")
+    page.wait_for_selector('#schedules-table td:text-is("nightly sampling")')
+    page.select_option("#new-schedule select[name=kind]", "export")
+    assert '"format": "pairs"' in page.input_value("#new-schedule textarea")
+    page.fill("#new-schedule textarea", '{"format": "pairs"}')  # edited by hand: a kind change keeps it
+    page.select_option("#new-schedule select[name=kind]", "evaluate")
+    assert page.input_value("#new-schedule textarea") == '{"format": "pairs"}'
