@@ -109,3 +109,40 @@ def test_a_schedule_made_with_the_forms_defaults_is_accepted(page, live_server):
     page.fill("#new-schedule textarea", '{"format": "pairs"}')  # edited by hand: a kind change keeps it
     page.select_option("#new-schedule select[name=kind]", "evaluate")
     assert page.input_value("#new-schedule textarea") == '{"format": "pairs"}'
+
+
+def test_a_queued_job_says_where_it_stands_and_who_works(page, live_server):
+    from app.models import Job, JobKind, JobStatus, Role, utcnow
+    from app.services import users as user_service
+
+    with live_server.session() as s:
+        user_service.create_user(s, username="queue-res", password=PASSWORD, role=Role.researcher)
+        sampling = Job(
+            kind=JobKind.sample,
+            params={"n_unlabeled": 20},
+            status=JobStatus.running,
+            worker_id="worker-a",
+            device="cpu",
+            heartbeat_at=utcnow(),
+            progress=0.4,
+        )
+        s.add(sampling)
+        s.flush()
+        first = Job(kind=JobKind.export, params={}, status=JobStatus.queued)
+        s.add(first)
+        s.flush()
+        second = Job(kind=JobKind.export, params={}, status=JobStatus.queued)
+        s.add(second)
+        s.flush()
+        ids = (sampling.id, first.id, second.id)
+    login(page, "queue-res", PASSWORD)
+    try:
+        page.goto(f"/jobs/{ids[2]}")
+        queue = page.locator("#queue")
+        assert "number 2 in line" in queue.inner_text()
+        assert f"job {ids[1]} · export" in queue.inner_text()
+        assert f"worker-a (cpu) runs job {ids[0]} · sample, 40% done" in queue.inner_text()
+    finally:
+        with live_server.session() as s:  # nothing left for other tests' queues
+            for job_id in ids:
+                s.get(Job, job_id).status = JobStatus.cancelled
