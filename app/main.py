@@ -24,6 +24,7 @@ from app.middleware import (
     security_headers,
 )
 from app.routes import (
+    admin_pages,
     api_agreement,
     api_labeling,
     auth,
@@ -57,6 +58,7 @@ ROUTERS = [
     rounds,
     api_agreement,
     dashboard,
+    admin_pages,
 ]
 
 

@@ -25,6 +25,7 @@ NAV = [
     ("Agreement", "dashboard_overview", {"researcher", "admin"}),
     ("Jobs", "jobs_page", {"researcher", "admin"}),
     ("Models", "models_page", {"researcher", "admin"}),
+    ("Users", "admin_users_page", {"admin"}),
 ]
 
 

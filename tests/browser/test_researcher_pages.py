@@ -146,3 +146,53 @@ def test_a_queued_job_says_where_it_stands_and_who_works(page, live_server):
         with live_server.session() as s:  # nothing left for other tests' queues
             for job_id in ids:
                 s.get(Job, job_id).status = JobStatus.cancelled
+
+
+def test_an_admin_manages_users_from_a_page(browser, page, live_server):
+    from app.models import Role, User, UserStatus
+    from app.services import users as user_service
+
+    with live_server.session() as s:
+        user_service.create_user(s, username="users-admin", password=PASSWORD, role=Role.admin)
+        user_service.create_user(
+            s, username="users-lab", password=PASSWORD, role=Role.labeler, status=UserStatus.active
+        )
+    other = browser.new_context(base_url=live_server.base_url, bypass_csp=True)
+    lab_page = other.new_page()
+    login(lab_page, "users-lab", PASSWORD)
+    try:
+        login(page, "users-admin", PASSWORD)
+        page.click("nav a:text-is('Users')")
+        page.wait_for_url("**/admin/users")
+        # create an account
+        page.fill("#create-user input[name=username]", "users-new")
+        page.fill("#create-user input[name=password]", "a-long-password-1")
+        page.select_option("#create-user select[name=role]", "researcher")
+        page.click("#create-user button[type=submit]")
+        assert "Created users-new (researcher)" in page.locator("#admin-message").inner_text()
+        row = page.locator('tr[data-user="users-lab"]')
+        # reset a password, change a role, sign out everywhere
+        row.locator("input[name=password]").fill("another-password-2")
+        row.locator("button", has_text="Set").click()
+        assert "New password set for users-lab" in page.locator("#admin-message").inner_text()
+        row = page.locator('tr[data-user="users-lab"]')
+        row.locator("select[name=role]").select_option("researcher")
+        row.locator("button", has_text="Change").click()
+        assert "users-lab is now researcher" in page.locator("#admin-message").inner_text()
+        page.locator('tr[data-user="users-lab"]').locator("button", has_text="Sign out everywhere").click()
+        assert "signed out everywhere" in page.locator("#admin-message").inner_text()
+        lab_page.goto("/label")
+        assert "/login" in lab_page.url  # the session ended
+        # a bad password is refused on the page, with the reason
+        page.locator('tr[data-user="users-lab"]').locator("input[name=password]").fill("short")
+        page.locator('tr[data-user="users-lab"]').locator("input[name=password]").evaluate(
+            "el => el.removeAttribute('minlength')"
+        )
+        page.locator('tr[data-user="users-lab"]').locator("button", has_text="Set").click()
+        assert page.locator("#admin-error").inner_text() != ""
+    finally:
+        other.close()
+    with live_server.session() as s:
+        from sqlalchemy import select
+
+        assert s.scalars(select(User).where(User.username == "users-new")).one().role == Role.researcher
