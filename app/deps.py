@@ -150,9 +150,14 @@ async def current_user(request: Request, user: OptionalUser, browser: BrowserSes
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
+def may_rank(user: User) -> bool:
+    """Labelers in screening or active, and researchers (who rank gold tasks)."""
+    return user.role != Role.labeler or user.status in (UserStatus.screening, UserStatus.active)
+
+
 async def current_labeler(user: CurrentUser) -> User:
     """Anyone who may rank: labelers in screening or active, and researchers (who rank gold tasks)."""
-    if user.role == Role.labeler and user.status not in (UserStatus.screening, UserStatus.active):
+    if not may_rank(user):
         raise Forbidden(f"your account is {user.status.value.replace('_', ' ')}; a researcher will get back to you")
     return user
 

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import openapi
 from app.config import DEV_KEY_LOG_WARNING, Settings, get_settings
@@ -23,6 +24,7 @@ from app.middleware import (
     security_headers,
 )
 from app.routes import (
+    admin_pages,
     api_agreement,
     api_labeling,
     auth,
@@ -56,6 +58,7 @@ ROUTERS = [
     rounds,
     api_agreement,
     dashboard,
+    admin_pages,
 ]
 
 
@@ -78,10 +81,22 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     parts = [f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}" for e in errors]
+    if not _wants_json(request):  # a person at a browser (a hand-edited ?kind=...): a page, not JSON
+        message = "This address asks for something the page does not know: " + "; ".join(parts)
+        return render(request, "error.html", status_code=422, message=message, code=422)
     return JSONResponse(
         {"detail": "; ".join(parts), "errors": [{"loc": e["loc"], "msg": e["msg"]} for e in errors]},
         status_code=422,
     )
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own errors (no such path, method not allowed): JSON for the API, a page for a browser."""
+    assert isinstance(exc, StarletteHTTPException)
+    if _wants_json(request):
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    message = f"There is no page at {request.url.path}." if exc.status_code == 404 else str(exc.detail)
+    return render(request, "error.html", status_code=exc.status_code, message=message, code=exc.status_code)
 
 
 def _database_busy_message(exc: Exception) -> str:
@@ -147,7 +162,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_logging(settings.log_level)
     if settings.uses_development_key and settings.env != "test":
         log.warning(DEV_KEY_LOG_WARNING)
-    app = FastAPI(title="ranklab", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json")
+    app = FastAPI(title="ranklab", version="0.1.0", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
     app.state.settings = settings
     app.state.signer = Signer(settings.secret_key.get_secret_value())
     app.add_middleware(SessionMiddleware, signer=app.state.signer, settings=settings)
@@ -155,6 +170,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(AccessLogMiddleware)
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(PoolTimeout, _database_unavailable)
     app.add_exception_handler(DataError, _unstorable_value)

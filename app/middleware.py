@@ -132,12 +132,6 @@ PAGE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 )
-# Swagger UI (FastAPI's /api/docs) loads its script and styles from jsDelivr and starts with an inline script.
-DOCS_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
-    "object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
-)
 HSTS = "max-age=31536000; includeSubDomains"
 
 
@@ -145,7 +139,7 @@ def security_headers(*, path: str, https: bool) -> dict[str, str]:
     """The headers every response carries: no framing, no MIME sniffing, no referrer to other sites, a CSP
     that allows only this site's own scripts and styles, and HSTS when the request came over HTTPS."""
     headers = {
-        "Content-Security-Policy": DOCS_CSP if path.startswith("/api/docs") else PAGE_CSP,
+        "Content-Security-Policy": PAGE_CSP,
         "X-Frame-Options": "DENY",
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "same-origin",

@@ -10,6 +10,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.routing import NoMatchFound
 
 from app.config import ROOT_DIR
+from app.deps import may_rank
 from app.models import User
 
 templates = Jinja2Templates(directory=str(ROOT_DIR / "templates"))
@@ -24,6 +25,7 @@ NAV = [
     ("Agreement", "dashboard_overview", {"researcher", "admin"}),
     ("Jobs", "jobs_page", {"researcher", "admin"}),
     ("Models", "models_page", {"researcher", "admin"}),
+    ("Users", "admin_users_page", {"admin"}),
 ]
 
 
@@ -33,13 +35,20 @@ def nav_for(request: Request, user: User | None) -> list[dict[str, str]]:
         return []
     entries = []
     for label, name, roles in NAV:
-        if user.role.value not in roles:
+        if user.role.value not in roles or (name == "labeling_page" and not may_rank(user)):
             continue
         try:
             entries.append({"label": label, "href": str(request.app.url_path_for(name))})
         except NoMatchFound:
             continue
     return entries
+
+
+def excerpt(text: str, limit: int) -> str:
+    """The text, or its first `limit` characters and how long the whole is (the task page shows it whole)."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit].rstrip()}… ({len(text):,} characters)"
 
 
 def render(

@@ -24,9 +24,10 @@ from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from httpx import Response
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import Assignment, JobKind, Role, TaskKind, User, UserStatus
+from app.models import Assignment, JobKind, Ranking, Role, TaskKind, User, UserStatus
 from app.security import CSRF_HEADER, SESSION_COOKIE, SessionData
 from app.services import assignment as assignment_service
 from app.services import jobs as job_service
@@ -47,8 +48,7 @@ MAY = {
 }
 LABELERS = ("screening", "active", "paused")
 MISSING_ID = 987_654_321
-SAME_FOR_EVERYONE = {"GET /api/openapi.json", "GET /api/docs", "GET /docs/oauth2-redirect", "GET /redoc",
-                     "GET /static/{path}"}  # fmt: skip
+SAME_FOR_EVERYONE = {"GET /api/openapi.json", "GET /api/docs", "GET /static/{path}"}
 CSRF = "matrix-csrf-token"
 
 
@@ -76,8 +76,6 @@ RANKING = {"ranking": [[1], [2], [3], [4]], "idempotency_key": "matrix"}
 RULES: dict[str, Rule] = {
     "GET /api/openapi.json": rule("public", 200),
     "GET /api/docs": rule("public", 200),
-    "GET /docs/oauth2-redirect": rule("public", 200),
-    "GET /redoc": rule("public", 200),
     "GET /static/{path}": rule("public", 200),
     "GET /healthz": rule("public", 200),
     "GET /": rule("public", 200, anonymous=303),
@@ -92,6 +90,16 @@ RULES: dict[str, Rule] = {
     "GET /label": rule("labeler", 200),
     "GET /api/v1/labeling/next": rule("labeler", 200, 204),
     "GET /api/v1/labeling/stats": rule("labeler", 200),
+    "GET /api/v1/labeling/rankings": rule("labeler", 200),
+    # another labeler's ranking: refused to everyone (a labeler sees and revises only their own)
+    "GET /api/v1/labeling/rankings/{ranking_id}": rule("labeler", 403),
+    "PUT /api/v1/labeling/rankings/{ranking_id}": rule("labeler", 403, body=RANKING),
+    "POST /api/v1/labeling/assignments/{assignment_id}/lease": rule("labeler", 403),
+    "GET /admin/users": rule("admin", 200),
+    "POST /admin/users": rule("admin", 422),
+    "POST /admin/users/{user_id}/password": rule("admin", 422),
+    "POST /admin/users/{user_id}/role": rule("admin", 422),
+    "POST /admin/users/{user_id}/sign-out": rule("admin", 200),
     # another labeler's assignment: refused to everyone (the owner: test_own_assignments_only)
     "POST /api/v1/labeling/assignments/{assignment_id}/ranking": rule("labeler", 403, body=RANKING),
     "POST /api/v1/labeling/assignments/{assignment_id}/skip": rule("labeler", 403, body={"reason": "unclear"}),
@@ -216,6 +224,7 @@ def world(db: Session, settings: Any) -> World:
         db, name=f"matrix{next(_seq)}", kind=JobKind.export, params={}, cron="0 3 * * *"
     )
     ids = {
+        "ranking_id": db.scalar(select(Ranking.id).where(Ranking.labeler_id == other.id).limit(1)),
         "user_id": other.id,
         "task_id": ranked,
         "job_id": job.id,

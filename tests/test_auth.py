@@ -166,7 +166,7 @@ def test_open_redirect_is_refused(client, factory):
         },
         follow_redirects=False,
     )
-    assert resp.headers["location"] == "/"
+    assert resp.headers["location"] == "/label"  # the default landing (a labeler's is the ranking page)
 
 
 def test_session_cookie_name(client):

@@ -9,18 +9,22 @@ from fastapi.responses import JSONResponse
 
 from app.db import INT64_MAX
 from app.deps import CurrentLabeler, CurrentResearcher, SessionDep, SettingsDep
-from app.models import Assignment, Ranking, RankingTask, Split, TaskKind, TaskStatus
+from app.models import Assignment, Ranking, RankingTask, Split, TaskKind, TaskStatus, UserStatus, utcnow
 from app.schemas.labeling import (
     AssignmentRead,
     CompletionRead,
     LabelingStats,
+    LeaseRead,
     PromptPage,
     PromptRead,
     PromptsCreate,
     PromptsCreated,
     PromptView,
     RankingRead,
+    RankingRevise,
     RankingSubmit,
+    RecentRankingRead,
+    RevisionView,
     SkipIn,
     SkipRead,
     TaskCreate,
@@ -32,6 +36,7 @@ from app.schemas.labeling import (
 from app.services import assignment as assignment_service
 from app.services import prompts as prompt_service
 from app.services import rankings as ranking_service
+from app.services import revisions as revision_service
 from app.services import screening as screening_service
 from app.services import tasks as task_service
 from app.services.assignment import AssignmentView
@@ -131,6 +136,9 @@ def submit_ranking(
     )
     read = ranking_read(ranking)
     read.submitted_today = ranking_service.submitted_today(session, labeler=labeler)
+    read.labeler_status = labeler.status
+    if labeler.status == UserStatus.screening:
+        read.screening_done = screening_service.screening_rankings_done(session, user=labeler)
     if replayed:
         return JSONResponse(read.model_dump(mode="json"), status_code=200)
     return read
@@ -140,6 +148,56 @@ def submit_ranking(
 def skip(assignment_id: int, body: SkipIn, session: SessionDep, labeler: CurrentLabeler) -> SkipRead:
     done = assignment_service.skip_assignment(session, labeler=labeler, assignment_id=assignment_id, reason=body.reason)
     return SkipRead(assignment_id=done.id, status=done.status.value)
+
+
+@router.post("/labeling/assignments/{assignment_id}/lease", response_model=LeaseRead, name="api_renew_lease")
+def renew_lease(assignment_id: int, session: SessionDep, settings: SettingsDep, labeler: CurrentLabeler) -> LeaseRead:
+    """Keep the lease alive while the ranking page is in use; takes an expired lease back if the task is still free."""
+    done = assignment_service.renew_lease(session, labeler=labeler, assignment_id=assignment_id, settings=settings)
+    return LeaseRead(assignment_id=done.id, expires_at=done.expires_at)
+
+
+@router.get("/labeling/rankings", response_model=list[RecentRankingRead], name="api_my_rankings")
+def my_rankings(
+    session: SessionDep, labeler: CurrentLabeler, limit: Annotated[int, Query(ge=1, le=100)] = 10
+) -> list[RecentRankingRead]:
+    """The caller's newest rankings, with how long each can still be revised."""
+    rows = revision_service.recent_rankings(session, labeler=labeler, limit=limit)
+    return [
+        RecentRankingRead(
+            id=r.ranking.id,
+            task_id=r.ranking.task_id,
+            prompt_excerpt=r.prompt_text[:160],
+            ranking=r.ranking.buckets,
+            not_rankable=r.ranking.not_rankable,
+            created_at=r.ranking.created_at,
+            revisable_until=r.revisable_until,
+        )
+        for r in rows
+    ]
+
+
+@router.get("/labeling/rankings/{ranking_id}", response_model=RevisionView, name="api_my_ranking")
+def my_ranking(ranking_id: int, session: SessionDep, labeler: CurrentLabeler) -> RevisionView:
+    """One of the caller's rankings with its task, in the order they saw it (to revise it)."""
+    ranking = revision_service.own_ranking(session, labeler=labeler, ranking_id=ranking_id)
+    view = assignment_service.load_view(session, task_id=ranking.task_id)
+    task = task_service.get_task(session, task_id=ranking.task_id)
+    order = revision_service.display_order(session, ranking=ranking)
+    return RevisionView(
+        ranking=ranking_read(ranking),
+        prompt=PromptView(id=view.prompt_id, text=view.prompt_text),
+        completions=[CompletionRead(id=cid, text=view.completions[cid]) for cid in order],
+        revisable_until=revision_service.revisable_until(ranking, task.kind, utcnow()),
+    )
+
+
+@router.put("/labeling/rankings/{ranking_id}", response_model=RankingRead, name="api_revise_ranking")
+def revise(ranking_id: int, body: RankingRevise, session: SessionDep, labeler: CurrentLabeler) -> RankingRead:
+    """Correct a ranking within its revision window; the replaced version is kept in the audit log."""
+    submission = RankingSubmission(**body.model_dump(), idempotency_key=f"revision-{ranking_id}")
+    ranking = revision_service.revise_ranking(session, labeler=labeler, ranking_id=ranking_id, submission=submission)
+    return ranking_read(ranking)
 
 
 @router.get("/labeling/stats", response_model=LabelingStats, name="api_labeling_stats")

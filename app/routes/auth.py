@@ -8,9 +8,9 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.security import OAuth2PasswordRequestForm
 
-from app.deps import BrowserSession, CsrfProtected, CurrentUser, OptionalUser, SessionDep, SettingsDep
+from app.deps import BrowserSession, CsrfProtected, CurrentUser, OptionalUser, SessionDep, SettingsDep, may_rank
 from app.errors import InvalidInput, NotAuthenticated, RateLimited
-from app.models import User
+from app.models import Role, User
 from app.schemas import PasswordChange, TokenRead
 from app.security import SessionData, insecure_cookie_warning
 from app.services import users as user_service
@@ -63,7 +63,14 @@ def login(
         page.headers["Retry-After"] = str(exc.retry_after_s)
         return page
     _log_in(browser, user)
-    return RedirectResponse(_safe_next(next), status_code=303)
+    return RedirectResponse(_landing(request, user, _safe_next(next)), status_code=303)
+
+
+def _landing(request: Request, user: User, target: str) -> str:
+    """Where a login lands: the page asked for, except that a labeler who may rank goes straight to ranking."""
+    if target == "/" and user.role == Role.labeler and may_rank(user):
+        return str(request.app.url_path_for("labeling_page"))
+    return target
 
 
 def _log_in(browser: SessionData, user: User) -> None:

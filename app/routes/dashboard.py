@@ -14,7 +14,7 @@ from app.services import assignment as assignment_service
 from app.services import screening as screening_service
 from app.services import users as user_service
 from app.services.agreement import report
-from app.web import render
+from app.web import excerpt, render
 
 router = APIRouter(prefix="/dashboard", tags=["dashboards"])
 
@@ -35,9 +35,33 @@ def _interval_view(i: Interval) -> dict[str, Any]:
     return {"value": pct(i.value), "n": i.n, "ci": interval(i.ci_low, i.ci_high, i.n, units="rankings")}
 
 
-def labeler_view(row: LabelerAgreementRead, request: Request) -> dict[str, Any]:
+def pct_against(x: float | None, cutoff: float) -> str:
+    """pct, with as many decimals as it takes for a figure under the cutoff not to read as the cutoff itself."""
+    for decimals in (1, 2, 3):
+        shown = "—" if x is None else f"{100 * x:.{decimals}f}%"
+        if x is None or x >= cutoff or float(shown[:-1]) < 100 * cutoff:
+            return shown
+    return shown
+
+
+def min_kappa(row: LabelerAgreementRead) -> str:
+    """The lowest Cohen kappa over the flags someone used; kappa on a flag nobody set is 0/0 and says nothing."""
+    used = [v for flag, v in row.flag_kappa.items() if v is not None and row.flag_used.get(flag, 0) > 0]
+    if used:
+        return f"{min(used):.2f}"
+    return "no flags used" if row.flag_used else "—"
+
+
+def position_bias(row: LabelerAgreementRead) -> str:
+    """'62.0% vs 25.0% (n=40)': how often the first-shown output won, against chance, with its n."""
+    if row.position_bias is None:
+        return "—"
+    few = " — too few to tell" if row.n_position < 10 else ""
+    return f"{pct(row.position_bias)} vs {pct(row.position_chance)} (n={row.n_position}){few}"
+
+
+def labeler_view(row: LabelerAgreementRead, request: Request, cutoff: float) -> dict[str, Any]:
     """Formatted figures and action links for one labeler row."""
-    kappas = [v for v in row.flag_kappa.values() if v is not None]
     return {
         "id": row.user_id,
         "username": row.username,
@@ -53,16 +77,21 @@ def labeler_view(row: LabelerAgreementRead, request: Request) -> dict[str, Any]:
         "tied": pct(row.tied_share),
         "peers": pct(row.agreement_with_labelers),
         "n_overlap": row.n_overlap,
+        "peers_ci": interval(row.labelers_ci_low, row.labelers_ci_high, row.n_overlap, units="shared rankings"),
         "flags": pct(row.flag_agreement),
-        "kappa": f"{min(kappas):.2f}" if kappas else "—",
+        "kappa": min_kappa(row),
         "seconds": "—" if row.median_seconds is None else f"{row.median_seconds:.0f}",
-        "bias": "—" if row.position_bias is None else f"{pct(row.position_bias)} vs {pct(row.position_chance)}",
-        "rolling": pct(row.rolling_gold_agreement),
+        "bias": position_bias(row),
+        "rolling": pct_against(row.rolling_gold_agreement, cutoff),
         "flag_rows": [
             {
                 "flag": flag.replace("_", " "),
                 "percent": pct(percent),
-                "kappa": "—" if row.flag_kappa.get(flag) is None else f"{row.flag_kappa[flag]:.2f}",
+                "kappa": "—"
+                if row.flag_kappa.get(flag) is None
+                else "nobody set it"
+                if row.flag_used.get(flag, 0) == 0
+                else f"{row.flag_kappa[flag]:.2f}",
             }
             for flag, percent in row.flag_percent_agreement.items()
             if percent is not None
@@ -137,9 +166,14 @@ def labelers_page(request: Request, session: SessionDep, settings: SettingsDep, 
                 "with researchers": [r.agreement_with_researchers for r in rows],
                 "with labelers": [r.agreement_with_labelers for r in rows],
             },
+            "errors": {
+                "with researchers": [[r.ci_low, r.ci_high] for r in rows],
+                "with labelers": [[r.labelers_ci_low, r.labelers_ci_high] for r in rows],
+            },
         }
     }
-    view = {"rows": [labeler_view(r, request) for r in rows], "cutoff": pct(settings.screening_cutoff)}
+    cutoff = settings.screening_cutoff
+    view = {"rows": [labeler_view(r, request, cutoff) for r in rows], "cutoff": pct(cutoff)}
     return render(request, "dashboard/labelers.html", user=user, view=view, charts=charts)
 
 
@@ -158,12 +192,12 @@ def labeler_page(
         }
     }
     view = {
-        "labeler": labeler_view(detail.labeler, request),
+        "labeler": labeler_view(detail.labeler, request, settings.screening_cutoff),
         "tasks": [
             {
                 "id": t.task_id,
                 "kind": t.kind.value,
-                "prompt": t.prompt,
+                "prompt": excerpt(t.prompt, 300),
                 "agreement": pct(t.agreement),
                 "mine": t.mine.buckets,
                 "gold": [(g.username, g.buckets) for g in t.gold],
@@ -194,8 +228,9 @@ def disagreements_page(request: Request, session: SessionDep, user: CurrentResea
         {
             "id": t.task_id,
             "kind": t.kind.value,
-            "prompt": t.prompt,
-            "completions": [(chr(ord("A") + i), text) for i, text in enumerate(t.completions)],
+            "prompt": excerpt(t.prompt, 600),
+            "completions": [(chr(ord("A") + i), excerpt(text, 400)) for i, text in enumerate(t.completions)],
+            "task_url": request.app.url_path_for("task_detail_page", task_id=str(t.task_id)),
             "agreement": pct(t.agreement),
             "alpha": "—" if t.alpha is None else f"{t.alpha:.2f}",
             "rankings": [(r.username, r.by_researcher, r.buckets) for r in t.rankings],

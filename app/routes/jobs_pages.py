@@ -8,9 +8,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from app.deps import CurrentResearcher, SessionDep
-from app.models import Job, JobKind, ModelVersion, Schedule
+from app.deps import CurrentResearcher, SessionDep, SettingsDep
+from app.models import Job, JobKind, JobStatus, ModelVersion, Schedule
 from app.schemas.jobs import JOB_KINDS, JobRead
+from app.services import job_queue
 from app.services import jobs as job_service
 from app.services import schedules as schedule_service
 from app.web import render
@@ -98,18 +99,55 @@ def jobs_page(request: Request, session: SessionDep, user: CurrentResearcher) ->
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse, name="job_page")
-def job_page(job_id: int, request: Request, session: SessionDep, user: CurrentResearcher) -> HTMLResponse:
+def job_page(
+    job_id: int, request: Request, session: SessionDep, settings: SettingsDep, user: CurrentResearcher
+) -> HTMLResponse:
     job = job_service.get_job(session, job_id=job_id)
     data = JobRead.model_validate(job).model_dump(mode="json")
+    queue = None
+    if job.status == JobStatus.queued:
+        state = job_queue.queue_state(session, job=job, stale_after_s=settings.worker_stale_after_s)
+        queue = queue_view(state, request)
     return render(
-        request, "jobs/detail.html", user=user, job=job_row(job), params=_params_text(job.params), job_json=data
+        request,
+        "jobs/detail.html",
+        user=user,
+        job=job_row(job),
+        params=_params_text(job.params),
+        job_json=data,
+        queue=queue,
     )
+
+
+def queue_view(state: job_queue.QueueState, request: Request) -> dict[str, Any]:
+    """Why a job waits: its place, what is ahead, which workers are alive and what they run."""
+
+    def line(j: Job) -> dict[str, str]:
+        href = str(request.app.url_path_for("job_page", job_id=str(j.id)))
+        seen = f"heartbeat {_when(j.heartbeat_at)}" if j.heartbeat_at else ""
+        who = f"{j.worker_id or '?'} ({j.device or '?'})"
+        return {
+            "href": href,
+            "text": f"job {j.id} · {j.kind.value}",
+            "worker": who,
+            "seen": seen,
+            "percent": f"{round(j.progress * 100)}%",
+        }
+
+    return {
+        "position": state.position,
+        "ahead": [line(j) for j in state.ahead],
+        "running": [line(j) for j in state.running],
+        "stale": [line(j) for j in state.stale],
+    }
 
 
 @router.get("/schedules", response_class=HTMLResponse, name="schedules_page")
 def schedules_page(request: Request, session: SessionDep, user: CurrentResearcher) -> HTMLResponse:
     rows = [schedule_row(s) for s in schedule_service.list_schedules(session)]
-    return render(request, "jobs/schedules.html", user=user, schedules=rows, kinds=[k.value for k in JOB_KINDS])
+    # each kind starts from its documented example, which its params model accepts (tested)
+    kinds = [{"value": kind.value, "params": json.dumps(spec.example)} for kind, spec in JOB_KINDS.items()]
+    return render(request, "jobs/schedules.html", user=user, schedules=rows, kinds=kinds)
 
 
 def _params_text(params: dict[str, object]) -> str:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from app.deps import CurrentLabeler, CurrentResearcher, CurrentUser, SessionDep
-from app.models import FLAGS, Role
+from app.config import Settings
+from app.deps import CurrentLabeler, CurrentResearcher, CurrentUser, SessionDep, SettingsDep
+from app.models import FLAGS, Role, User, UserStatus
 from app.services import guidelines as guideline_service
 from app.services import rankings as ranking_service
+from app.services import revisions as revision_service
+from app.services import screening as screening_service
 from app.web import render
 
 router = APIRouter(tags=["labeling pages"])
@@ -30,23 +34,46 @@ FLAG_KEYS = {
     "moral_judgment": ("m", "expresses a moral judgment"),
 }
 """Keyboard key and human label of every flag (keys avoid j/k/t/n, which move, tie and mark not rankable)."""
+SKIP_REASONS = [
+    "I cannot judge this subject",
+    "Not in a language I read well",
+    "The prompt is broken or unclear",
+    "The outputs are too long to read now",
+    "Content I would rather not read",
+]
+"""The common reasons the skip dialog offers (free text stays possible)."""
 FLAG_VIEW = [{"name": f, "key": FLAG_KEYS[f][0], "label": FLAG_KEYS[f][1]} for f in FLAGS]
 
 
 @router.get("/label", response_class=HTMLResponse, name="labeling_page")
-def labeling_page(request: Request, session: SessionDep, labeler: CurrentLabeler) -> Response:
+def labeling_page(request: Request, session: SessionDep, settings: SettingsDep, labeler: CurrentLabeler) -> Response:
     app = request.app
     view = {
         "next_url": app.url_path_for("api_next_task"),
         "submit_url_template": app.url_path_for("api_submit_ranking", assignment_id="0").replace("/0/", "/{id}/"),
         "skip_url_template": app.url_path_for("api_skip_assignment", assignment_id="0").replace("/0/", "/{id}/"),
+        "lease_url_template": app.url_path_for("api_renew_lease", assignment_id="0").replace("/0/", "/{id}/"),
+        "login_url": f"{app.url_path_for('login_page')}?{urlencode({'next': app.url_path_for('labeling_page')})}",
+        "history_url": app.url_path_for("api_my_rankings"),
+        "ranking_url_template": app.url_path_for("api_my_ranking", ranking_id="0").replace("/0", "/{id}"),
+        "revision_minutes": int(revision_service.REVISION_WINDOW.total_seconds() // 60),
         "guidelines_url": app.url_path_for("guidelines_page"),
         "guideline_version": guideline_service.current_version(session),
         "submitted_today": ranking_service.submitted_today(session, labeler=labeler),
+        "screening": _screening_view(session, labeler, settings),
+        "skip_reasons": SKIP_REASONS,
         "flags": FLAG_VIEW,
         "flag_keys_json": json.dumps(FLAG_VIEW),
     }
     return render(request, "labeling/rank.html", user=labeler, view=view)
+
+
+def _screening_view(session: SessionDep, labeler: User, settings: Settings) -> dict[str, int] | None:
+    """Progress through the screening set, for a labeler still in screening."""
+    if labeler.role != Role.labeler or labeler.status != UserStatus.screening:
+        return None
+    done = screening_service.screening_rankings_done(session, user=labeler)
+    return {"done": done, "total": settings.screening_set_size, "cutoff": round(settings.screening_cutoff * 100)}
 
 
 @router.get("/guidelines", response_class=HTMLResponse, name="guidelines_page")

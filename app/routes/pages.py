@@ -9,8 +9,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from sqlalchemy import text
 
 from app.deps import OptionalUser, SessionDep
+from app.models import Role, User, UserStatus
 from app.schemas import HealthRead
-from app.web import render
+from app.web import render, templates
 
 router = APIRouter()
 
@@ -19,7 +20,32 @@ router = APIRouter()
 def home(request: Request, user: OptionalUser) -> Response:
     if user is None:
         return RedirectResponse(request.app.url_path_for("login_page"), status_code=303)
-    return render(request, "home.html", user=user)
+    return render(request, "home.html", user=user, view=home_view(user))
+
+
+@router.get("/api/docs", response_class=HTMLResponse, name="api_docs", include_in_schema=False)
+def api_docs(request: Request) -> Response:
+    """Swagger UI from the vendored files, under the site's own CSP (no CDN, no inline script)."""
+    openapi_url = request.app.openapi_url or "/api/openapi.json"
+    return templates.TemplateResponse(request, "api_docs.html", {"openapi_url": openapi_url})
+
+
+STATUS_NOTES = {
+    UserStatus.pending_review: "A researcher is reviewing your screening answers; you can rank again once approved.",
+    UserStatus.paused: "Your account is paused; a researcher will get back to you.",
+    UserStatus.suspended: "Your account is suspended; a researcher will get back to you.",
+    UserStatus.rejected: "Your account did not pass screening; a researcher will get back to you.",
+}
+
+
+def home_view(user: User) -> dict[str, str]:
+    """The home page's sentences: 'an admin', not 'a admin'; why a labeler cannot rank, when they cannot."""
+    role = user.role.value
+    return {
+        "role": ("an " if role[0] in "aeiou" else "a ") + role,
+        "status": user.status.value.replace("_", " "),
+        "note": STATUS_NOTES.get(user.status, "") if user.role == Role.labeler else "",
+    }
 
 
 @router.get("/healthz", response_model=HealthRead, name="healthz", tags=["ops"])

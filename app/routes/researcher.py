@@ -16,7 +16,7 @@ from app.services import prompts as prompt_service
 from app.services import rankings as ranking_service
 from app.services import screening as screening_service
 from app.services import tasks as task_service
-from app.web import render
+from app.web import excerpt, render
 
 router = APIRouter(tags=["researcher pages"])
 PAGE = 50
@@ -29,7 +29,9 @@ def _prompts_view(session: SessionDep, q: str, split: Split | None, offset: int)
         "split": split.value if split else "",
         "splits": [s.value for s in Split],
         "total": total,
-        "rows": [{"id": p.id, "text": p.text[:300], "split": p.split.value, "source": p.source.value} for p in rows],
+        "rows": [
+            {"id": p.id, "text": excerpt(p.text, 300), "split": p.split.value, "source": p.source.value} for p in rows
+        ],
         "next_offset": offset + PAGE if offset + PAGE < total else None,
         "prev_offset": max(0, offset - PAGE) if offset else None,
     }
@@ -82,7 +84,7 @@ def _tasks_view(
         "rows": [
             {
                 "id": t.id,
-                "prompt": p.text[:200],
+                "prompt": excerpt(p.text, 200),
                 "kind": t.kind.value,
                 "status": t.status.value,
                 "k": t.k,
@@ -127,6 +129,7 @@ def upload_tasks(
 def task_detail_page(request: Request, session: SessionDep, user: CurrentResearcher, task_id: int) -> Response:
     view = _task_view(session, task_id, user)
     view["promote_url"] = request.app.url_path_for("dashboard_promote", task_id=str(task_id))
+    view["rank_url"] = request.app.url_path_for("dashboard_adjudicate", task_id=str(task_id))
     return render(request, "researcher/task_detail.html", user=user, view=view)
 
 
@@ -171,5 +174,6 @@ def _task_view(session: SessionDep, task_id: int, user: User) -> dict[str, objec
         ],
         "rankings": rankings,
         "can_promote": screening_service.can_promote_to_gold(task.kind),
+        "can_rank_gold": screening_service.needs_gold_answer_from(session, task=task, researcher=user),
         "back": f"/tasks/{task.id}",
     }

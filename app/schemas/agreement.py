@@ -53,6 +53,10 @@ class LabelerAgreementRead(BaseModel):
     flag_percent_agreement: dict[str, float | None] = Field(
         description="per flag: share of gold completions where labeler and researcher agree on it (set or not)"
     )
+    flag_used: dict[str, int] = Field(
+        default_factory=dict,
+        description="per flag: compared completions where the labeler or the researcher set it (kappa needs some)",
+    )
     median_seconds: float | None
     position_bias: float | None = Field(description="share of rankings where the first-shown output was ranked best")
     position_chance: float | None = Field(description="that share if position did not matter: mean(1 / k)")

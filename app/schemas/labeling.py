@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.models import MAX_OVERLAP, MAX_PRIORITY, Split, TaskKind, TaskStatus
+from app.models import MAX_OVERLAP, MAX_PRIORITY, Split, TaskKind, TaskStatus, UserStatus
 
 
 class PromptIn(BaseModel):
@@ -105,6 +105,10 @@ class RankingRead(BaseModel):
     guideline_version: int | None
     created_at: datetime
     submitted_today: int | None = None
+    labeler_status: UserStatus | None = None
+    """On a submit: the submitter's account status after it (a screening labeler passes or goes to review)."""
+    screening_done: int | None = None
+    """On a submit by a labeler in screening: how many screening tasks they have ranked."""
 
 
 class TaskDetail(BaseModel):
@@ -141,6 +145,39 @@ class RankingSubmit(BaseModel):
 
 class SkipIn(BaseModel):
     reason: str
+
+
+class RecentRankingRead(BaseModel):
+    id: int
+    task_id: int
+    prompt_excerpt: str
+    ranking: list[list[int]]
+    not_rankable: bool
+    created_at: datetime
+    revisable_until: datetime | None
+    """Until when the labeler may still correct it; None when they no longer can."""
+
+
+class RevisionView(BaseModel):
+    """What the ranking page needs to show a stored ranking for correction."""
+
+    ranking: RankingRead
+    prompt: PromptView
+    completions: list[CompletionRead]
+    revisable_until: datetime | None
+
+
+class RankingRevise(BaseModel):
+    ranking: list[list[int]] = Field(max_length=20)
+    not_rankable: bool = False
+    ratings: dict[int, int] = Field(default_factory=dict)
+    flags: dict[int, list[str]] = Field(default_factory=dict)
+    note: str = ""
+
+
+class LeaseRead(BaseModel):
+    assignment_id: int
+    expires_at: datetime
 
 
 class SkipRead(BaseModel):

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.config import Settings
-from app.errors import Conflict, Forbidden, InvalidInput, NotFound
+from app.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound
 from app.models import (
     Assignment,
     AssignmentStatus,
@@ -263,6 +263,38 @@ def adjudicate(
     existing.created_at, existing.expires_at = now, now + timedelta(minutes=settings.lease_minutes)
     session.flush()
     return existing
+
+
+def renew_lease(
+    session: Session, *, labeler: User, assignment_id: int, settings: Settings, now: datetime | None = None
+) -> Assignment:
+    """Extend the lease of the caller's assignment by `lease_minutes` from now (the ranking page is open and in use).
+
+    A lease that already ran out is taken back when the task still has a free slot (nobody else took it), so a
+    labeler who was away never loses a ranking they can still submit; otherwise Gone.
+    """
+    now = now or utcnow()
+    assignment = get_own_assignment(session, labeler=labeler, assignment_id=assignment_id, lock=True)
+    if assignment.status in (AssignmentStatus.submitted, AssignmentStatus.skipped):
+        raise Conflict(f"assignment {assignment_id} is already {assignment.status.value}")
+    if assignment.status == AssignmentStatus.expired and not _retake_slot(session, task_id=assignment.task_id):
+        raise Gone(f"the lease on assignment {assignment_id} expired and the task went to other labelers")
+    # an active lease, even one past its end that no sweep has seen yet, still holds its slot
+    assignment.status = AssignmentStatus.active
+    assignment.expires_at = now + timedelta(minutes=settings.lease_minutes)
+    session.flush()
+    return assignment
+
+
+def _retake_slot(session: Session, *, task_id: int) -> bool:
+    """Take one slot of the task again if it is open and has one free; returns whether it did."""
+    stmt = (
+        update(RankingTask)
+        .where(RankingTask.id == task_id, RankingTask.status == TaskStatus.open, has_free_slot())
+        .values(slots_taken=RankingTask.slots_taken + 1)
+        .returning(RankingTask.id)
+    )
+    return session.scalar(stmt) is not None
 
 
 def get_own_assignment(session: Session, *, labeler: User, assignment_id: int, lock: bool = False) -> Assignment:

@@ -249,11 +249,23 @@ def promote_to_gold(session: Session, *, task: RankingTask, actor: User) -> Rank
         raise Conflict(f"task {task.id} is already a {task.kind.value} task")
     old = task.kind
     task.kind = TaskKind.gold
+    if task.status == TaskStatus.complete:
+        # gold is open-ended: a task that met its overlap goes back into the researchers' queue for its answer
+        task.status = TaskStatus.open
     audit.record(
         session, actor=actor, action="task.promote_gold", target=None, data={"task_id": task.id, "from": old.value}
     )
     session.flush()
     return task
+
+
+def needs_gold_answer_from(session: Session, *, task: RankingTask, researcher: User) -> bool:
+    """Whether this researcher can still give the gold task its answer: it is a gold kind, not archived, and they
+    have not ranked it (the way to rank it is the adjudicate lease)."""
+    if task.kind not in pooling.GOLD_KINDS or task.status == TaskStatus.archived:
+        return False
+    ranked = select(Ranking.id).where(Ranking.task_id == task.id, Ranking.labeler_id == researcher.id)
+    return session.scalar(ranked.limit(1)) is None
 
 
 def promote_task_id(session: Session, *, task_id: int, actor: User) -> RankingTask:

@@ -64,3 +64,38 @@ def test_dashboards_for_researchers_only(page, browser, live_server):
         response = other.goto(url)
         assert response is not None and response.status == 403, url
     context.close()
+
+
+def test_small_n_figures_carry_their_n_intervals_and_error_bars(page, live_server):
+    """Issue 15: position bias with its n, no kappa without flags, the peers' interval, whiskers on the chart."""
+    with live_server.session() as s:
+        researcher = user_service.create_user(s, username="small_res", password=PASSWORD, role=Role.researcher)
+        labs = [
+            user_service.create_user(
+                s, username=f"small_lab{i}", password=PASSWORD, role=Role.labeler, status=UserStatus.active
+            )
+            for i in (1, 2)
+        ]
+        for _ in range(3):
+            task = make_task(s, kind=TaskKind.gold)
+            add_ranking(s, task=task, user=researcher, order=singletons([0, 1, 2, 3]))
+            for lab in labs:
+                add_ranking(s, task=task, user=lab, order=singletons([0, 1, 2, 3]), seconds=5, display=[0, 1, 2, 3])
+    login(page, "small_res", PASSWORD)
+    page.goto("/dashboard/labelers")
+    page.wait_for_selector("body[data-charts-drawn]")
+    row = page.locator('tr[data-labeler="small_lab1"]')
+    assert "(n=3)" in row.locator('td[data-field="bias"]').inner_text()
+    assert "too few" in row.locator('td[data-field="bias"]').inner_text()
+    assert row.locator('td[data-field="kappa"]').inner_text() == "no flags used"  # not a perfect 1.00
+    assert "–" in row.locator('td[data-field="peers-ci"]').inner_text()
+    assert int(page.locator('canvas[data-chart="labelers"]').get_attribute("data-error-bars") or 0) >= 2
+
+
+def test_a_figure_under_the_cutoff_never_reads_as_the_cutoff() -> None:
+    from app.routes.dashboard import pct_against
+
+    assert pct_against(0.7496, 0.75) == "74.96%"
+    assert pct_against(0.74999, 0.75) == "74.999%"
+    assert pct_against(0.75, 0.75) == "75.0%" and pct_against(0.7504, 0.75) == "75.0%"
+    assert pct_against(None, 0.75) == "—"

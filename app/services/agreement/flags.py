@@ -37,6 +37,10 @@ class FlagStats:
             flag: _finite(metrics.cohen_kappa(*self.labels[flag])) if flag in self.labels else None for flag in FLAGS
         }
 
+    def used(self) -> dict[str, int]:
+        """Per flag: on how many compared completions the labeler or the researcher set it (0: kappa says nothing)."""
+        return {flag: sum(a or b for a, b in zip(*self.labels[flag], strict=True)) for flag in self.labels}
+
     def percent(self) -> dict[str, float | None]:
         """Percent agreement per flag: share of compared completions where both set it or both did not."""
         return {

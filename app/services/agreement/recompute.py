@@ -79,6 +79,7 @@ def labeler_rows(
                 flag_agreement=f.agreement,
                 flag_kappa=f.kappa(),
                 flag_percent_agreement=f.percent(),
+                flag_used=f.used(),
                 median_seconds=median_seconds,
                 position_bias=None if bias.n == 0 else bias.observed_rate,
                 position_chance=None if bias.n == 0 else bias.chance_rate,

@@ -182,6 +182,13 @@
   // ---- schedules ----
   var scheduleForm = document.getElementById("new-schedule");
   if (scheduleForm) {
+    // a new kind brings its own starting params, unless the researcher has edited them
+    var kindSelect = scheduleForm.elements.kind;
+    kindSelect.addEventListener("change", function () {
+      var box = scheduleForm.elements.params;
+      var untouched = Array.prototype.some.call(kindSelect.options, function (o) { return o.dataset.params === box.value; });
+      if (untouched || !box.value.trim()) box.value = kindSelect.selectedOptions[0].dataset.params;
+    });
     scheduleForm.addEventListener("submit", function (ev) {
       ev.preventDefault();
       var box = document.getElementById("schedule-error");
