@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.deps import CurrentResearcher, SessionDep, SettingsDep
@@ -154,9 +154,21 @@ def overview_page(request: Request, session: SessionDep, user: CurrentResearcher
     return render(request, "dashboard/overview.html", user=user, view=view, charts=overview_charts(ov))
 
 
+LABELERS_PER_PAGE = 100
+"""Rows of the labelers table per page (each page reads only its own rows of the aggregates)."""
+
+
 @router.get("/labelers", response_class=HTMLResponse, name="dashboard_labelers")
-def labelers_page(request: Request, session: SessionDep, settings: SettingsDep, user: CurrentResearcher) -> Response:
-    rows = report.labeler_rows(session, settings=settings)
+def labelers_page(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    user: CurrentResearcher,
+    page: int = Query(1, ge=1, le=1_000_000),
+) -> Response:
+    offset = (page - 1) * LABELERS_PER_PAGE
+    rows = report.labeler_rows(session, settings=settings, limit=LABELERS_PER_PAGE, offset=offset)
+    pager = page_links(request, page=page, total=report.labeler_count(session), per_page=LABELERS_PER_PAGE)
     charts = {
         "labelers": {
             "type": "bar",
@@ -173,8 +185,19 @@ def labelers_page(request: Request, session: SessionDep, settings: SettingsDep, 
         }
     }
     cutoff = settings.screening_cutoff
-    view = {"rows": [labeler_view(r, request, cutoff) for r in rows], "cutoff": pct(cutoff)}
+    view = {"rows": [labeler_view(r, request, cutoff) for r in rows], "cutoff": pct(cutoff), "pager": pager}
     return render(request, "dashboard/labelers.html", user=user, view=view, charts=charts)
+
+
+def page_links(request: Request, *, page: int, total: int, per_page: int) -> dict[str, Any]:
+    """'101–200 of 10,000' with links to the previous and next pages (None at the ends)."""
+    base = request.app.url_path_for("dashboard_labelers")
+    first, last = (page - 1) * per_page + 1, min(page * per_page, total)
+    return {
+        "text": f"{first:,}–{last:,} of {total:,}" if first <= total else f"none of {total:,} on page {page}",
+        "previous": f"{base}?page={page - 1}" if page > 1 else None,
+        "next": f"{base}?page={page + 1}" if page * per_page < total else None,
+    }
 
 
 @router.get("/labelers/{user_id}", response_class=HTMLResponse, name="dashboard_labeler")

@@ -86,3 +86,18 @@ def test_adjudicating_a_disputed_task_makes_it_the_researchers_next_ranking(clie
     csrf_lab = browser_login(client, a)
     denied = client.post(f"/dashboard/tasks/{disputed.id}/adjudicate", data={"csrf_token": csrf_lab})
     assert denied.status_code == 403
+
+
+def test_labelers_table_is_paged(client, factory, monkeypatch):
+    from app.routes import dashboard
+
+    monkeypatch.setattr(dashboard, "LABELERS_PER_PAGE", 2)
+    names = sorted(factory.labeler().username for _ in range(3))
+    browser_login(client, factory.researcher())
+    first = client.get("/dashboard/labelers").text
+    assert names[0] in first and names[1] in first and names[2] not in first
+    assert "Labelers 1–2 of 3" in first and "?page=2" in first and 'rel="prev"' not in first
+    second = client.get("/dashboard/labelers?page=2").text
+    assert names[2] in second and names[0] not in second and "3–3 of 3" in second and "?page=1" in second
+    assert "none of 3 on page 5" in client.get("/dashboard/labelers?page=5").text
+    assert client.get("/dashboard/labelers?page=0").status_code == 422

@@ -65,6 +65,11 @@ _NO_FIGURES: dict[str, Any] = {
 }
 
 
+def labeler_count(session: Session) -> int:
+    """How many labelers the labelers table pages through."""
+    return session.scalar(select(func.count()).select_from(User).where(User.role == Role.labeler)) or 0
+
+
 def labeler_rows(
     session: Session,
     *,
