@@ -59,7 +59,7 @@ PAGES = {
     "/dashboard/matrix": "a11y-res",
     "/dashboard/disagreements": "a11y-res",
     "/jobs": "a11y-res",
-    "/jobs/{job_id}": None,  # covered by test_jobs_page (a job needs the worker's data)
+    "/jobs/{job_id}": None,  # checked in test_jobs_page (assert_accessible on a queued job)
     "/schedules": "a11y-res",
     "/models": "a11y-res",
     "/admin/users": "a11y-admin",

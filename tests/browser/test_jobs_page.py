@@ -12,6 +12,7 @@ from app.models import JobKind, JobStatus, Ranking, Role, TaskKind
 from app.services import jobs as job_service
 from app.services import users as user_service
 from tests.agreement.helpers import add_ranking, make_task, singletons
+from tests.browser.a11y import assert_accessible
 from tests.browser.conftest import login
 from trainer.worker import WorkerConfig, work
 
@@ -32,6 +33,7 @@ def test_job_page_follows_a_running_job_and_cancels_it(page, live_server):
 
     page.goto(f"/jobs/{job_id}")
     page.wait_for_selector("#job[data-status=queued]")
+    assert_accessible(page)  # the job page (with its queue panel) in the accessibility sweep's stead
     with live_server.session() as session:  # a worker takes the job and reports
         job_service.claim_job(session, worker_id="browser-worker", device="cpu", kinds=[JobKind.export])
         job_service.heartbeat(session, job_id=job_id, worker_id="browser-worker", attempt=1, progress=0.5)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 from sqlalchemy import select
 
-from app.models import Ranking, Role, UserStatus
+from app.models import Ranking, RankingTask, Role, TaskStatus, UserStatus
 from app.services import users as user_service
 from app.services.prompts import get_or_create_prompt
 from app.services.tasks import NewCompletion, create_task
@@ -13,6 +15,25 @@ from tests.browser.conftest import login
 
 pytestmark = pytest.mark.browser
 PASSWORD = "browser-pass-123"
+
+
+@contextmanager
+def _the_only_open_task(live_server, username: str, texts: list[str]):  # type: ignore[no-untyped-def]
+    """A labeler and one task, with every other open task closed meanwhile (eval tasks left by other tests come
+    before production ones in a labeler's queue)."""
+    with live_server.session() as s:
+        others = [t.id for t in s.scalars(select(RankingTask).where(RankingTask.status == TaskStatus.open))]
+        for task_id in others:
+            s.get(RankingTask, task_id).status = TaskStatus.complete
+        user_service.create_user(s, username=username, password=PASSWORD, role=Role.labeler, status=UserStatus.active)
+        prompt, _ = get_or_create_prompt(s, text=f"{username}: rank these")
+        create_task(s, prompt=prompt, completions=[NewCompletion(text=t) for t in texts])
+    try:
+        yield
+    finally:
+        with live_server.session() as s:
+            for task_id in others:
+                s.get(RankingTask, task_id).status = TaskStatus.open
 
 
 def _straight_drag(page, card, target) -> None:
@@ -33,14 +54,10 @@ def _straight_drag(page, card, target) -> None:
 
 def test_straight_drags_land_in_the_slot_aimed_at(page, live_server):
     page.set_viewport_size({"width": 1280, "height": 1600})
-    with live_server.session() as s:
-        user_service.create_user(
-            s, username="drag-labeler", password=PASSWORD, role=Role.labeler, status=UserStatus.active
-        )
-        prompt, _ = get_or_create_prompt(s, text="drag-labeler: rank these")
-        texts = [f"drag output {i}\n" + "a line of text\n" * 6 for i in range(5)]
-        create_task(s, prompt=prompt, completions=[NewCompletion(text=t) for t in texts], priority=300)
-    login(page, "drag-labeler", PASSWORD)
+    texts = [f"drag output {i}\n" + "a line of text\n" * 6 for i in range(5)]
+    with _the_only_open_task(live_server, "drag-labeler", texts):
+        login(page, "drag-labeler", PASSWORD)
+        page.wait_for_selector("#task:not([hidden]) #pool .output")
     page.wait_for_selector("#task:not([hidden]) #pool .output")
     ids = page.locator("#pool .output").evaluate_all("els => els.map(e => e.dataset.id)")
     slots = page.locator("#slots .slot")
@@ -58,13 +75,9 @@ def test_straight_drags_land_in_the_slot_aimed_at(page, live_server):
 
 
 def test_after_the_session_ends_a_login_link_brings_the_ranking_back(page, live_server):
-    with live_server.session() as s:
-        user_service.create_user(
-            s, username="relogin-labeler", password=PASSWORD, role=Role.labeler, status=UserStatus.active
-        )
-        prompt, _ = get_or_create_prompt(s, text="relogin-labeler: which is clearer")
-        create_task(s, prompt=prompt, completions=[NewCompletion(text=f"relogin {i}") for i in range(4)], priority=300)
-    login(page, "relogin-labeler", PASSWORD)
+    with _the_only_open_task(live_server, "relogin-labeler", [f"relogin {i}" for i in range(4)]):
+        login(page, "relogin-labeler", PASSWORD)
+        page.wait_for_selector("#task:not([hidden]) #pool .output")
     page.wait_for_selector("#task:not([hidden]) #pool .output")
     ids = page.locator("#pool .output").evaluate_all("els => els.map(e => e.dataset.id)")
     for key in ("2", "1", "4", "3"):
