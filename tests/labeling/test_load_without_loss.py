@@ -59,7 +59,7 @@ def test_concurrent_labelers_lose_nothing(tmp_path: Path) -> None:
         assert tally.statuses[200] > 0  # replays happened: duplicate submits and retries of lost responses
 
 
-def _postgres_goes_away(server: LiveServer) -> Callable[[], None]:
+def _postgres_goes_away(server: LiveServer, is_down: threading.Event) -> Callable[[], None]:
     """Refuse new connections to the server's database and end the open ones, for DOWN_S seconds."""
     name = make_url(server.settings.database_url).database
     admin = create_engine(SERVER_URL, isolation_level="AUTOCOMMIT")
@@ -68,6 +68,7 @@ def _postgres_goes_away(server: LiveServer) -> Callable[[], None]:
         with admin.connect() as conn:
             conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
             conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name})
+            is_down.set()
             time.sleep(DOWN_S)
             conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
         admin.dispose()
@@ -75,13 +76,14 @@ def _postgres_goes_away(server: LiveServer) -> Callable[[], None]:
     return fault
 
 
-def _sqlite_is_locked(server: LiveServer) -> Callable[[], None]:
+def _sqlite_is_locked(server: LiveServer, is_down: threading.Event) -> Callable[[], None]:
     """Another process holds SQLite's write lock for DOWN_S seconds (every app transaction needs it)."""
     path = make_url(server.settings.database_url).database or ""
 
     def fault() -> None:
         conn = sqlite3.connect(path, timeout=30, isolation_level=None)
         conn.execute("BEGIN IMMEDIATE")
+        is_down.set()
         time.sleep(DOWN_S)
         conn.execute("ROLLBACK")
         conn.close()
@@ -93,7 +95,8 @@ def _sqlite_is_locked(server: LiveServer) -> Callable[[], None]:
 def test_the_database_going_away_mid_load(backend: str, tmp_path: Path) -> None:
     with live(backend, tmp_path) as server:
         headers = seed(server, n_tasks=N_TASKS, overlap=OVERLAP, n_labelers=N_LABELERS)
-        fault = _postgres_goes_away(server) if backend == "postgresql" else _sqlite_is_locked(server)
+        is_down = threading.Event()
+        fault = (_postgres_goes_away if backend == "postgresql" else _sqlite_is_locked)(server, is_down)
         tally, probes = Tally(), []
 
         def mid_load() -> None:
@@ -101,7 +104,8 @@ def test_the_database_going_away_mid_load(backend: str, tmp_path: Path) -> None:
                 time.sleep(0.01)
             down = threading.Thread(target=fault)
             down.start()
-            time.sleep(DOWN_S / 2)  # a plain request while it is down sees what the clients see
+            assert is_down.wait(timeout=30), "the fault never took the database away"
+            time.sleep(0.2)  # a plain request while it is down sees what the clients see
             probes.append(httpx.get(f"{server.base_url}/api/v1/labeling/stats", headers=headers[0], timeout=10))
             down.join()
 
