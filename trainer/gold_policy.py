@@ -24,11 +24,18 @@ def best_of_n_kl(n: int) -> float:
 
 
 def best_of_n(gold: np.ndarray, picker: np.ndarray, n: int) -> float:
-    """Mean gold score of the sample the picker scores highest among the first `n` of each prompt ((P, N) arrays)."""
+    """Expected gold score of the sample the picker scores highest among `n` of each prompt's N samples, averaged
+    over prompts ((P, N) arrays). Every size-n subset of the N counts (the unbiased estimator, as for pass@k): the
+    sample ranked i-th lowest by the picker is the best of C(i, n-1) of the C(N, n) subsets. Reading only the first
+    n samples would be as unbiased but far noisier (best-of-1 would be one sample per prompt, not the SFT mean)."""
     if not 1 <= n <= gold.shape[1]:
         raise ValueError(f"n must be between 1 and {gold.shape[1]}")
-    chosen = picker[:, :n].argmax(axis=1)
-    return float(gold[np.arange(gold.shape[0]), chosen].mean())
+    order = np.argsort(picker, axis=1, kind="stable")
+    ranked = np.take_along_axis(np.asarray(gold, dtype=np.float64), order, axis=1)
+    weights = np.array([math.comb(i, n - 1) for i in range(gold.shape[1])], dtype=np.float64) / math.comb(
+        gold.shape[1], n
+    )
+    return float((ranked @ weights).mean())
 
 
 def policy_against_gold(

@@ -106,7 +106,14 @@ def _reward_model(url: str, username: str, password: str, path: Path, gold: Any,
 
 
 def _policy(
-    url: str, username: str, password: str, version: int, gold: Any, reward_model: Path | None, prompts: int
+    url: str,
+    username: str,
+    password: str,
+    version: int,
+    gold: Any,
+    reward_model: Path | None,
+    prompts: int,
+    **options: Any,
 ) -> dict[str, Any]:
     from app.simulate.client import Api
     from app.simulate.gold import policy_evaluator, reward_model_scorer
@@ -115,7 +122,9 @@ def _policy(
     picker = reward_model_scorer(reward_model) if reward_model is not None else None
     api = Api(url).login(username, password)
     try:
-        return policy_section(api, gold, policy_evaluator(), policy_version=version, picker=picker, prompts=prompts)
+        return policy_section(
+            api, gold, policy_evaluator(), policy_version=version, picker=picker, prompts=prompts, **options
+        )
     finally:
         api.close()
 
@@ -171,6 +180,16 @@ def simulate(
     ),
     only_policy: bool = typer.Option(False, "--only-policy", help="No campaign: only measure --policy-version."),
     policy_prompts: int = typer.Option(16, help="Held-out prompts the policy is measured on."),
+    policy_samples: int = typer.Option(8, help="Samples per held-out prompt from the policy (gold score and KL)."),
+    best_of: str = typer.Option(
+        "1,2,4,8,16", help="Best-of-n from SFT for these n (comma-separated; max(n) SFT samples per prompt)."
+    ),
+    policy_max_new_tokens: int = typer.Option(
+        64, help="Most tokens per sample of the policy and of SFT (match the PPO job's response_length)."
+    ),
+    policy_temperature: float = typer.Option(
+        1.0, help="Sampling temperature of both (the KL and the best-of-n KL hold at this temperature)."
+    ),
     screening_cutoff: float | None = typer.Option(
         None, help="The server's RANKLAB_SCREENING_CUTOFF (default: this machine's setting)."
     ),
@@ -204,6 +223,14 @@ def simulate(
         raise typer.BadParameter(str(exc)) from exc
     if only_policy and policy_version is None:
         raise typer.BadParameter("--only-policy needs --policy-version ID", param_hint="--only-policy")
+    try:
+        best_of_ns = sorted({int(n) for n in best_of.split(",") if n.strip()})
+    except ValueError:
+        best_of_ns = []
+    if not best_of_ns or best_of_ns[0] < 1 or policy_samples < 1 or policy_max_new_tokens < 1:
+        raise typer.BadParameter(
+            "--best-of takes n >= 1 such as 1,2,4,8,16; --policy-samples and --policy-max-new-tokens at least 1"
+        )
     if only_reward_model and reward_model is None:
         raise typer.BadParameter("--only-reward-model needs --reward-model PATH", param_hint="--only-reward-model")
     run = run_name or f"sim-{secrets.token_hex(3)}"
@@ -237,7 +264,11 @@ def simulate(
         if reward_model is not None:
             result["reward_model"] = _reward_model(url, username, password, reward_model, gold_pref, mix)
         if policy_version is not None:
-            result["policy"] = _policy(url, username, password, policy_version, gold_pref, reward_model, policy_prompts)
+            result["policy"] = _policy(
+                url, username, password, policy_version, gold_pref, reward_model, policy_prompts,
+                samples=policy_samples, best_of=tuple(best_of_ns), max_new_tokens=policy_max_new_tokens,
+                temperature=policy_temperature, seed=seed,
+            )  # fmt: skip
     except (ApiError, RuntimeError, httpx.TransportError) as exc:
         typer.echo(f"error: {exc or type(exc).__name__} ({url})", err=True)
         raise typer.Exit(1) from exc

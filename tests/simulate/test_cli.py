@@ -46,3 +46,34 @@ def test_simulate_refuses_an_unknown_profile(sim_server):
     )
     assert result.exit_code != 0
     assert "unknown labeler profile" in result.output
+
+
+def test_simulate_only_policy_takes_best_of_and_sampling_options(sim_server, tiny_model_dir, tmp_path):
+    from app.models import ModelKind, Split
+    from app.services import model_registry
+    from app.services.prompts import get_or_create_prompt
+
+    with sim_server.server.session() as s:
+        sft = model_registry.register_model(s, kind=ModelKind.sft, name="tiny", path=tiny_model_dir)
+        same = model_registry.register_model(s, kind=ModelKind.policy, name="same", path=tiny_model_dir,
+                                             parent_id=sft.id)  # fmt: skip
+        get_or_create_prompt(s, text="a held-out prompt", split=Split.eval)
+        version = same.id
+    report_path = tmp_path / "policy.json"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "simulate", "--url", sim_server.base_url, "--admin", sim_server.admin, "--gold", "length:3",
+            "--only-policy", "--policy-version", str(version), "--policy-prompts", "1", "--policy-samples", "2",
+            "--best-of", "1,2,4,16", "--policy-max-new-tokens", "5", "--report", str(report_path),
+        ],
+        env={"RANKLAB_ADMIN_PASSWORD": sim_server.password},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    policy = json.loads(report_path.read_text())["policy"]
+    assert [b["n"] for b in policy["best_of_n"]] == [1, 2, 4, 16] and policy["policy_kl"] == 0.0
+    bad = CliRunner().invoke(
+        cli, ["simulate", "--url", sim_server.base_url, "--admin", "x", "--only-policy", "--policy-version", "2",
+              "--best-of", "0,2"],
+    )  # fmt: skip
+    assert bad.exit_code != 0 and "--best-of" in bad.output

@@ -21,11 +21,24 @@ def test_best_of_n_figures():
     assert best_of_n_kl(1) == 0.0 and best_of_n_kl(4) == pytest.approx(math.log(4) - 0.75)
     gold = np.array([[0.1, 0.9, 0.5], [0.3, 0.2, 0.8]])
     picker = np.array([[1.0, 0.0, 2.0], [0.0, 1.0, 0.5]])  # picks by its own scores, not the gold
-    assert best_of_n(gold, picker, 1) == pytest.approx(0.2)
-    assert best_of_n(gold, picker, 2) == pytest.approx((0.1 + 0.2) / 2)
+    assert best_of_n(gold, picker, 1) == pytest.approx(gold.mean())  # best-of-1 is the base model's mean
+    # every pair of three: row 0 picks 0.1, 0.5, 0.5; row 1 picks 0.2, 0.8, 0.2
+    assert best_of_n(gold, picker, 2) == pytest.approx(((0.1 + 0.5 + 0.5) / 3 + (0.2 + 0.8 + 0.2) / 3) / 2)
     assert best_of_n(gold, picker, 3) == pytest.approx((0.5 + 0.2) / 2)
     with pytest.raises(ValueError):
         best_of_n(gold, picker, 4)
+
+
+def test_best_of_n_averages_every_subset():
+    """Against brute force over all size-n subsets (random scores, so the picker never ties)."""
+    from itertools import combinations
+
+    rng = np.random.default_rng(0)
+    gold, picker = rng.normal(size=(5, 7)), rng.normal(size=(5, 7))
+    for n in range(1, 8):
+        brute = np.mean([np.mean([g[list(c)][np.argmax(p[list(c)])] for c in combinations(range(7), n)])
+                         for g, p in zip(gold, picker, strict=True)])  # fmt: skip
+        assert best_of_n(gold, picker, n) == pytest.approx(brute)
 
 
 def test_sft_ancestor_follows_parents():

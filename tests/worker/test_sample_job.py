@@ -97,3 +97,28 @@ def test_sampling_uses_the_newest_policy_unless_a_version_is_chosen(sessions, wo
             task = session.scalars(select(RankingTask).where(RankingTask.job_id == job.id)).one()
             assert task.model_version_id == model_id
             assert {item.completion.model_name for item in task.items} == {name}
+
+
+def test_blank_completions_are_left_out_instead_of_failing_the_job(sessions, worker_settings, seeded, monkeypatch):
+    """A model may answer with a lone EOS (or whitespace): tasks refuse blank outputs, so the job leaves them out,
+    keeps a task that still has K >= 4 outputs and gives a prompt with fewer none, instead of failing the job."""
+    import trainer.jobs.sample as sample_job
+
+    real = sample_job.sample_chunk
+
+    def with_blanks(*args, **kwargs):
+        rows, stats = real(*args, **kwargs)
+        rows[0][0].text = ""  # prompt 1: 5 -> 4 outputs, still a task
+        if len(rows) > 1:
+            rows[1][0].text, rows[1][1].text = "  \n", ""  # prompt 2: 5 -> 3, no task
+        return rows, stats
+
+    monkeypatch.setattr(sample_job, "sample_chunk", with_blanks)
+    job = _run(sessions, worker_settings, prompt_ids=seeded["prompt_ids"][:2], k=5, max_new_tokens=4, batch_size=10)
+    assert job.status == JobStatus.succeeded, job.log_tail
+    with sessions() as session:
+        tasks = session.scalars(select(RankingTask).where(RankingTask.job_id == job.id)).all()
+        assert [(t.prompt_id, t.k, len(t.items)) for t in tasks] == [(seeded["prompt_ids"][0], 4, 4)]
+        assert all(item.completion.text.strip() for item in tasks[0].items)
+    assert (job.metrics[-1]["blank_completions"], job.metrics[-1]["prompts_without_task"]) == (3, 1)
+    assert "3 blank completion(s) left out" in job.log_tail

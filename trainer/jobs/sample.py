@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput
-from app.models import JobKind, ModelKind, ModelVersion, Prompt, RankingTask, TaskKind, User
+from app.models import MIN_K, JobKind, ModelKind, ModelVersion, Prompt, RankingTask, TaskKind, User
 from app.schemas.jobs import SampleParams
 from app.services import model_registry
 from app.services.tasks import NewCompletion, create_task
@@ -107,6 +107,13 @@ def storable_text(text: str) -> str:
     return text.replace("\x00", "")
 
 
+def showable(completions: list[NewCompletion]) -> list[NewCompletion] | None:
+    """The completions a task can show: blank ones (a lone EOS, only whitespace or NULs, which tasks refuse) left
+    out; None when fewer than MIN_K remain (the prompt then gets no task rather than failing the whole job)."""
+    kept = [c for c in completions if c.text.strip()]
+    return kept if len(kept) >= MIN_K else None
+
+
 def chunk_seed(seed: int, start: int) -> int:
     """A well-mixed seed for the chunk that starts at prompt index `start` (stable across resumes)."""
     return int(np.random.SeedSequence([seed, start]).generate_state(1)[0])
@@ -116,17 +123,17 @@ def write_chunk(
     ctx: JobContext,
     plan: SamplePlan,
     prompt_ids: list[int],
-    rows: list[list[NewCompletion]],
+    rows: list[list[NewCompletion] | None],
     model: ModelVersion,
     params: SampleParams,
 ) -> None:
-    """Store one task per prompt and advance the checkpoint, in one transaction."""
+    """Store one task per prompt (none where `rows` has None) and advance the checkpoint, in one transaction."""
     with ctx.transaction() as session:
         creator = session.get(User, ctx.created_by_id) if ctx.created_by_id else None
         for prompt_id, completions in zip(prompt_ids, rows, strict=True):
             prompt = session.get(Prompt, prompt_id)
-            if prompt is None:
-                continue  # deleted since the job started
+            if prompt is None or completions is None:
+                continue  # deleted since the job started, or too few showable completions
             create_task(
                 session,
                 prompt=prompt,
@@ -203,7 +210,12 @@ def run(ctx: JobContext, params: SampleParams) -> None:
     for start in range(plan.done, len(plan.prompt_ids), chunk):
         ctx.check_cancelled()
         ids = plan.prompt_ids[start : start + chunk]
-        rows, stats = sample_chunk(ctx, model, tokenizer, params, plan, start, ids)
+        sampled, stats = sample_chunk(ctx, model, tokenizer, params, plan, start, ids)
+        rows = [showable(row) for row in sampled]
+        blank = sum(not c.text.strip() for row in sampled for c in row)
+        skipped = sum(kept is None for kept in rows)
+        if blank:
+            ctx.log(f"{blank} blank completion(s) left out; {skipped} prompt(s) left with under {MIN_K} got no task")
         write_chunk(ctx, plan, ids, rows, model_row, params)
         total_tokens, total_s = total_tokens + stats.generated_tokens, total_s + stats.seconds
         ctx.metrics(
@@ -212,6 +224,8 @@ def run(ctx: JobContext, params: SampleParams) -> None:
             generated_tokens=stats.generated_tokens,
             resampled=stats.resampled,
             duplicates_left=stats.duplicates_left,
+            blank_completions=blank,
+            prompts_without_task=skipped,
         )
     rate = total_tokens / max(total_s, 1e-9)
     ctx.log(f"done: {len(plan.prompt_ids)} prompts; {total_tokens} tokens at {rate:.1f} tokens/s")
