@@ -107,18 +107,20 @@ def main() -> None:
     setup(env, data_dir)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    procs = [
-        subprocess.Popen([sys.executable, "-c", "from trainer.cli import main; main()", "serve", "--port", str(port)],
-                         env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-        subprocess.Popen([sys.executable, "-c", "from trainer.cli import main; main()", "worker", "--device", "cpu"],
-                         env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(data_dir / "worker.log", "w")),
-    ]  # fmt: skip
-    try:
-        run_round(base, args, started)
-    finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(timeout=60)
+    command = [sys.executable, "-c", "from trainer.cli import main; main()"]
+    with (data_dir / "worker.log").open("w") as worker_log:
+        procs = [
+            subprocess.Popen([*command, "serve", "--port", str(port)], env=env, cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+            subprocess.Popen([*command, "worker", "--device", "cpu"], env=env, cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=worker_log),
+        ]  # fmt: skip
+        try:
+            run_round(base, args, started)
+        finally:
+            for proc in procs:
+                proc.terminate()
+                proc.wait(timeout=60)
 
 
 def run_round(base: str, args: argparse.Namespace, started: float) -> None:
