@@ -142,14 +142,28 @@ def answer(
     return RankingRecord(who, "", stored["task_id"], ids, scores, lengths, ids.index(shown[0]), j.ranks, j.flags)
 
 
+def wait_for_production(admin: Api, need: int, *, timeout_s: float, every_s: float = 2.0) -> bool:
+    """Wait up to `timeout_s` for `need` production tasks, and past it for as long as a sampling job is still
+    making them: a screening set short of its size would leave every simulated labeler stuck in screening."""
+    logger.info("waiting up to %.0f s for %d production tasks", timeout_s, need)
+    enough = lambda: admin.count_tasks(kind="production") >= need  # noqa: E731
+    if wait_until(enough, timeout_s=timeout_s, every_s=every_s):
+        return True
+    while admin.sampling_in_progress():
+        logger.info("a sampling job is still running: waiting for %d production tasks (%d so far)", need,
+                    admin.count_tasks(kind="production"))  # fmt: skip
+        if wait_until(enough, timeout_s=30 * every_s, every_s=every_s):
+            return True
+    return enough()
+
+
 def prepare_tasks(admin: Api, cfg: CampaignConfig) -> dict[str, int]:
     """Wait for production tasks if asked, then top up screening (copies) and hidden gold (promotions)."""
     missing_screening = max(0, cfg.screening_tasks - admin.count_tasks(kind="screening"))
     missing_gold = max(0, cfg.gold_tasks - admin.count_tasks(kind="gold"))
     need = missing_screening + missing_gold + 1
     if cfg.wait_for_tasks_s > 0:
-        logger.info("waiting up to %.0f s for %d production tasks", cfg.wait_for_tasks_s, need)
-        wait_until(lambda: admin.count_tasks(kind="production") >= need, timeout_s=cfg.wait_for_tasks_s, every_s=2)
+        wait_for_production(admin, need, timeout_s=cfg.wait_for_tasks_s)
     fresh = [t for t in admin.tasks(kind="production") if t["rankings"] == 0 and t["slots_taken"] == 0]
     fresh.reverse()  # oldest first: the newest are what labelers are served first
     made = {"screening": 0, "gold": 0}
