@@ -31,7 +31,7 @@ from app.schemas.agreement import (
 from app.services.agreement import pairs as ap
 from app.services.agreement import pooling
 from app.services.agreement.flags import FlagStats, compared_flag_stats
-from app.services.agreement.report import _interval, _shown, _texts, _views
+from app.services.agreement.report import _interval, disagreement_rows
 from app.services.agreement.table import load_rankings, split_by
 
 
@@ -233,21 +233,4 @@ def disagreement_queue(session: Session, *, limit: int = 20) -> list[Disagreemen
     pairs = ap.table_pairs(table)
     per_task = ap.task_sums(table, pairs, np.ones(pairs.i.size, dtype=bool))
     scored = sorted(((n / d if d else 1.0, tid) for tid, (n, d) in per_task.items()), key=lambda item: item)[:limit]
-    ids = [tid for _, tid in scored]
-    # a ranking's agreement with researchers depends on its own task only, so the shown tasks suffice
-    shown, gold, users = _shown(session, ids)
-    alphas = pooling.table_task_alphas(shown)
-    rows_of = dict(split_by(shown.task_id))
-    prompts, completions = _texts(session, ids)
-    return [
-        DisagreementRead(
-            task_id=tid,
-            kind=shown.kind[rows_of[tid][0]],
-            prompt=prompts.get(tid, ""),
-            completions=completions[tid],
-            agreement=score,
-            alpha=alphas.get(tid),
-            rankings=_views(shown, rows_of[tid].tolist(), users, gold),
-        )
-        for score, tid in scored
-    ]
+    return disagreement_rows(session, scored)

@@ -304,6 +304,11 @@ def disagreement_queue(session: Session, *, limit: int = 20) -> list[Disagreemen
     scored = session.execute(
         select(t.all_score, t.task_id).where(t.all_score.is_not(None)).order_by(t.all_score, t.task_id).limit(limit)
     ).all()
+    return disagreement_rows(session, [(float(score), int(tid)) for score, tid in scored])
+
+
+def disagreement_rows(session: Session, scored: Sequence[tuple[float, int]]) -> list[DisagreementRead]:
+    """The queue's rows for (agreement, task id) pairs, lowest first: prompt, outputs, alpha and every ranking."""
     ids = [tid for _, tid in scored]
     # a ranking's agreement with researchers depends on its own task only, so the shown tasks suffice
     shown, gold, users = _shown(session, ids)
