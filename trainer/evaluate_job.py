@@ -86,7 +86,7 @@ def sft_style_texts(ctx: JobContext, limit: int) -> list[tuple[str, str]]:
         ).all()
         best = {b[0][0] for _, b in rows if b and b[0]}
         found = session.execute(select(Completion.id, Completion.text).where(Completion.id.in_(best)))
-        texts = dict(found.tuples().all())
+        texts = dict(found.all())
     return [(p, texts[b[0][0]]) for p, b in rows if b and b[0] and b[0][0] in texts]
 
 

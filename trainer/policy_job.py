@@ -94,7 +94,7 @@ def fixed_prompts(ctx: JobContext, params: TrainPolicyParams, path: Path) -> lis
         path.with_name(path.name + ".part").write_text(json.dumps({"prompt_ids": ids}))
         os.replace(path.with_name(path.name + ".part"), path)
     with ctx.transaction() as session:
-        texts = dict(session.execute(select(Prompt.id, Prompt.text).where(Prompt.id.in_(ids))).tuples().all())
+        texts = dict(session.execute(select(Prompt.id, Prompt.text).where(Prompt.id.in_(ids))).all())
     return [texts[i] for i in ids if i in texts]
 
 

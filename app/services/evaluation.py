@@ -52,7 +52,7 @@ def _outcomes(session: Session) -> dict[tuple[int, int], list[tuple[float, int]]
     rankings = list(rows)
     ids = {cid for buckets in rankings for bucket in buckets for cid in bucket}
     version = dict(
-        session.execute(select(Completion.id, Completion.model_version_id).where(Completion.id.in_(ids))).tuples().all()
+        session.execute(select(Completion.id, Completion.model_version_id).where(Completion.id.in_(ids))).all()
     )
     units: dict[tuple[int, int], list[tuple[float, int]]] = defaultdict(list)
     for buckets in rankings:

@@ -173,7 +173,7 @@ def lost_or_extra(session: Session, tally: Tally, *, n_tasks: int, overlap: int)
     per_labeler_task = Counter((r.task_id, r.labeler_id) for r in stored.values())
     problems += [f"assignment {a} has {n} rankings" for a, n in per_assignment.items() if n > 1]
     problems += [f"labeler {lt[1]} ranked task {lt[0]} {n} times" for lt, n in per_labeler_task.items() if n > 1]
-    counts = dict(session.execute(select(Ranking.task_id, func.count()).group_by(Ranking.task_id)).tuples().all())
+    counts = dict(session.execute(select(Ranking.task_id, func.count()).group_by(Ranking.task_id)).all())
     tasks = list(session.scalars(select(RankingTask)))
     for task in tasks:
         n = counts.get(task.id, 0)

@@ -33,6 +33,13 @@
     $("status").classList.remove("ok");
   }
 
+  // What was done, said once the next task is in place: the new task's own message (its draft is back) follows it
+  // rather than replacing it; a problem loading the next task is said alone.
+  function sayBefore(message) {
+    const said = $("status");
+    if (!said.classList.contains("error")) setStatus([message, said.textContent].filter(Boolean).join(" "));
+  }
+
   function newKey() {
     const bytes = new Uint8Array(16);
     crypto.getRandomValues(bytes);
@@ -512,9 +519,9 @@
       const url = root.dataset.rankingUrl.replace("{id}", String(current.revisionId));
       const { status, data } = await api("PUT", url, body);
       if (status !== 200) { setStatus((data && data.detail) || "could not save the revision (" + status + ")", true); return; }
-      setStatus("Revision saved.");
       loadHistory();
       await loadNext();
+      sayBefore("Revision saved.");
     } finally { busy = false; }
   }
 
@@ -532,8 +539,8 @@
     const { status, data } = await api("POST", url, { reason });
     if (status !== 200) { setStatus((data && data.detail) || "could not skip", true); return; }
     dropDraft();
-    setStatus("Skipped.");
     await loadNext();
+    sayBefore("Skipped.");
   }
 
   function onKey(e) {
