@@ -86,8 +86,7 @@ def test_a_labeler_lists_what_they_sent_and_revises_it(page, live_server):
     page.fill("#note", "d was best, on second thought")
     page.click("#submit-button")
     page.wait_for_function(
-        "document.getElementById('status').textContent"
-        " === 'Revision saved. Your unsent ranking of this task is back.'"
+        "document.getElementById('status').textContent === 'Revision saved. Your unsent ranking of this task is back.'"
     )
     page.wait_for_selector("#revising", state="hidden")
     assert page.locator("#prompt-text").inner_text() != first_prompt  # back to the task in hand, its start kept
