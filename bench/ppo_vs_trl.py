@@ -2,12 +2,18 @@
 
     python bench/ppo_vs_trl.py --device cpu --steps 8 --batch-size 16 --response-length 16
     python bench/ppo_vs_trl.py --trl-path /tmp/trl112/site   # where `pip install --target` put trl==1.12.0
+    # the issue's GPU settings (64 episodes, 256-token prompts, 64-token responses, 4 epochs x 4 minibatches):
+    python bench/ppo_vs_trl.py --device cuda --dtype bf16 --model smollm2-135m --batch-size 64 --prompt-tokens 256 \
+        --response-length 64 --minibatches 4 --micro-batches 4 --steps 4 --repeats 2
+    python bench/ppo_vs_trl.py ... --model smollm2-1b   # the same at ~1.1B parameters
 
-Both sides get the same tiny random Llama policy (copied for the reference), the same tiny reward model (also the
-value model's initialisation), the same token-id prompts (no chat template: TRL takes every pad = EOS id in a
-query for padding), response length, temperature, epochs, learning rate and KL coefficient, and one optimizer step
-per epoch over `--micro-batches` accumulated micro-batches (TRL's `num_mini_batches=1` with gradient accumulation;
-ranklab's `minibatches=1, grad_accum=M`). Each side
+Both sides get the same random Llama policy (copied for the reference), the same reward model (also the value
+model's initialisation: `--model tiny` a smaller one, the presets the policy's architecture), the same token-id
+prompts (no chat template: TRL takes every pad = EOS id in a query for padding), response length, temperature,
+epochs, learning rate and KL coefficient, and `--minibatches` optimizer steps per epoch over `--micro-batches`
+accumulated micro-batches in all (TRL's `num_mini_batches` with gradient accumulation; ranklab's `minibatches`,
+`grad_accum`). `--dtype bf16` on CUDA: both sides autocast to bf16 (TRL through Accelerate's mixed precision),
+and ranklab keeps its frozen reference and reward model in bf16 as its job does; on CPU both run float32. Each side
 runs in its own subprocess (peak RSS / CUDA memory are per side; with `--repeats` the sides alternate and each
 keeps its fastest run) and reports episodes/s over all steps after a
 warm-up step, split into generation, scoring (reward, reference, value and old log-prob passes) and update. TRL's
@@ -64,26 +70,58 @@ WORDS = [
 ]
 
 
+# Random-weight architectures for the GPU runs: SmolLM2-135M's, and a ~1.1B one of the same family (SmolLM2-1.7B's
+# widths with 16 layers). Reward and value models share the policy's architecture, as in the issue's TRL baseline.
+PRESETS: dict[str, dict[str, Any]] = {
+    "smollm2-135m": dict(
+        vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
+        num_key_value_heads=3, rope_theta=100000.0, tie_word_embeddings=True,
+    ),
+    "smollm2-1b": dict(
+        vocab_size=49152, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
+        num_key_value_heads=32, rope_theta=130000.0, tie_word_embeddings=True,
+    ),
+}  # fmt: skip
+
+
+def model_configs(args: argparse.Namespace, vocab_size: int) -> tuple[Any, Any]:
+    """(policy config, reward/value config) for `--model`."""
+    from transformers import LlamaConfig
+
+    common = dict(max_position_embeddings=2048, bos_token_id=1, eos_token_id=2, pad_token_id=2)
+    if args.model in PRESETS:
+        preset = LlamaConfig(**PRESETS[args.model], **common)
+        return preset, preset
+    common |= dict(vocab_size=vocab_size, num_hidden_layers=args.layers, num_attention_heads=4, num_key_value_heads=2)
+    policy = LlamaConfig(
+        hidden_size=args.hidden, intermediate_size=2 * args.hidden, tie_word_embeddings=False, **common
+    )
+    reward = LlamaConfig(hidden_size=args.rm_hidden, intermediate_size=2 * args.rm_hidden, **common)
+    return policy, reward
+
+
+def frozen_in_bf16(args: argparse.Namespace) -> bool:
+    """`--dtype bf16` on CUDA: autocast everywhere, and ranklab keeps its frozen models' weights in bf16."""
+    return args.dtype == "bf16" and args.device.startswith("cuda")
+
+
 def models(args: argparse.Namespace) -> tuple[Any, Any, Any, Any, Any]:
-    """(tokenizer, policy, reference, reward model, value model), seeded, on the device."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+    """(tokenizer, policy, reference, reward model, value model), seeded, on the device.
+
+    The tiny character tokenizer makes the prompts for every preset (its ids are valid in any larger vocabulary;
+    sampled ids beyond it decode to nothing, which neither side's scoring reads: both score tokens).
+    """
+    from transformers import LlamaForCausalLM
 
     from trainer.reward_model import build_reward_model
 
     tokenizer = build_tiny_tokenizer()
     tokenizer.padding_side = "left"
-    common = dict(
-        vocab_size=len(tokenizer), num_hidden_layers=args.layers, num_attention_heads=4, num_key_value_heads=2,
-        max_position_embeddings=2048, bos_token_id=1, eos_token_id=2, pad_token_id=2,
-    )  # fmt: skip
+    policy_config, rm_config = model_configs(args, len(tokenizer))
     torch.manual_seed(0)
-    policy_config = LlamaConfig(
-        hidden_size=args.hidden, intermediate_size=2 * args.hidden, tie_word_embeddings=False, **common
-    )
     policy = LlamaForCausalLM(policy_config)
     reference = LlamaForCausalLM(policy_config)
     reference.load_state_dict(policy.state_dict())
-    rm_config = LlamaConfig(hidden_size=args.rm_hidden, intermediate_size=2 * args.rm_hidden, **common)
     reward_model = build_reward_model(rm_config, pad_token_id=2)
     value_model = build_reward_model(rm_config, pad_token_id=2)
     value_model.load_state_dict(reward_model.state_dict())
@@ -94,10 +132,13 @@ def models(args: argparse.Namespace) -> tuple[Any, Any, Any, Any, Any]:
     return tokenizer, policy, reference, reward_model, value_model
 
 
-def prompts(n: int, words: int) -> list[list[int]]:
+def prompts(n: int, words: int, tokens: int = 0) -> list[list[int]]:
+    """`n` prompts of random words (`words` at most), or of exactly `tokens` random token ids when `tokens` > 0."""
     import random
 
     tokenizer, rng = build_tiny_tokenizer(), random.Random(0)
+    if tokens:
+        return [[rng.randrange(3, len(tokenizer)) for _ in range(tokens)] for _ in range(n)]
     texts = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(words // 2, words))) for _ in range(n)]
     return [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
 
@@ -114,8 +155,12 @@ def run_ranklab(args: argparse.Namespace) -> dict[str, float]:
 
     tokenizer, policy, reference, reward_model, value_model = models(args)
     reward_model.eval()
+    if frozen_in_bf16(args):
+        reference.to(torch.bfloat16)
+        reward_model.to(torch.bfloat16)
     cfg = PPOConfig(
-        steps=args.steps + 1, batch_size=args.batch_size, minibatches=1, grad_accum=args.micro_batches,
+        steps=args.steps + 1, batch_size=args.batch_size, minibatches=args.minibatches,
+        grad_accum=args.micro_batches // args.minibatches, bf16=args.dtype == "bf16",
         epochs=args.epochs,
         lr=args.lr, response_length=args.response_length, temperature=args.temperature, kl_coef=args.kl_coef,
         generation_batch_size=args.batch_size, whiten_scores=False, max_grad_norm=None,
@@ -124,7 +169,8 @@ def run_ranklab(args: argparse.Namespace) -> dict[str, float]:
     history: list[dict[str, float]] = []
     train_policy(
         cfg, policy, reference, value_model, reward_model_fn(reward_model, batch_size=args.batch_size),
-        prompts(args.prompts, args.prompt_words), tokenizer, on_metrics=lambda s, m: history.append(m),
+        prompts(args.prompts, args.prompt_words, args.prompt_tokens), tokenizer,
+        on_metrics=lambda s, m: history.append(m),
     )  # fmt: skip
     timed = history[1:]  # after the warm-up step
     seconds = sum(m["perf/step_s"] for m in timed)
@@ -179,14 +225,15 @@ def run_trl(args: argparse.Namespace) -> dict[str, float]:
         def on_step_end(self, *a: Any, **k: Any) -> None:
             timers.step_marks.append((time.perf_counter(), timers.generation, timers.scoring))
 
-    ids = prompts(args.prompts, args.prompt_words)
+    ids = prompts(args.prompts, args.prompt_words, args.prompt_tokens)
     dataset = Dataset.from_dict({"input_ids": ids})
     with tempfile.TemporaryDirectory() as out:
         config = PPOConfig(
             output_dir=out, report_to="none", save_strategy="no", logging_steps=10_000, disable_tqdm=True,
-            use_cpu=args.device == "cpu", bf16=False, seed=0,
+            use_cpu=args.device == "cpu", bf16=frozen_in_bf16(args), seed=0,
             per_device_train_batch_size=args.batch_size // args.micro_batches,
-            gradient_accumulation_steps=args.micro_batches, num_mini_batches=1, num_ppo_epochs=args.epochs,
+            gradient_accumulation_steps=args.micro_batches // args.minibatches,
+            num_mini_batches=args.minibatches, num_ppo_epochs=args.epochs,
             total_episodes=(args.steps + 1) * args.batch_size,
             local_rollout_forward_batch_size=args.batch_size, response_length=args.response_length,
             temperature=args.temperature, kl_coef=args.kl_coef, learning_rate=args.lr, stop_token="eos",
@@ -224,7 +271,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--steps", type=int, default=8, help="timed PPO steps (one warm-up step more is run)")
     parser.add_argument("--batch-size", type=int, default=16, help="episodes per step")
-    parser.add_argument("--micro-batches", type=int, default=2, help="accumulated micro-batches per optimizer step")
+    parser.add_argument("--model", choices=["tiny", *PRESETS], default="tiny", help="random-weight architecture")
+    parser.add_argument("--dtype", choices=["float32", "bf16"], default="float32", help="bf16: autocast on CUDA")
+    parser.add_argument("--minibatches", type=int, default=1, help="optimizer steps per epoch")
+    parser.add_argument(
+        "--micro-batches", type=int, default=2, help="micro-batches per epoch (a multiple of --minibatches)"
+    )
+    parser.add_argument("--prompt-tokens", type=int, default=0, help="prompts of exactly this many random tokens")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--response-length", type=int, default=16)
     parser.add_argument("--prompt-words", type=int, default=12)
@@ -240,7 +293,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=1, help="runs per side, alternating; the fastest is kept")
     parser.add_argument("--trl-path", default="/tmp/trl112/site", help="folder put first on PYTHONPATH for TRL")
     parser.add_argument("--side", choices=sorted(SIDES), help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.micro_batches % args.minibatches or args.batch_size % args.micro_batches:
+        parser.error("--batch-size must split into --micro-batches, and those into --minibatches")
+    return args
 
 
 def run_side(side: str, argv: list[str], trl_path: str) -> dict[str, Any]:

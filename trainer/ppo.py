@@ -24,7 +24,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from trainer.ppo_config import PPOConfig
-from trainer.ppo_model import PolicyAndValue
+from trainer.ppo_model import PolicyAndValue, bf16_autocast
 from trainer.ppo_rollout import (
     RewardFn,
     collate_queries,
@@ -259,17 +259,18 @@ def _ppo_step(
     cfg, step, started = run.cfg, run.step, time.perf_counter()
     local = cfg.batch_size // world_size
     chosen = prompt_indices(step, len(prompt_ids), cfg.batch_size, cfg.seed)[rank * local : (rank + 1) * local]
-    rollout, generation_s = sample_rollout(
-        run.policy, tokenizer, [prompt_ids[i] for i in chosen], [texts[i] for i in chosen], reward_fn,
-        max_new_tokens=cfg.response_length, temperature=cfg.temperature, eos_ids=eos_ids,
-        generation_batch_size=cfg.generation_batch_size, seed=cfg.seed, step=step,
-        first_chunk=rank * -(-local // cfg.generation_batch_size), cache_implementation=cfg.cache_implementation,
-    )  # fmt: skip
     first_epoch = micro_batches(local, cfg, step, 0, rank)
-    score_rollout(
-        rollout, run.policy, run.ref_policy, run.value_model, [i for mb in first_epoch for i in mb],
-        temperature=cfg.temperature, chunk_tokens=cfg.chunk_tokens,
-    )  # fmt: skip
+    with bf16_autocast(cfg.bf16, run.policy.device):
+        rollout, generation_s = sample_rollout(
+            run.policy, tokenizer, [prompt_ids[i] for i in chosen], [texts[i] for i in chosen], reward_fn,
+            max_new_tokens=cfg.response_length, temperature=cfg.temperature, eos_ids=eos_ids,
+            generation_batch_size=cfg.generation_batch_size, seed=cfg.seed, step=step,
+            first_chunk=rank * -(-local // cfg.generation_batch_size), cache_implementation=cfg.cache_implementation,
+        )  # fmt: skip
+        score_rollout(
+            rollout, run.policy, run.ref_policy, run.value_model, [i for mb in first_epoch for i in mb],
+            temperature=cfg.temperature, chunk_tokens=cfg.chunk_tokens,
+        )  # fmt: skip
     batch = shape_rewards(rollout, cfg, run.kl_ctl.value, run.moments)
     scored = time.perf_counter()
     ptx = ptx_stream(ptx_texts, tokenizer, cfg, step, rank, world_size) if cfg.ptx_coef > 0 and ptx_texts else None

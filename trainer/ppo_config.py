@@ -74,6 +74,9 @@ class PPOConfig:
     """Prompts per generate call."""
     chunk_tokens: int = DEFAULT_CHUNK_TOKENS
     """Tokens per LM-head chunk in log-prob passes (memory is chunk_tokens * vocabulary floats)."""
+    bf16: bool = True
+    """bf16 autocast for generation, scoring and the update on CUDA (weights and optimizer stay as loaded);
+    ignored on CPU."""
     cache_implementation: Literal["static", "dynamic"] | None = None
     """KV cache for generation; "static" lets CUDA compile the decode step."""
     seed: int = 0

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from trainer.losses import explained_variance, gae, kl_shaped_rewards, policy_loss, value_loss
 from trainer.ppo_config import PPOConfig
+from trainer.ppo_model import bf16_autocast
 from trainer.ppo_rollout import Rollout, pack_episodes
 from trainer.ppo_state import RunningMoments
 
@@ -125,9 +126,10 @@ def _micro_step(
     width = input_ids.shape[1] - start
     device = next(net.parameters()).device
     ptx_ids, ptx_mask = (ptx[0].to(device), ptx[1].to(device)) if ptx is not None else (None, None)
-    logprobs, values, ptx_loss = net(
-        input_ids.to(device), attention_mask.to(device), start, cfg.temperature, ptx_ids, ptx_mask
-    )  # (b, w), (b, w), ()
+    with bf16_autocast(cfg.bf16, device):
+        logprobs, values, ptx_loss = net(
+            input_ids.to(device), attention_mask.to(device), start, cfg.temperature, ptx_ids, ptx_mask
+        )  # (b, w), (b, w), () in float32
     mask = mb.response_mask[:, :width].to(device)
     old_logprobs, old_values = mb.logprobs[:, :width].to(device), mb.values[:, :width].to(device)
     advantages = batch.advantages[index][:, :width].to(device)
