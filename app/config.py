@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     """A running job whose heartbeat is older than this returns to the queue (its worker is presumed dead)."""
     worker_poll_s: float = Field(default=2.0, gt=0)
     """How long an idle worker sleeps between looks at the queue, in seconds."""
+    worker_forget_after_s: float = Field(default=86400.0, gt=0)
+    """The workers table forgets a stopped or vanished worker once it has not been seen for this long, in seconds."""
     job_max_attempts: int = Field(default=3, ge=1)
     """Claims a job gets before a stale heartbeat fails it instead of re-queueing it."""
     scheduler_lease_s: float = Field(default=60.0, gt=0)

@@ -94,3 +94,20 @@ class RoundStep(enum.StrEnum):
     policy = "policy"
     evaluate = "evaluate"
     done = "done"
+
+
+class WorkerState(enum.StrEnum):
+    """What a worker last wrote about itself in the workers table."""
+
+    idle = "idle"
+    running = "running"
+    stopped = "stopped"
+
+
+class WorkerStatus(enum.StrEnum):
+    """What a worker is, as the pages say it: its state, unless it has not been seen for the stale time."""
+
+    idle = "idle"
+    running = "running"
+    not_responding = "not_responding"
+    stopped = "stopped"

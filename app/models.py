@@ -396,8 +396,9 @@ class Lease(Base):
     expires_at: Mapped[datetime]
 
 
-# The agreement aggregate tables live in their own module (same metadata); imported here so every table is known
-# wherever app.models is.
+# The agreement aggregate tables and the workers table live in their own modules (same metadata); imported here so
+# every table is known wherever app.models is (import Worker from app.models_workers).
+from app import models_workers  # noqa: E402, F401
 from app.models_agreement import (  # noqa: E402
     agreement_days,
     agreement_labelers,

@@ -126,6 +126,7 @@ RULES: dict[str, Rule] = {
     "GET /api/v1/jobs/{job_id}": rule("researcher", 200),
     "GET /api/v1/jobs/{job_id}/file": rule("researcher", 409),  # the job has not finished
     "POST /api/v1/jobs/{job_id}/cancel": rule("researcher", 200, 409),
+    "GET /api/v1/workers": rule("researcher", 200),
     "GET /api/v1/schedules": rule("researcher", 200),
     "POST /api/v1/schedules": rule("researcher", 422),
     "GET /api/v1/schedules/{schedule_id}": rule("researcher", 200, 404),

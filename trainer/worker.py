@@ -30,9 +30,11 @@ from app.services import jobs as job_service
 from app.services import model_registry
 from app.services import rounds as round_service
 from app.services import schedules as schedule_service
+from app.services import workers as worker_service
 from app.services.jobs import Control, JobLost
 from trainer.context import Handler, JobCancelled, JobContext, NewModelVersion, WorkerStopping
 from trainer.jobs import discover_handlers
+from trainer.presence import Presence
 
 logger = logging.getLogger("ranklab.worker")
 
@@ -68,7 +70,7 @@ class WorkerConfig:
     once: bool = False
     """Work through the queued jobs and return instead of polling forever."""
     heartbeat_s: float = 10.0
-    """Seconds between heartbeats of the running job."""
+    """Seconds between heartbeats of the running job, and between refreshes of the worker's row while idle."""
     stale_after_s: float = 120.0
     """A running job with an older heartbeat is requeued (or failed when out of attempts)."""
     poll_s: float = 2.0
@@ -79,6 +81,8 @@ class WorkerConfig:
     """Attempts given to jobs queued by schedules."""
     run_scheduler: bool = True
     """Whether this worker competes for the scheduler lease."""
+    forget_after_s: float = 86400.0
+    """Rows of workers (any worker) not seen for this long are deleted from the workers table."""
     db_retry_s: float = 5.0
     """Wait before trying the database again after it failed (locked, restarting, unreachable)."""
     clock: Callable[[], datetime] = utcnow
@@ -93,13 +97,14 @@ class WorkerConfig:
             "poll_s": settings.worker_poll_s,
             "lease_s": settings.scheduler_lease_s,
             "max_attempts": settings.job_max_attempts,
+            "forget_after_s": settings.worker_forget_after_s,
             "db_retry_s": max(settings.worker_poll_s, 5.0),
         }
         return cls(**{**base, **overrides})
 
 
 class Heartbeat(threading.Thread):
-    """Refreshes the running job's heartbeat until stopped."""
+    """Refreshes the running job's heartbeat, and its worker's row in the workers table, until stopped."""
 
     def __init__(self, ctx: JobContext, interval_s: float) -> None:
         super().__init__(name=f"heartbeat-{ctx.job_id}", daemon=True)
@@ -116,6 +121,8 @@ class Heartbeat(threading.Thread):
                         attempt=self.ctx.attempt,
                         progress=self.ctx.latest_progress,
                     )
+                    if control != Control.lost:
+                        worker_service.see_worker(session, worker_id=self.ctx.worker_id, job_id=self.ctx.job_id)
             except Exception:  # noqa: BLE001 - a missed beat is retried; staleness handles a dead database
                 logger.exception("heartbeat for job %s failed", self.ctx.job_id)
                 continue
@@ -267,9 +274,12 @@ def maintain(cfg: WorkerConfig, sessions: sessionmaker[Session]) -> None:
 
 
 def claim_next(cfg: WorkerConfig, sessions: sessionmaker[Session], kinds: Sequence[JobKind]) -> Job | None:
-    """Claim one job in its own committed transaction."""
+    """Claim one job in its own committed transaction (the worker's row says it runs it, in the same one)."""
     with sessions.begin() as session:
-        return job_service.claim_job(session, worker_id=cfg.worker_id, device=cfg.device, kinds=kinds)
+        job = job_service.claim_job(session, worker_id=cfg.worker_id, device=cfg.device, kinds=kinds)
+        if job is not None:
+            worker_service.see_worker(session, worker_id=cfg.worker_id, job_id=job.id)
+        return job
 
 
 def work(
@@ -287,11 +297,38 @@ def work(
     if missing:
         raise ValueError(f"this worker cannot run job kind(s) {', '.join(missing)} yet")
     stop = stop or threading.Event()
-    ran, pending = 0, list[OutcomeNotRecorded]()
+    presence = Presence(
+        worker_id=cfg.worker_id,
+        device=cfg.device,
+        kinds=kinds,
+        sessions=sessions,
+        refresh_s=cfg.heartbeat_s,
+        forget_after_s=cfg.forget_after_s,
+    )
     logger.info("worker %s on %s takes %s", cfg.worker_id, cfg.device, ", ".join(k.value for k in kinds))
+    try:
+        ran = _loop(cfg, sessions, settings, handlers, kinds, stop, presence)
+    finally:
+        presence.stopped()
+    _release_scheduler(cfg, sessions)
+    return ran
+
+
+def _loop(
+    cfg: WorkerConfig,
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    handlers: Mapping[JobKind, Handler],
+    kinds: Sequence[JobKind],
+    stop: threading.Event,
+    presence: Presence,
+) -> int:
+    """Claim and run jobs until stopped (or, with `cfg.once`, until the queue is empty); how many it ran."""
+    ran, pending = 0, list[OutcomeNotRecorded]()
     while not stop.is_set():
         pending = record_pending(sessions, pending)
         try:
+            presence.idle()
             maintain(cfg, sessions)
             job = None if pending else claim_next(cfg, sessions, kinds)  # record what ended before taking more
         except OperationalError:  # database restarting, unreachable or locked: keep the worker alive and retry
@@ -313,8 +350,8 @@ def work(
             logger.exception("job %s: the database failed; it is requeued when its heartbeat goes stale", job.id)
             status = "abandoned"
         logger.info("job %s ended: %s", job.id, status)
+        presence.job_ended()
         ran += 1
-    _release_scheduler(cfg, sessions)
     return ran
 
 

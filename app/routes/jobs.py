@@ -7,10 +7,19 @@ from fastapi.responses import FileResponse
 
 from app.deps import CurrentResearcher, SessionDep, SettingsDep
 from app.models import JobKind, JobStatus, ModelKind
-from app.schemas.jobs import JobCreate, JobRead, ModelVersionRead, ScheduleCreate, ScheduleRead, ScheduleUpdate
+from app.schemas.jobs import (
+    JobCreate,
+    JobRead,
+    ModelVersionRead,
+    ScheduleCreate,
+    ScheduleRead,
+    ScheduleUpdate,
+    WorkerRead,
+)
 from app.services import jobs as job_service
 from app.services import model_registry
 from app.services import schedules as schedule_service
+from app.services import workers as worker_service
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
 
@@ -54,6 +63,13 @@ def job_file(job_id: int, session: SessionDep, settings: SettingsDep, _user: Cur
 @router.post("/jobs/{job_id}/cancel", response_model=JobRead, name="cancel_job")
 def cancel_job(job_id: int, session: SessionDep, user: CurrentResearcher) -> JobRead:
     return JobRead.model_validate(job_service.request_cancel(session, job_id=job_id, actor=user))
+
+
+@router.get("/workers", response_model=list[WorkerRead], name="list_workers")
+def list_workers(session: SessionDep, settings: SettingsDep, _user: CurrentResearcher) -> list[WorkerRead]:
+    """Every worker the table knows: running, idle, not responding (not seen for the stale time), stopped."""
+    views = worker_service.list_workers(session, stale_after_s=settings.worker_stale_after_s)
+    return [WorkerRead.model_validate(v) for v in views]
 
 
 @router.get("/schedules", response_model=list[ScheduleRead], name="list_schedules")

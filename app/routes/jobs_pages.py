@@ -9,11 +9,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from app.deps import CurrentResearcher, SessionDep, SettingsDep
+from app.enums import WorkerStatus
 from app.models import Job, JobKind, JobStatus, ModelVersion, Schedule
 from app.schemas.jobs import JOB_KINDS, JobRead
 from app.services import job_queue
 from app.services import jobs as job_service
 from app.services import schedules as schedule_service
+from app.services import workers as worker_service
+from app.services.job_queue import Waiting
+from app.services.workers import WorkerView
 from app.web import render
 
 router = APIRouter(tags=["pages"])
@@ -91,11 +95,65 @@ def model_row(model: ModelVersion) -> dict[str, Any]:
     }
 
 
+_WORKER_STATUS = {
+    WorkerStatus.idle: "idle",
+    WorkerStatus.running: "running",
+    WorkerStatus.not_responding: "not responding",
+    WorkerStatus.stopped: "stopped",
+}
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s ago"
+    return f"{seconds / 60:.0f} min ago" if seconds < 90 * 60 else f"{seconds / 3600:.0f} h ago"
+
+
+def _device_text(view: WorkerView) -> str:
+    caps = view.capabilities
+    if caps.get("gpus"):
+        memory = f", {caps['gpu_memory_gib']} GiB" if caps.get("gpu_memory_gib") else ""
+        return f"{view.device} · {caps['gpus']} × {caps.get('gpu', 'GPU')}{memory}"
+    return f"{view.device} · {caps['cpus']} CPUs" if caps.get("cpus") else view.device
+
+
+def worker_row(view: WorkerView, request: Request) -> dict[str, Any]:
+    """What the Workers table shows for one worker."""
+    job = None
+    if view.current_job_id is not None:
+        href = str(request.app.url_path_for("job_page", job_id=str(view.current_job_id)))
+        kind = view.current_job_kind.value if view.current_job_kind else "?"
+        job = {"href": href, "text": f"job {view.current_job_id}", "kind": kind}
+    label = _WORKER_STATUS[view.status]
+    return {
+        "id": view.id,
+        "status": view.status.value,
+        "label": f"{label}, was running" if job and view.status == WorkerStatus.not_responding else label,
+        "job": job,
+        "seen": _ago(view.seen_s_ago),
+        "device": _device_text(view),
+        "kinds": ", ".join(view.kinds),
+        "started": _when(view.started_at),
+    }
+
+
 @router.get("/jobs", response_class=HTMLResponse, name="jobs_page")
-def jobs_page(request: Request, session: SessionDep, user: CurrentResearcher) -> HTMLResponse:
+def jobs_page(request: Request, session: SessionDep, settings: SettingsDep, user: CurrentResearcher) -> HTMLResponse:
     rows = [job_row(j) for j in job_service.list_jobs(session, limit=100)]
+    views = worker_service.list_workers(session, stale_after_s=settings.worker_stale_after_s)
+    workers = [worker_row(v, request) for v in views if v.status != WorkerStatus.stopped]
+    stopped = len(views) - len(workers)
     example = json.dumps(JOB_KINDS[JobKind.sample].example, indent=2)
-    return render(request, "jobs/list.html", user=user, jobs=rows, kinds=param_docs(), example_params=example)
+    return render(
+        request,
+        "jobs/list.html",
+        user=user,
+        jobs=rows,
+        workers=workers,
+        stopped_workers=stopped,
+        kinds=param_docs(),
+        example_params=example,
+    )
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse, name="job_page")
@@ -107,7 +165,7 @@ def job_page(
     queue = None
     if job.status == JobStatus.queued:
         state = job_queue.queue_state(session, job=job, stale_after_s=settings.worker_stale_after_s)
-        queue = queue_view(state, request)
+        queue = queue_view(state, request, job=job, poll_s=settings.worker_poll_s)
     return render(
         request,
         "jobs/detail.html",
@@ -119,7 +177,34 @@ def job_page(
     )
 
 
-def queue_view(state: job_queue.QueueState, request: Request) -> dict[str, Any]:
+def _workers(n: int) -> str:
+    return f"{n} worker{'s' if n != 1 else ''}"
+
+
+def waiting_text(state: job_queue.QueueState, *, kind: str, poll_s: float) -> str:
+    """One sentence: why the job has not been claimed yet."""
+    if state.waiting == Waiting.idle_worker:
+        n = len(state.idle)
+        after = ", once the jobs ahead of it are taken" if state.position > 1 else ""
+        when = f"next look at the queue (every {poll_s:g} s){after}"
+        if n == 1:
+            return f"1 idle worker takes {kind} jobs: it claims this job at its {when}."
+        return f"{n} idle workers take {kind} jobs: one of them claims this job at its {when}."
+    if state.waiting == Waiting.all_busy:
+        if len(state.busy) == 1:
+            return f"The worker that takes {kind} jobs is busy: this job waits until it finishes its job."
+        count = f" {len(state.busy)}" if state.busy else ""
+        return f"All{count} workers that take {kind} jobs are busy: this job waits until one of them finishes its job."
+    if state.waiting == Waiting.no_worker_for_kind:
+        n = len(state.others)
+        return (
+            f"{_workers(n)} {'is' if n == 1 else 'are'} alive, but none takes {kind} jobs: start a worker that does "
+            f"(ranklab worker --kinds {kind}, or without --kinds)."
+        )
+    return "No worker is alive: this job waits until one is started (ranklab worker)."
+
+
+def queue_view(state: job_queue.QueueState, request: Request, *, job: Job, poll_s: float) -> dict[str, Any]:
     """Why a job waits: its place, what is ahead, which workers are alive and what they run."""
 
     def line(j: Job) -> dict[str, str]:
@@ -139,6 +224,9 @@ def queue_view(state: job_queue.QueueState, request: Request) -> dict[str, Any]:
         "ahead": [line(j) for j in state.ahead],
         "running": [line(j) for j in state.running],
         "stale": [line(j) for j in state.stale],
+        "waiting": state.waiting.value,
+        "waiting_text": waiting_text(state, kind=job.kind.value, poll_s=poll_s),
+        "not_responding": [worker_row(w, request) for w in state.not_responding],
     }
 
 

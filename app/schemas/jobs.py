@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.enums import WorkerState, WorkerStatus
 from app.errors import InvalidInput
 from app.models import MAX_K, MIN_K, JobKind, JobStatus, ModelKind, ModelVersion, Prompt, Split
 from app.schemas.params import JobParams, RankingFilter
@@ -180,6 +181,26 @@ class JobRead(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+
+
+class WorkerRead(BaseModel):
+    """A worker process, idle or busy, as of its last sign of life."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    host: str
+    pid: int
+    device: str
+    kinds: list[str] = Field(description="The job kinds it takes.")
+    capabilities: dict[str, Any] = Field(description="What is known of its device (GPU count, name, memory; CPUs).")
+    state: WorkerState = Field(description="What the worker last wrote about itself.")
+    status: WorkerStatus = Field(description="Its state, or not_responding when not seen for the stale time.")
+    current_job_id: int | None
+    current_job_kind: JobKind | None
+    started_at: datetime
+    last_seen_at: datetime
+    seen_s_ago: float = Field(description="Seconds since it was last seen.")
 
 
 class ScheduleCreate(BaseModel):

@@ -100,3 +100,38 @@ def test_export_job_queued_in_the_page_is_downloaded_when_done(page, live_server
     lines = [json.loads(line) for line in Path(download.path()).read_text(encoding="utf-8").splitlines()]
     mine = [line for line in lines if line["task_id"] == task_id]  # the live server is shared with other tests
     assert len(mine) == 6  # C(4, 2) strict pairs of one researcher ranking
+
+
+def test_jobs_page_lists_an_idle_worker_until_it_stops(page, live_server):
+    """The worker loop's own registration (trainer.presence), without the loop: it would claim other tests' jobs."""
+    from app.models_workers import Worker
+    from trainer.presence import Presence
+
+    with live_server.session() as session:
+        user_service.create_user(session, username="workers-researcher", password=PASSWORD, role=Role.researcher)
+    presence = Presence(
+        worker_id="browser-idle-worker",
+        device="cpu",
+        kinds=(JobKind.sample, JobKind.export),
+        sessions=live_server.sessions,
+        refresh_s=live_server.settings.worker_heartbeat_s,
+        forget_after_s=live_server.settings.worker_forget_after_s,
+    )
+    presence.idle()
+    login(page, "workers-researcher", PASSWORD)
+    try:
+        page.goto("/jobs")
+        row = page.locator('#workers-table tr[data-worker-id="browser-idle-worker"]')
+        assert row.get_attribute("data-status") == "idle"
+        text = row.inner_text()
+        assert "idle" in text and "s ago" in text and "sample, export" in text and "cpu" in text and "CPUs" in text
+        assert_accessible(page)  # the page with its Workers table filled
+        presence.stopped()
+        page.reload()
+        assert page.locator('#workers-table tr[data-worker-id="browser-idle-worker"]').count() == 0
+        assert "Stopped recently" in page.locator("#workers").inner_text()
+    finally:
+        with live_server.session() as session:  # the live server is shared: leave no worker behind
+            worker = session.get(Worker, "browser-idle-worker")
+            if worker is not None:
+                session.delete(worker)

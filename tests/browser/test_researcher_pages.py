@@ -146,6 +146,8 @@ def test_a_queued_job_says_where_it_stands_and_who_works(page, live_server):
         assert f"number {waiting + 2} in line" in queue.inner_text()
         assert f"job {ids[1]} · export" in queue.inner_text()
         assert f"worker-a (cpu) runs job {ids[0]} · sample, 40% done" in queue.inner_text()
+        # worker-a has no row in the workers table (a worker from before it): alive and busy, through its job
+        assert page.locator("#queue-waiting").get_attribute("data-waiting") == "all_busy"
     finally:
         with live_server.session() as s:  # nothing left for other tests' queues
             for job_id in ids:

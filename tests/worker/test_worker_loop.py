@@ -140,3 +140,78 @@ def test_stopping_worker_hands_its_job_back_at_the_checkpoint(sessions, worker_s
     work(_cfg(worker_settings), sessions, worker_settings, handlers={JobKind.export: handler})
     job = _job(sessions, job_id)
     assert job.status == JobStatus.succeeded and job.checkpoint == "10" and job.attempts == 1
+
+
+def _worker_row(sessions: sessionmaker[Session], worker_id: str):  # type: ignore[no-untyped-def]
+    from app.models_workers import Worker
+
+    with sessions() as session:
+        return session.get(Worker, worker_id)
+
+
+def _wait_for(predicate, timeout_s: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_an_idle_worker_shows_in_the_workers_table_runs_a_job_and_stops_on_exit(sessions, worker_settings, monkeypatch):
+    from app.enums import WorkerState, WorkerStatus
+    from app.services import workers as worker_service
+
+    idle_refreshes: list[float] = []
+    real_see = worker_service.see_worker
+
+    def counting_see(session, *, worker_id, job_id, now=None):  # type: ignore[no-untyped-def]
+        if job_id is None:
+            idle_refreshes.append(time.monotonic())
+        return real_see(session, worker_id=worker_id, job_id=job_id, now=now)
+
+    monkeypatch.setattr(worker_service, "see_worker", counting_see)
+    release = threading.Event()
+
+    def handler(ctx: JobContext, params: ExportParams) -> None:
+        release.wait(10)
+
+    cfg = WorkerConfig.from_settings(worker_settings, once=False, device="cpu", kinds=(JobKind.export,))
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=work, args=(cfg, sessions, worker_settings), kwargs={"handlers": {JobKind.export: handler}, "stop": stop}
+    )
+    thread.start()
+    try:
+        _wait_for(lambda: _worker_row(sessions, cfg.worker_id) is not None)
+        row = _worker_row(sessions, cfg.worker_id)
+        assert row.state == WorkerState.idle and row.kinds == ["export"] and row.device == "cpu"
+        assert row.capabilities["cpus"] >= 1 and row.current_job_id is None
+        first_seen = row.last_seen_at
+        # idle: polled every 0.05 s, but the row is written about every heartbeat (0.2 s), not at every poll
+        time.sleep(1.0)
+        assert 2 <= len(idle_refreshes) <= 7, idle_refreshes
+        assert _worker_row(sessions, cfg.worker_id).last_seen_at > first_seen
+        with sessions() as session:
+            [view] = [v for v in worker_service.list_workers(session, stale_after_s=2.0) if v.id == cfg.worker_id]
+            assert view.status == WorkerStatus.idle
+
+        job_id = _queue(sessions)
+        _wait_for(lambda: _worker_row(sessions, cfg.worker_id).current_job_id == job_id)
+        assert _worker_row(sessions, cfg.worker_id).state == WorkerState.running
+        release.set()
+        _wait_for(lambda: _worker_row(sessions, cfg.worker_id).state == WorkerState.idle)
+        assert _job(sessions, job_id).status == JobStatus.succeeded
+    finally:
+        release.set()
+        stop.set()
+        thread.join(timeout=30)
+    row = _worker_row(sessions, cfg.worker_id)
+    assert row.state == WorkerState.stopped and row.current_job_id is None
+
+
+def test_a_once_worker_registers_and_stops(sessions, worker_settings):
+    from app.enums import WorkerState
+
+    cfg = _cfg(worker_settings)
+    assert work(cfg, sessions, worker_settings, handlers={JobKind.export: lambda ctx, params: None}) == 0
+    row = _worker_row(sessions, cfg.worker_id)
+    assert row is not None and row.state == WorkerState.stopped and row.pid > 0 and row.host
