@@ -272,7 +272,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=8, help="timed PPO steps (one warm-up step more is run)")
     parser.add_argument("--batch-size", type=int, default=16, help="episodes per step")
     parser.add_argument("--model", choices=["tiny", *PRESETS], default="tiny", help="random-weight architecture")
-    parser.add_argument("--dtype", choices=["float32", "bf16"], default="float32", help="bf16: autocast on CUDA")
+    parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="bf16: autocast on CUDA")
     parser.add_argument("--minibatches", type=int, default=1, help="optimizer steps per epoch")
     parser.add_argument(
         "--micro-batches", type=int, default=2, help="micro-batches per epoch (a multiple of --minibatches)"
