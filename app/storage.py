@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,6 +38,32 @@ def atomic_dir(target: Path, *, replace: bool = False) -> Iterator[Path]:
             os.rename(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+ABANDONED_AFTER_S = 24 * 3600.0
+"""A `.partial` / `.old` folder untouched this long was left by a process that died while writing (or swapping)."""
+
+
+def sweep_abandoned(root: Path, *, older_than_s: float = ABANDONED_AFTER_S, now: float | None = None) -> list[Path]:
+    """Remove the hidden temporary folders `atomic_dir` leaves when its process is killed mid-write.
+
+    Only folders named as `atomic_dir` names them (``.<name>.<random>.partial`` / ``.old``) and not modified for
+    `older_than_s` go: a writer still at work (another worker, on a shared data folder) keeps touching its folder.
+    Returns what was removed.
+    """
+    now = time.time() if now is None else now
+    removed = []
+    for suffix in (".partial", ".old"):
+        for folder in Path(root).rglob(f".*{suffix}"):
+            if folder.is_dir() and not folder.is_symlink() and now - _last_change(folder) > older_than_s:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+    return removed
+
+
+def _last_change(folder: Path) -> float:
+    """The newest modification time of the folder or anything in it."""
+    return max([folder.stat().st_mtime, *(p.stat().st_mtime for p in folder.rglob("*"))])
 
 
 def _fsync_tree(folder: Path) -> None:

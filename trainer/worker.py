@@ -32,6 +32,7 @@ from app.services import rounds as round_service
 from app.services import schedules as schedule_service
 from app.services import workers as worker_service
 from app.services.jobs import Control, JobLost
+from app.storage import sweep_abandoned
 from trainer.context import Handler, JobCancelled, JobContext, NewModelVersion, WorkerStopping
 from trainer.jobs import discover_handlers
 from trainer.presence import Presence
@@ -306,6 +307,8 @@ def work(
         forget_after_s=cfg.forget_after_s,
     )
     logger.info("worker %s on %s takes %s", cfg.worker_id, cfg.device, ", ".join(k.value for k in kinds))
+    for folder in sweep_abandoned(settings.data_dir):
+        logger.warning("removed %s, a half-written folder left by a worker that died while writing it", folder)
     try:
         ran = _loop(cfg, sessions, settings, handlers, kinds, stop, presence)
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 
@@ -215,3 +216,18 @@ def test_a_once_worker_registers_and_stops(sessions, worker_settings):
     assert work(cfg, sessions, worker_settings, handlers={JobKind.export: lambda ctx, params: None}) == 0
     row = _worker_row(sessions, cfg.worker_id)
     assert row is not None and row.state == WorkerState.stopped and row.pid > 0 and row.host
+
+
+def test_a_starting_worker_removes_folders_a_killed_worker_half_wrote(sessions, worker_settings, caplog):
+    models = worker_settings.data_dir / "models"
+    abandoned, fresh = models / ".reward-job1-a1.x1.partial", models / ".reward-job2-a1.x2.partial"
+    for folder in (abandoned, fresh):
+        folder.mkdir(parents=True)
+        (folder / "model.safetensors").write_bytes(b"half")
+    old = time.time() - 3 * 24 * 3600
+    for path in (abandoned / "model.safetensors", abandoned):
+        os.utime(path, (old, old))
+    with caplog.at_level("WARNING", logger="ranklab.worker"):
+        work(_cfg(worker_settings), sessions, worker_settings, handlers={JobKind.export: lambda ctx, params: None})
+    assert not abandoned.exists() and fresh.exists()
+    assert "half-written folder" in caplog.text
