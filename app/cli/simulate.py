@@ -74,6 +74,10 @@ def _import_synthetic(url: str, username: str, password: str, *, n: int, k: int,
         api.close()
 
 
+LOG_EVERY_S = 30.0
+"""Without a terminal (output to a log file), the progress is a line this often instead of a live bar."""
+
+
 def _progress_run(cfg: Any) -> Any:
     """Run the campaign under a progress bar that shows rankings per second."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -83,11 +87,17 @@ def _progress_run(cfg: Any) -> Any:
     columns = [TextColumn("simulated rankings"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, TextColumn("{task.fields[rate]}"), transient=False) as bar:
         task = bar.add_task("rank", total=cfg.max_rankings, rate="")
-        started = time.monotonic()
+        started = last_line = time.monotonic()
 
         def tick(done: int) -> None:
-            rate = done / max(time.monotonic() - started, 1e-9)
+            nonlocal last_line
+            now = time.monotonic()
+            rate = done / max(now - started, 1e-9)
             bar.update(task, completed=done, rate=f"{rate:.1f} rankings/s")
+            if not bar.console.is_terminal and now - last_line >= LOG_EVERY_S:
+                # a log file (bash scripts/dev.sh --simulate) gets no live bar: a line now and then instead
+                last_line = now
+                typer.echo(f"simulated rankings: {done} of {cfg.max_rankings} in {now - started:.0f} s ({rate:.2f}/s)")
 
         return run_campaign(cfg, on_ranking=tick)
 

@@ -13,7 +13,10 @@ register_trainer_commands()
 install_reward_model_gold()
 
 
-def test_simulate_command_runs_a_campaign_and_writes_the_report(sim_server, tmp_path):
+def test_simulate_command_runs_a_campaign_and_writes_the_report(sim_server, tmp_path, monkeypatch):
+    import app.cli.simulate as simulate_cli
+
+    monkeypatch.setattr(simulate_cli, "LOG_EVERY_S", 0.0)  # the output is no terminal: progress comes as lines
     report_path = tmp_path / "report.json"
     result = CliRunner().invoke(
         cli,
@@ -38,6 +41,8 @@ def test_simulate_command_runs_a_campaign_and_writes_the_report(sim_server, tmp_
     assert report["campaign"]["tasks_made"] == {"screening": 5, "gold": 1}
     assert [p["profile"] for p in report["profiles"]] == ["careful", "random"]
     assert "careful" in result.output and "rankings" in result.output
+    progress = [line for line in result.output.splitlines() if line.startswith("simulated rankings: ")]
+    assert progress and progress[-1].startswith("simulated rankings: 12 of 12 in "), result.output
 
 
 def test_simulate_refuses_an_unknown_profile(sim_server):
