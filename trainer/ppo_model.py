@@ -41,9 +41,16 @@ def _chunk_logprobs(hidden: Tensor, tokens: Tensor, head: nn.Module, temperature
 
 
 @torch.no_grad()
-def _chunk_entropy(hidden: Tensor, head: nn.Module, temperature: float) -> Tensor:
-    log_probs = torch.log_softmax(head(hidden).float() / temperature, dim=-1)  # (n, V)
-    return -(log_probs.exp() * log_probs).sum(-1)
+def _chunk_logprobs_and_entropy(
+    hidden: Tensor, tokens: Tensor, head: nn.Module, temperature: float
+) -> tuple[Tensor, Tensor]:
+    """Both from one LM-head pass (no gradient): the log-probs of `tokens` (computed exactly as `_chunk_logprobs`
+    computes them, so a later pass with gradients reproduces them bit for bit) and the entropy of the softmax."""
+    logits = head(hidden).float() / temperature  # (n, V)
+    normaliser = torch.logsumexp(logits, dim=-1)  # (n,)
+    log_probs = logits - normaliser[:, None]
+    picked = logits.gather(-1, tokens[:, None]).squeeze(-1) - normaliser
+    return picked, -(log_probs.exp() * log_probs).sum(-1)
 
 
 def logprobs_from_hidden(
@@ -64,13 +71,19 @@ def logprobs_from_hidden(
     logprobs, entropies = [], []
     for start in range(0, flat_tokens.shape[0], chunk_tokens):
         h, tok = flat_hidden[start : start + chunk_tokens], flat_tokens[start : start + chunk_tokens]
+        needs_grad = torch.is_grad_enabled() and h.requires_grad
+        if with_entropy and not needs_grad:  # the scoring pass: one LM-head pass gives both
+            picked, entropy = _chunk_logprobs_and_entropy(h, tok, head, temperature)
+            logprobs.append(picked)
+            entropies.append(entropy)
+            continue
         # Recomputing a chunk in the backward pass only pays when there are several (a 50k vocabulary).
-        if torch.is_grad_enabled() and h.requires_grad and flat_tokens.shape[0] > chunk_tokens:
+        if needs_grad and flat_tokens.shape[0] > chunk_tokens:
             logprobs.append(checkpoint(_chunk_logprobs, h, tok, head, temperature, use_reentrant=False))
         else:
             logprobs.append(_chunk_logprobs(h, tok, head, temperature))
         if with_entropy:
-            entropies.append(_chunk_entropy(h.detach(), head, temperature))
+            entropies.append(_chunk_logprobs_and_entropy(h.detach(), tok, head, temperature)[1])
     out = torch.cat(logprobs).reshape(tokens.shape)
     return out, torch.cat(entropies).reshape(tokens.shape) if with_entropy else None
 

@@ -49,6 +49,12 @@ def test_logprobs_match_full_log_softmax_with_temperature_chunked() -> None:
         probs = torch.softmax(logits[:, start - 1 : -1] / 0.7, -1)
         assert entropy is not None
         assert_close(entropy, -(probs * probs.log()).sum(-1), rtol=1e-4, atol=1e-5)
+        with torch.no_grad():  # the scoring pass: log-probs and entropy from one LM-head pass
+            scored, scored_entropy = forward_logprobs(
+                model, ids, mask, start, temperature=0.7, chunk_tokens=chunk, with_entropy=True
+            )
+        assert torch.equal(scored, got.detach())  # bit for bit: the first PPO ratio is exactly 1
+        assert scored_entropy is not None and torch.equal(scored_entropy, entropy)
 
 
 def test_chunked_gradients_match_unchunked() -> None:
