@@ -126,9 +126,10 @@ def test_jobs_page_lists_an_idle_worker_until_it_stops(page, live_server):
         text = row.inner_text()
         assert "idle" in text and "s ago" in text and "sample, export" in text and "cpu" in text and "CPUs" in text
         assert_accessible(page)  # the page with its Workers table filled
-        presence.stopped()
+        page.add_init_script("window.RANKLAB_WORKERS_REFRESH_MS = 300")
         page.reload()
-        assert page.locator('#workers-table tr[data-worker-id="browser-idle-worker"]').count() == 0
+        presence.stopped()  # the open page follows without a reload
+        page.wait_for_function("!document.querySelector('#workers tr[data-worker-id=\"browser-idle-worker\"]')")
         assert "Stopped recently" in page.locator("#workers").inner_text()
     finally:
         with live_server.session() as session:  # the live server is shared: leave no worker behind

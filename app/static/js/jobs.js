@@ -68,6 +68,24 @@
   }
   if (table && table.querySelector(".status-queued, .status-running")) setTimeout(refreshTable, 3000);
 
+  // ---- the Workers section: re-read from the page itself now and then (workers come, go idle, stop) ----
+  var workers = document.getElementById("workers");
+  var WORKERS_MS = window.RANKLAB_WORKERS_REFRESH_MS || 10000;
+  function refreshWorkers() {
+    if (document.hidden) { setTimeout(refreshWorkers, WORKERS_MS); return; }
+    fetch(window.location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        var fresh = html && new DOMParser().parseFromString(html, "text/html").getElementById("workers");
+        if (fresh) workers.replaceChildren.apply(workers, Array.from(fresh.childNodes, function (n) {
+          return document.importNode(n, true);
+        }));
+      })
+      .catch(function () { /* a missed refresh is retried at the next one */ })
+      .then(function () { setTimeout(refreshWorkers, WORKERS_MS); });
+  }
+  if (workers) setTimeout(refreshWorkers, WORKERS_MS);
+
   // ---- one job: live fields, metrics chart, cancel ----
   var jobCard = document.getElementById("job");
   var chart = null;
