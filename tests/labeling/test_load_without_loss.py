@@ -59,7 +59,15 @@ def test_concurrent_labelers_lose_nothing(tmp_path: Path) -> None:
         assert tally.statuses[200] > 0  # replays happened: duplicate submits and retries of lost responses
 
 
-def _postgres_goes_away(server: LiveServer, is_down: threading.Event) -> Callable[[], None]:
+def _down_for_a_while(probed: threading.Event) -> None:
+    """The outage lasts DOWN_S, and at least until the test's probe has been answered (a loaded machine can take
+    longer than DOWN_S to answer it, and must still be answering from inside the outage)."""
+    started = time.monotonic()
+    probed.wait(timeout=30)
+    time.sleep(max(0.0, DOWN_S - (time.monotonic() - started)))
+
+
+def _postgres_goes_away(server: LiveServer, is_down: threading.Event, probed: threading.Event) -> Callable[[], None]:
     """Refuse new connections to the server's database and end the open ones, for DOWN_S seconds."""
     name = make_url(server.settings.database_url).database
     admin = create_engine(SERVER_URL, isolation_level="AUTOCOMMIT")
@@ -67,16 +75,23 @@ def _postgres_goes_away(server: LiveServer, is_down: threading.Event) -> Callabl
     def fault() -> None:
         with admin.connect() as conn:
             conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
-            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name})
+            # A connection still starting when the ALTER committed can show up in pg_stat_activity a moment after
+            # the first sweep (seen on a loaded machine): end backends until none is left.
+            alive = text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n AND pid <> pg_backend_pid()"
+            )
+            deadline = time.monotonic() + 10
+            while conn.execute(alive, {"n": name}).all() and time.monotonic() < deadline:
+                time.sleep(0.05)
             is_down.set()
-            time.sleep(DOWN_S)
+            _down_for_a_while(probed)
             conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
         admin.dispose()
 
     return fault
 
 
-def _sqlite_is_locked(server: LiveServer, is_down: threading.Event) -> Callable[[], None]:
+def _sqlite_is_locked(server: LiveServer, is_down: threading.Event, probed: threading.Event) -> Callable[[], None]:
     """Another process holds SQLite's write lock for DOWN_S seconds (every app transaction needs it)."""
     path = make_url(server.settings.database_url).database or ""
 
@@ -84,7 +99,7 @@ def _sqlite_is_locked(server: LiveServer, is_down: threading.Event) -> Callable[
         conn = sqlite3.connect(path, timeout=30, isolation_level=None)
         conn.execute("BEGIN IMMEDIATE")
         is_down.set()
-        time.sleep(DOWN_S)
+        _down_for_a_while(probed)
         conn.execute("ROLLBACK")
         conn.close()
 
@@ -95,8 +110,8 @@ def _sqlite_is_locked(server: LiveServer, is_down: threading.Event) -> Callable[
 def test_the_database_going_away_mid_load(backend: str, tmp_path: Path) -> None:
     with live(backend, tmp_path) as server:
         headers = seed(server, n_tasks=N_TASKS, overlap=OVERLAP, n_labelers=N_LABELERS)
-        is_down = threading.Event()
-        fault = (_postgres_goes_away if backend == "postgresql" else _sqlite_is_locked)(server, is_down)
+        is_down, probed = threading.Event(), threading.Event()
+        fault = (_postgres_goes_away if backend == "postgresql" else _sqlite_is_locked)(server, is_down, probed)
         tally, probes = Tally(), []
 
         def mid_load() -> None:
@@ -106,7 +121,10 @@ def test_the_database_going_away_mid_load(backend: str, tmp_path: Path) -> None:
             down.start()
             assert is_down.wait(timeout=30), "the fault never took the database away"
             time.sleep(0.2)  # a plain request while it is down sees what the clients see
-            probes.append(httpx.get(f"{server.base_url}/api/v1/labeling/stats", headers=headers[0], timeout=10))
+            try:
+                probes.append(httpx.get(f"{server.base_url}/api/v1/labeling/stats", headers=headers[0], timeout=10))
+            finally:
+                probed.set()
             down.join()
 
         with ThreadPoolExecutor(1) as pool:
