@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     """Root log level."""
     lease_minutes: int = Field(default=30, ge=1)
     """How long a labeler holds an assignment before it returns to the pool."""
+    revision_minutes: int = Field(default=10, ge=0, le=24 * 60)
+    """How long after submitting a labeler may still correct a ranking (0: rankings are final once sent)."""
     task_kind_order: list[str] = ["gold", "eval", "production"]
     """Order of preference between task kinds when picking a labeler's next task."""
     screening_set_size: int = Field(default=10, ge=1)

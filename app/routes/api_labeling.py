@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
@@ -159,10 +160,14 @@ def renew_lease(assignment_id: int, session: SessionDep, settings: SettingsDep, 
 
 @router.get("/labeling/rankings", response_model=list[RecentRankingRead], name="api_my_rankings")
 def my_rankings(
-    session: SessionDep, labeler: CurrentLabeler, limit: Annotated[int, Query(ge=1, le=100)] = 10
+    session: SessionDep,
+    settings: SettingsDep,
+    labeler: CurrentLabeler,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> list[RecentRankingRead]:
     """The caller's newest rankings, with how long each can still be revised."""
-    rows = revision_service.recent_rankings(session, labeler=labeler, limit=limit)
+    window = timedelta(minutes=settings.revision_minutes)
+    rows = revision_service.recent_rankings(session, labeler=labeler, window=window, limit=limit)
     return [
         RecentRankingRead(
             id=r.ranking.id,
@@ -178,7 +183,7 @@ def my_rankings(
 
 
 @router.get("/labeling/rankings/{ranking_id}", response_model=RevisionView, name="api_my_ranking")
-def my_ranking(ranking_id: int, session: SessionDep, labeler: CurrentLabeler) -> RevisionView:
+def my_ranking(ranking_id: int, session: SessionDep, settings: SettingsDep, labeler: CurrentLabeler) -> RevisionView:
     """One of the caller's rankings with its task, in the order they saw it (to revise it)."""
     ranking = revision_service.own_ranking(session, labeler=labeler, ranking_id=ranking_id)
     view = assignment_service.load_view(session, task_id=ranking.task_id)
@@ -188,15 +193,25 @@ def my_ranking(ranking_id: int, session: SessionDep, labeler: CurrentLabeler) ->
         ranking=ranking_read(ranking),
         prompt=PromptView(id=view.prompt_id, text=view.prompt_text),
         completions=[CompletionRead(id=cid, text=view.completions[cid]) for cid in order],
-        revisable_until=revision_service.revisable_until(ranking, task.kind, utcnow()),
+        revisable_until=revision_service.revisable_until(
+            ranking, task.kind, utcnow(), timedelta(minutes=settings.revision_minutes)
+        ),
     )
 
 
 @router.put("/labeling/rankings/{ranking_id}", response_model=RankingRead, name="api_revise_ranking")
-def revise(ranking_id: int, body: RankingRevise, session: SessionDep, labeler: CurrentLabeler) -> RankingRead:
+def revise(
+    ranking_id: int, body: RankingRevise, session: SessionDep, settings: SettingsDep, labeler: CurrentLabeler
+) -> RankingRead:
     """Correct a ranking within its revision window; the replaced version is kept in the audit log."""
     submission = RankingSubmission(**body.model_dump(), idempotency_key=f"revision-{ranking_id}")
-    ranking = revision_service.revise_ranking(session, labeler=labeler, ranking_id=ranking_id, submission=submission)
+    ranking = revision_service.revise_ranking(
+        session,
+        labeler=labeler,
+        ranking_id=ranking_id,
+        submission=submission,
+        window=timedelta(minutes=settings.revision_minutes),
+    )
     return ranking_read(ranking)
 
 

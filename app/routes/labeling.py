@@ -14,7 +14,6 @@ from app.deps import CurrentLabeler, CurrentResearcher, CurrentUser, SessionDep,
 from app.models import FLAGS, Role, User, UserStatus
 from app.services import guidelines as guideline_service
 from app.services import rankings as ranking_service
-from app.services import revisions as revision_service
 from app.services import screening as screening_service
 from app.web import render
 
@@ -56,7 +55,7 @@ def labeling_page(request: Request, session: SessionDep, settings: SettingsDep, 
         "login_url": f"{app.url_path_for('login_page')}?{urlencode({'next': app.url_path_for('labeling_page')})}",
         "history_url": app.url_path_for("api_my_rankings"),
         "ranking_url_template": app.url_path_for("api_my_ranking", ranking_id="0").replace("/0", "/{id}"),
-        "revision_minutes": int(revision_service.REVISION_WINDOW.total_seconds() // 60),
+        "revision_minutes": settings.revision_minutes,
         "guidelines_url": app.url_path_for("guidelines_page"),
         "guideline_version": guideline_service.current_version(session),
         "submitted_today": ranking_service.submitted_today(session, labeler=labeler),

@@ -18,9 +18,6 @@ from app.models import Assignment, Prompt, Ranking, RankingItem, RankingTask, Ta
 from app.services import audit
 from app.services.rankings import RankingSubmission, _lock_task, check_submission
 
-REVISION_WINDOW = timedelta(minutes=10)
-"""How long after submitting a labeler may still correct a ranking."""
-
 
 @dataclass(frozen=True)
 class RecentRanking:
@@ -32,14 +29,14 @@ class RecentRanking:
     """None when the window has passed (or the ranking is a screening one)."""
 
 
-def revisable_until(ranking: Ranking, kind: TaskKind, now: datetime) -> datetime | None:
-    """The end of the ranking's revision window, or None when it cannot be revised now."""
-    end = ranking.created_at + REVISION_WINDOW
+def revisable_until(ranking: Ranking, kind: TaskKind, now: datetime, window: timedelta) -> datetime | None:
+    """The end of the ranking's revision window (`window` after it was sent), or None when it cannot be revised now."""
+    end = ranking.created_at + window
     return end if kind != TaskKind.screening and end > now else None
 
 
 def recent_rankings(
-    session: Session, *, labeler: User, limit: int = 10, now: datetime | None = None
+    session: Session, *, labeler: User, window: timedelta, limit: int = 10, now: datetime | None = None
 ) -> list[RecentRanking]:
     """The labeler's newest rankings, newest first."""
     now = now or utcnow()
@@ -51,7 +48,7 @@ def recent_rankings(
         .order_by(Ranking.created_at.desc(), Ranking.id.desc())
         .limit(limit)
     ).all()
-    return [RecentRanking(r, text, revisable_until(r, kind, now)) for r, text, kind in rows]
+    return [RecentRanking(r, text, revisable_until(r, kind, now, window)) for r, text, kind in rows]
 
 
 def own_ranking(session: Session, *, labeler: User, ranking_id: int) -> Ranking:
@@ -71,19 +68,25 @@ def display_order(session: Session, *, ranking: Ranking) -> list[int]:
 
 
 def revise_ranking(
-    session: Session, *, labeler: User, ranking_id: int, submission: RankingSubmission, now: datetime | None = None
+    session: Session,
+    *,
+    labeler: User,
+    ranking_id: int,
+    submission: RankingSubmission,
+    window: timedelta,
+    now: datetime | None = None,
 ) -> Ranking:
     """Replace the caller's ranking with a corrected one, if its window is still open; the old one is audited."""
     now = now or utcnow()
     ranking = own_ranking(session, labeler=labeler, ranking_id=ranking_id)
     task, task_ids, _ = _lock_task(session, task_id=ranking.task_id)
-    if revisable_until(ranking, task.kind, now) is None:
-        raise Conflict(
-            "screening rankings are final"
-            if task.kind == TaskKind.screening
-            else f"ranking {ranking_id} can no longer be revised ({int(REVISION_WINDOW.total_seconds() // 60)} minutes"
-            " after it was submitted)"
-        )
+    if revisable_until(ranking, task.kind, now, window) is None:
+        if task.kind == TaskKind.screening:
+            raise Conflict("screening rankings are final")
+        if not window:
+            raise Conflict("rankings cannot be revised on this server (RANKLAB_REVISION_MINUTES is 0)")
+        minutes = int(window.total_seconds() // 60)
+        raise Conflict(f"ranking {ranking_id} can no longer be revised ({minutes} minutes after it was submitted)")
     check_submission(submission, task_ids)
     before = {"ranking_id": ranking.id, "before": _snapshot(ranking)}
     audit.record(session, actor=labeler, action="ranking.revise", data=before)

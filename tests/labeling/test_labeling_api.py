@@ -401,3 +401,25 @@ def test_a_ranking_is_revised_within_its_window_and_the_old_one_is_audited(label
     db.commit()
     late = client.put(url, json={"ranking": [ids]}, headers=headers)
     assert late.status_code == 409 and "no longer" in late.json()["detail"]
+
+
+@pytest.mark.parametrize(("minutes", "revisable"), [(30, True), (0, False)])
+def test_the_revision_window_is_a_setting(labeler_task, client, db, app, settings, minutes, revisable):
+    app.dependency_overrides[settings_dep] = lambda: settings.model_copy(update={"revision_minutes": minutes})
+    _, headers, _, body = labeler_task
+    ids = [c["id"] for c in body["completions"]]
+    first = {"ranking": [ids], "idempotency_key": "w"}
+    sent = client.post(submit_url(body["assignment_id"]), json=first, headers=headers)
+    ranking_id = sent.json()["id"]
+    stored = db.get(Ranking, ranking_id)
+    stored.created_at = utcnow() - timedelta(minutes=11)  # past the default 10-minute window
+    db.commit()
+    mine = client.get("/api/v1/labeling/rankings", headers=headers).json()
+    assert (mine[0]["revisable_until"] is not None) is revisable
+    resp = client.put(f"/api/v1/labeling/rankings/{ranking_id}", json={"ranking": [[i] for i in ids]}, headers=headers)
+    if revisable:
+        assert resp.status_code == 200
+    else:
+        assert resp.status_code == 409 and "cannot be revised on this server" in resp.json()["detail"]
+    page = client.get("/label", headers=headers)
+    assert ("Rankings are final once sent" in page.text) is not revisable
