@@ -7,7 +7,13 @@ ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
     RANKLAB_DATA_DIR=/data HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
-RUN apt-get update && apt-get install -y --no-install-recommends curl && rm -rf /var/lib/apt/lists/*
+# `ranklab backup` / `restore` run pg_dump / pg_restore, which must be at least the server's major version
+# (docker-compose.yml runs postgres:16): the client comes from apt.postgresql.org through Debian's postgresql-common.
+ARG PG_CLIENT_VERSION=16
+RUN apt-get update && apt-get install -y --no-install-recommends curl ca-certificates postgresql-common \
+    && /usr/share/postgresql-common/pgdg/apt.postgresql.org.sh -y \
+    && apt-get install -y --no-install-recommends "postgresql-client-${PG_CLIENT_VERSION}" \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /srv/ranklab
 RUN pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX}"
 COPY pyproject.toml README.md alembic.ini ./

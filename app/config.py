@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     """Order of preference between task kinds when picking a labeler's next task."""
     screening_set_size: int = Field(default=10, ge=1)
     """How many screening tasks a new labeler ranks before the screening gate decides."""
+    screening_demonstrations: int = Field(default=0, ge=0, le=100)
+    """How many screening demonstration tasks (when researchers created any) a new labeler also writes; the gate
+    then waits until a researcher has reviewed them, and passes only if every one was accepted."""
     screening_cutoff: float = Field(default=0.75, ge=0, le=1)
     """Ranking agreement with researchers needed to pass screening (and to stay unflagged on hidden gold)."""
     flag_cutoff: float = Field(default=0.75, ge=0, le=1)
@@ -90,6 +93,19 @@ class Settings(BaseSettings):
     """Claims a job gets before a stale heartbeat fails it instead of re-queueing it."""
     scheduler_lease_s: float = Field(default=60.0, gt=0)
     """Lifetime of the scheduler lease that lets one worker at a time evaluate schedules, in seconds."""
+    schedule_min_interval_s: float = Field(default=60.0, ge=1)
+    """A cron schedule may not fire more often than this, in seconds (a cron with a seconds field is refused)."""
+    export_keep: int = Field(default=20, ge=1)
+    """Export files kept: the newest this many; older ones go after each export job and with `ranklab storage`."""
+    export_max_age_days: float = Field(default=30.0, ge=0)
+    """Export files older than this many days are deleted too (0: no age limit)."""
+    keep_model_versions: int = Field(default=3, ge=1)
+    """Per kind, the newest model versions no round, schedule or queued job uses whose files `ranklab storage --apply`
+    keeps; older ones lose their files (the registry rows stay)."""
+    min_free_disk_gb: float = Field(default=5.0, ge=0)
+    """A worker does not start a job while the data folder's disk has less free space than this, in GB (0: no check)."""
+    metrics_token: SecretStr | None = None
+    """Bearer token a Prometheus server sends to scrape `/metrics` (admins may always read it); unset: admins only."""
 
     @model_validator(mode="after")
     def _check(self) -> Settings:  # messages never quote the key

@@ -28,11 +28,12 @@ def mtbench_questions_path() -> Path:
     return found[0]
 
 
+def mtbench_turns() -> list[list[str]]:
+    """The user turns of each of MT-Bench's 80 two-turn questions, in file order."""
+    with mtbench_questions_path().open(encoding="utf-8") as lines:
+        return [list(json.loads(line)["turns"]) for line in lines if line.strip()]
+
+
 def mtbench_questions() -> list[str]:
     """The first turn of each of MT-Bench's 80 questions, in file order."""
-    questions = []
-    with mtbench_questions_path().open(encoding="utf-8") as lines:
-        for line in lines:
-            if line.strip():
-                questions.append(json.loads(line)["turns"][0])
-    return questions
+    return [turns[0] for turns in mtbench_turns()]

@@ -7,6 +7,7 @@ hops are a measurable share of a labeling request (see docs/benchmarks.md).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated
 
 import anyio
@@ -108,6 +109,11 @@ async def verify_csrf(request: Request, browser: BrowserSession) -> None:
 CsrfProtected = Depends(verify_csrf)
 
 
+def bearer_token(request: Request) -> str | None:
+    """The bearer token of the Authorization header, if any."""
+    return _bearer(request)
+
+
 def _bearer(request: Request) -> str | None:
     auth = request.headers.get("authorization", "")
     scheme, _, token = auth.partition(" ")
@@ -139,10 +145,23 @@ def optional_user(request: Request, session: SessionDep, settings: SettingsDep) 
 OptionalUser = Annotated[User | None, Depends(optional_user)]
 
 
+@dataclass(frozen=True)
+class UserCard:
+    """What a page's header shows of the logged-in user."""
+
+    id: int
+    username: str
+    role: Role
+    status: UserStatus
+
+
 async def current_user(request: Request, user: OptionalUser, browser: BrowserSession) -> User:
     """The logged-in user (401 when nobody is logged in; then 403 without the CSRF token on writes)."""
     if user is None:
         raise NotAuthenticated("log in first")
+    # an error page for this request still shows the user's menu and log-out link (a copy: the ORM row is expired
+    # by the rollback that precedes the error page)
+    request.state.user = UserCard(id=user.id, username=user.username, role=user.role, status=user.status)
     await _check_csrf(request, browser)
     return user
 
@@ -150,7 +169,7 @@ async def current_user(request: Request, user: OptionalUser, browser: BrowserSes
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
-def may_rank(user: User) -> bool:
+def may_rank(user: User | UserCard) -> bool:
     """Labelers in screening or active, and researchers (who rank gold tasks)."""
     return user.role != Role.labeler or user.status in (UserStatus.screening, UserStatus.active)
 

@@ -34,6 +34,8 @@ class PromptSource(enum.StrEnum):
 
 
 class ModelKind(enum.StrEnum):
+    base = "base"
+    """A pretrained model registered to be fine-tuned (`models add --kind base`); never sampled for labeling."""
     sft = "sft"
     reward = "reward"
     policy = "policy"
@@ -44,6 +46,28 @@ class TaskKind(enum.StrEnum):
     gold = "gold"
     screening = "screening"
     eval = "eval"
+
+
+class TaskType(enum.StrEnum):
+    """What a task asks for; independent of its kind (production, gold, screening, eval)."""
+
+    ranking = "ranking"
+    """Rank the task's 4-9 outputs."""
+    demonstration = "demonstration"
+    """Write the assistant's answer to the conversation (or rewrite one of the task's sampled outputs)."""
+
+
+class DemonstrationStatus(enum.StrEnum):
+    submitted = "submitted"
+    accepted = "accepted"
+    rejected = "rejected"
+
+
+class DemonstrationOrigin(enum.StrEnum):
+    written = "written"
+    """Written from scratch."""
+    rewritten = "rewritten"
+    """Started from one of the task's sampled outputs and edited."""
 
 
 class TaskStatus(enum.StrEnum):
@@ -64,8 +88,10 @@ class JobKind(enum.StrEnum):
     trainer/jobs/."""
 
     sample = "sample"
+    train_sft = "train_sft"
     train_reward = "train_reward"
     train_policy = "train_policy"
+    train_dpo = "train_dpo"
     evaluate = "evaluate"
     export = "export"
 
@@ -88,6 +114,8 @@ class RoundStatus(enum.StrEnum):
 class RoundStep(enum.StrEnum):
     """The steps of one round of the loop, in order."""
 
+    sft = "sft"
+    """Only when the round asks for it and new accepted demonstrations exist."""
     sample = "sample"
     rank = "rank"
     reward = "reward"

@@ -29,3 +29,10 @@ def upgrade(url: str | None = None, revision: str = "head") -> None:
 def downgrade(url: str | None = None, revision: str = "base") -> None:
     """Downgrade the database to `revision` (default: base)."""
     command.downgrade(alembic_config(url), revision)
+
+
+def head_revision() -> str | None:
+    """The newest revision the code knows (what `ranklab migrate` upgrades to)."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()

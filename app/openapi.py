@@ -103,6 +103,8 @@ def error_statuses(route: APIRoute, method: str, *, path: str, name: str) -> set
         statuses.add(410)
     if name in RATE_LIMITED_ROUTES:
         statuses |= {401, 429}
+    # what a route declares itself (`responses={409: ...}`): a business rule its service enforces
+    statuses |= {int(s) for s in route.responses if str(s).isdigit() and int(s) in DESCRIPTIONS}
     return statuses
 
 
@@ -140,14 +142,31 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     text = json.dumps(schema["paths"])
     for unused in [n for n in components if n.startswith("Body_") and f"/schemas/{n}" not in text]:
         del components[unused]  # the bodies of HTML forms, which are not in the schema
+    schema["components"]["securitySchemes"] = {SECURITY_SCHEME: _password_flow(app)}
     routes = {(path, method): (name, route) for path, method, name, route in api_routes(app)}
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
             name, route = routes[(path, method.upper())]
             responses = operation.setdefault("responses", {})
-            for status in sorted(error_statuses(route, method.upper(), path=path, name=name)):
+            statuses = error_statuses(route, method.upper(), path=path, name=name)
+            for status in sorted(statuses):
                 responses[str(status)] = _response(status)
+            if 401 in statuses and name not in RATE_LIMITED_ROUTES:
+                operation["security"] = [{SECURITY_SCHEME: []}]
     return schema
+
+
+SECURITY_SCHEME = "OAuth2PasswordBearer"
+"""Bearer tokens from the OAuth2 password flow: Swagger UI's Authorize button asks for a username and password."""
+
+
+def _password_flow(app: FastAPI) -> dict[str, Any]:
+    return {
+        "type": "oauth2",
+        "description": "A bearer token from POST /api/v1/auth/token (username and password). In the browser the "
+        "session cookie works too; writes with it need the X-CSRF-Token header, which /api/docs adds itself.",
+        "flows": {"password": {"tokenUrl": str(app.url_path_for("issue_token")), "scopes": {}}},
+    }
 
 
 def install(app: FastAPI) -> None:

@@ -51,9 +51,14 @@ class SessionData:
     user_id: int | None = None
     epoch: int = 0
     """The user's `auth_epoch` when they logged in; a later sign-out everywhere makes the cookie worthless."""
+    flash: str = ""
+    """What the last form post did, said once by the page it redirected to (post/redirect/get)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"csrf": self.csrf, "uid": self.user_id, "ep": self.epoch}
+        data: dict[str, Any] = {"csrf": self.csrf, "uid": self.user_id, "ep": self.epoch}
+        if self.flash:
+            data["fl"] = self.flash
+        return data
 
 
 class Signer:
@@ -75,11 +80,12 @@ class Signer:
             return None
         if not isinstance(raw, dict) or not isinstance(raw.get("csrf"), str):
             return None
-        uid, epoch = raw.get("uid"), raw.get("ep")
+        uid, epoch, flash = raw.get("uid"), raw.get("ep"), raw.get("fl")
         return SessionData(
             csrf=raw["csrf"],
             user_id=uid if isinstance(uid, int) else None,
             epoch=epoch if isinstance(epoch, int) else 0,
+            flash=flash if isinstance(flash, str) else "",
         )
 
     def issue_token(self, user_id: int, epoch: int) -> str:

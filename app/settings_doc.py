@@ -12,6 +12,7 @@ _SHOWN_DEFAULTS = {
     "database_url": "SQLite file in the data folder",
     "secret_key": "a development key",
     "cookie_secure": "auto",
+    "metrics_token": "unset",
 }
 BEGIN, END = "<!-- settings:begin -->", "<!-- settings:end -->"
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from starlette.routing import NoMatchFound
 
 from app.config import ROOT_DIR
-from app.deps import may_rank
+from app.deps import UserCard, may_rank
 from app.models import User
 
 templates = Jinja2Templates(directory=str(ROOT_DIR / "templates"))
@@ -29,7 +29,7 @@ NAV = [
 ]
 
 
-def nav_for(request: Request, user: User | None) -> list[dict[str, str]]:
+def nav_for(request: Request, user: User | UserCard | None) -> list[dict[str, str]]:
     """Navigation entries this user may see."""
     if user is None:
         return []
@@ -52,8 +52,21 @@ def excerpt(text: str, limit: int) -> str:
 
 
 def render(
-    request: Request, name: str, *, user: User | None = None, status_code: int = 200, **context: Any
+    request: Request, name: str, *, user: User | UserCard | None = None, status_code: int = 200, **context: Any
 ) -> HTMLResponse:
-    """Render a template with the common context (user, CSRF token)."""
-    context.update(user=user, csrf_token=request.state.session.csrf, nav=nav_for(request, user))
+    """Render a template with the common context (user, CSRF token, and the outcome of the last post, once)."""
+    browser = request.state.session
+    flash, browser.flash = browser.flash, ""
+    context.update(user=user, csrf_token=browser.csrf, nav=nav_for(request, user), flash=flash)
     return templates.TemplateResponse(request, name, context, status_code=status_code)
+
+
+MAX_FLASH = 500
+"""A flash message longer than this is cut (it travels in the session cookie)."""
+
+
+def redirect_after_post(request: Request, url: str, *, message: str) -> RedirectResponse:
+    """Post/redirect/get: a successful form post answers 303 to a page, which says `message` once (a reload of that
+    page neither repeats the post nor the message)."""
+    request.state.session.flash = message[:MAX_FLASH]
+    return RedirectResponse(url, status_code=303)

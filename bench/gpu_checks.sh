@@ -44,6 +44,11 @@ if [ -n "${TINY:-}" ]; then  # toy sizes: proves every step runs, measures nothi
   ppo_1b="$ppo_135"
   rm_small=tiny policy_small=tiny big_rm=tiny big_policy=tiny sampler=tiny
   sample="--batch-size 4 --max-new-tokens 4 --n-prompts 4 --repeats 1"
+  sft_135="--examples 16 --batch-size 4 --max-prompt-tokens 16 --max-answer-tokens 16"
+  sft_1b="$sft_135"
+  dpo_135="--prompts 8 --k 4 --prompt-tokens 16 --response-tokens 8 --batch-size 2"
+  dpo_1b="$dpo_135"
+  sft_small=tiny big_sft=tiny
 else
   rm_135="--prompts 512 --prompt-tokens 512 --response-tokens 128 --batch-size 8 --trl-grad-accum 8"
   rm_1b="--prompts 128 --prompt-tokens 512 --response-tokens 128 --batch-size 4 --trl-grad-accum 8"
@@ -51,9 +56,16 @@ else
   ppo_1b="--batch-size 64 --prompt-tokens 256 --response-length 64 --minibatches 4 --micro-batches 8 --steps 2"
   rm_small=smollm2-135m policy_small=smollm2-135m big_rm=1b big_policy=smollm2-1b sampler=smollm2-random
   sample="--batch-size 256 --max-new-tokens 64 --n-prompts 256 --repeats 2"
+  sft_135="--examples 2048 --batch-size 16 --max-prompt-tokens 256 --max-answer-tokens 256"
+  sft_1b="--examples 512 --batch-size 8 --max-prompt-tokens 256 --max-answer-tokens 256"
+  dpo_135="--prompts 256 --k 9 --prompt-tokens 256 --response-tokens 64 --batch-size 4"
+  dpo_1b="--prompts 64 --k 9 --prompt-tokens 256 --response-tokens 64 --batch-size 2"
+  sft_small=smollm2-135m big_sft=1b
 fi
 # shellcheck disable=SC2086  # the size strings are word lists on purpose
 {
+  # issue 20: the reward and PPO ranks under torchrun with NCCL (every GPU; one rank on one GPU), tiny models
+  step ddp_collectives 120 "$py" bench/ddp_check.py --device "$device"
   step reward_135m 150 "$py" bench/reward_vs_trl.py --model "$rm_small" --device "$device" --dtype "$dtype" $rm_135 \
     --json "$out/reward_135m.json"
   step ppo_135m 150 "$py" bench/ppo_vs_trl.py --model "$policy_small" --device "$device" --dtype "$dtype" $ppo_135 \
@@ -64,6 +76,15 @@ fi
     --json "$out/reward_1b.json"
   step ppo_1b 120 "$py" bench/ppo_vs_trl.py --model "$big_policy" --device "$device" --dtype "$dtype" $ppo_1b \
     --trl-path "$site"
+  # issues 18 and 19: SFT (padded and packed) against TRL's SFTTrainer, DPO on K-way rankings against DPOTrainer
+  step sft_135m 90 "$py" bench/sft_vs_trl.py --model "$sft_small" --device "$device" --dtype "$dtype" $sft_135 \
+    --json "$out/sft_135m.json"
+  step sft_1b 90 "$py" bench/sft_vs_trl.py --model "$big_sft" --device "$device" --dtype "$dtype" $sft_1b \
+    --json "$out/sft_1b.json"
+  step dpo_135m 90 "$py" bench/dpo_vs_trl.py --model "$sft_small" --device "$device" --dtype "$dtype" $dpo_135 \
+    --json "$out/dpo_135m.json"
+  step dpo_1b 90 "$py" bench/dpo_vs_trl.py --model "$big_sft" --device "$device" --dtype "$dtype" $dpo_1b \
+    --json "$out/dpo_1b.json"
   step sampling_static 60 "$py" bench/sampling.py --model "$sampler" --device "$device" --dtype "$dtype" $sample \
     --cache static
 }

@@ -47,7 +47,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from trainer.models import build_tiny_tokenizer  # noqa: E402
+from trainer.common.tiny import build_tiny_tokenizer  # noqa: E402
 
 WORDS = [
     "the",
@@ -113,7 +113,7 @@ def models(args: argparse.Namespace) -> tuple[Any, Any, Any, Any, Any]:
     """
     from transformers import LlamaForCausalLM
 
-    from trainer.reward_model import build_reward_model
+    from trainer.common.reward_model import build_reward_model
 
     tokenizer = build_tiny_tokenizer()
     tokenizer.padding_side = "left"
@@ -150,8 +150,9 @@ def peak_memory_mb(device: str) -> float:
 
 
 def run_ranklab(args: argparse.Namespace) -> dict[str, float]:
-    from trainer.ppo import PPOConfig, train_policy
-    from trainer.ppo_rollout import reward_model_fn
+    from trainer.ppo.config import PPOConfig
+    from trainer.ppo.rollout import reward_model_fn
+    from trainer.ppo.train import train_policy
 
     tokenizer, policy, reference, reward_model, value_model = models(args)
     reward_model.eval()
@@ -162,8 +163,8 @@ def run_ranklab(args: argparse.Namespace) -> dict[str, float]:
         steps=args.steps + 1, batch_size=args.batch_size, minibatches=args.minibatches,
         grad_accum=args.micro_batches // args.minibatches, bf16=args.dtype == "bf16",
         epochs=args.epochs,
-        lr=args.lr, response_length=args.response_length, temperature=args.temperature, kl_coef=args.kl_coef,
-        generation_batch_size=args.batch_size, whiten_scores=False, max_grad_norm=None,
+        learning_rate=args.lr, response_length=args.response_length, temperature=args.temperature,
+        kl_coef=args.kl_coef, generation_batch_size=args.batch_size, whiten_scores=False, max_grad_norm=None,
         cache_implementation=args.cache,
     )  # fmt: skip
     history: list[dict[str, float]] = []

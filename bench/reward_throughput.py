@@ -24,10 +24,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from trainer.models import build_tiny_tokenizer  # noqa: E402
-from trainer.reward import RewardConfig, train_reward_model  # noqa: E402
-from trainer.reward_data import RankingRecord, TaskGroup  # noqa: E402
-from trainer.reward_model import build_reward_model  # noqa: E402
+from trainer.common.reward_model import build_reward_model  # noqa: E402
+from trainer.common.tiny import build_tiny_tokenizer  # noqa: E402
+from trainer.reward.config import RewardConfig  # noqa: E402
+from trainer.reward.data import RankingRecord, TaskGroup  # noqa: E402
+from trainer.reward.train import train_reward_model  # noqa: E402
 
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 WORDS = [
@@ -84,7 +85,8 @@ def model_and_tokenizer(name: str, device: torch.device):
         size = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4}
         config = LlamaConfig(vocab_size=len(tokenizer), num_key_value_heads=2, max_position_embeddings=4096, **size)
     else:
-        from trainer.models import prepare_tokenizer, smollm2_gguf_path
+        from trainer.common.smollm2 import smollm2_gguf_path
+        from trainer.common.tokenizer import prepare_tokenizer
 
         gguf = smollm2_gguf_path()
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -106,7 +108,7 @@ def run(mode: str, args: argparse.Namespace, device: torch.device) -> float:
     data = as_pairs(groups) if mode == "trl-pairs" else groups
     rows_per_task = 2 if mode == "trl-pairs" else args.k
     cfg = RewardConfig(
-        lr=1e-5, batch_size=max(1, args.rows // rows_per_task), max_length=args.max_length,
+        learning_rate=1e-5, batch_size=max(1, args.rows // rows_per_task), max_length=args.max_length,
         shared_prompt=mode == "ranklab-shared", bf16=args.dtype == "bf16", warmup_ratio=0.0,
     )  # fmt: skip
     model, tokenizer = model_and_tokenizer(args.model, device)

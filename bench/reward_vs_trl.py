@@ -70,12 +70,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import trainer.reward as ranklab_reward  # noqa: E402
-from trainer.models import build_tiny_tokenizer  # noqa: E402
-from trainer.reward import RewardConfig, evaluate_reward_model, train_reward_model  # noqa: E402
-from trainer.reward_data import EncodedTask, RankingRecord, TaskGroup, split_tasks  # noqa: E402
-from trainer.reward_model import build_reward_model  # noqa: E402
-from trainer.reward_shared import split_shared_prompt  # noqa: E402
+import trainer.reward.train as ranklab_reward  # noqa: E402
+from trainer.common.reward_model import build_reward_model  # noqa: E402
+from trainer.common.tiny import build_tiny_tokenizer  # noqa: E402
+from trainer.reward.config import RewardConfig  # noqa: E402
+from trainer.reward.data import EncodedTask, RankingRecord, TaskGroup, split_tasks  # noqa: E402
+from trainer.reward.shared import split_shared_prompt  # noqa: E402
+from trainer.reward.train import evaluate_reward_model, train_reward_model  # noqa: E402
 
 MARKER = "France"
 FILLER = ["the", "and", "of", "is", "in", "you", "are", "an", "all", "am", "be", "capital", "answ", "mod", "qu", "re"]
@@ -249,8 +250,8 @@ def tokens_per_task(task: EncodedTask, shared: bool, max_length: int) -> int:
 
 def ranklab_config(args: argparse.Namespace, shared: bool) -> RewardConfig:
     return RewardConfig(
-        lr=args.lr, weight_decay=0.0, warmup_ratio=0.0, decay="constant", batch_size=args.batch_size,
-        grad_accum=1, epochs=args.epochs, max_length=args.max_length, max_grad_norm=1.0, seed=args.seed,
+        learning_rate=args.lr, weight_decay=0.0, warmup_ratio=0.0, decay="constant", batch_size=args.batch_size,
+        grad_accum_steps=1, epochs=args.epochs, max_length=args.max_length, max_grad_norm=1.0, seed=args.seed,
         bf16=args.dtype == "bf16", shared_prompt=shared,
     )  # fmt: skip
 

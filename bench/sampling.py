@@ -25,11 +25,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from trainer.models import build_tiny_model, default_device, load_policy, prepare_tokenizer  # noqa: E402
-from trainer.sampling import (  # noqa: E402
+from trainer.common.chat import as_messages, render_prompt  # noqa: E402
+from trainer.common.generation import eos_token_ids  # noqa: E402
+from trainer.common.models import default_device, load_policy  # noqa: E402
+from trainer.common.tiny import build_tiny_model  # noqa: E402
+from trainer.common.tokenizer import prepare_tokenizer  # noqa: E402
+from trainer.sampling.completions import (  # noqa: E402
     SamplingConfig,
-    eos_token_ids,
-    format_prompt,
     generate_completions,
     generate_kwargs,
     trim_at_eos,
@@ -43,7 +45,7 @@ def smollm2_random(device: torch.device, dtype: torch.dtype):
     """SmolLM2-135M's architecture with random weights (throughput does not depend on the weights)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
 
-    from trainer.models import smollm2_gguf_path
+    from trainer.common.smollm2 import smollm2_gguf_path
 
     gguf = smollm2_gguf_path()
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)  # tokenizer only, no weights
@@ -65,7 +67,7 @@ def load(args: argparse.Namespace, tmp: str):
     if args.model == "tiny":
         return load_policy(build_tiny_model(Path(tmp) / "tiny"), device=device, dtype=dtype)
     if args.model == "smollm2":
-        from trainer.models import ensure_default_sft_model
+        from trainer.common.smollm2 import ensure_default_sft_model
 
         return load_policy(ensure_default_sft_model(Path(args.data_dir)), device=device, dtype=dtype)
     return smollm2_random(device, dtype or (torch.bfloat16 if device.type == "cuda" else torch.float32))
@@ -84,7 +86,7 @@ def bench_prompts(n: int) -> list[str]:
 def plain_generate(model, tokenizer, prompts: list[str], cfg: SamplingConfig) -> tuple[int, float]:
     """What a plain HF user writes: K return sequences per prompt, default dynamic cache."""
     start = time.perf_counter()
-    texts = [format_prompt(tokenizer, p) for p in prompts]
+    texts = [render_prompt(tokenizer, as_messages(p)) for p in prompts]
     per_call = max(1, cfg.batch_size // cfg.k)
     kwargs = generate_kwargs(replace(cfg, cache_implementation=None), tokenizer)
     eos_ids, tokens = eos_token_ids(model, tokenizer), 0

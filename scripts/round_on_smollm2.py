@@ -82,7 +82,7 @@ def setup(env: dict[str, str], data_dir: Path) -> None:
     for i in range(3):
         cli(env, "users", "create", f"lab{i}", "--role", "labeler", "--status", "active", "--password-stdin",
             stdin=PASSWORD + "\n")  # fmt: skip
-    from trainer.models import ensure_default_sft_model
+    from trainer.common.smollm2 import ensure_default_sft_model
 
     sft = ensure_default_sft_model(data_dir)
     cli(env, "models", "add", str(sft), "--kind", "sft", "--name", "SmolLM2-135M-Instruct", "--in-place")

@@ -153,6 +153,6 @@ def factory(db: Session) -> Factory:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random Llama with its tokenizer, in HF format (built once per test session)."""
-    from trainer.models import build_tiny_model
+    from trainer.common.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-llama", seed=0)

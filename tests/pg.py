@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -28,3 +29,24 @@ def fresh_postgres_database(prefix: str = "rl_tmp") -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def suite_uses_postgres() -> bool:
+    """Whether the suite runs on PostgreSQL (RANKLAB_TEST_DATABASE_URL), else SQLite."""
+    return os.environ.get("RANKLAB_TEST_DATABASE_URL", "").startswith("postgresql")
+
+
+@contextmanager
+def fresh_database(folder: Path, prefix: str = "rl_tmp") -> Iterator[str]:
+    """A fresh, migrated database of the suite's kind: a PostgreSQL database (dropped afterwards), or a SQLite file in
+    `folder`."""
+    from app.migrate import upgrade
+
+    if suite_uses_postgres():
+        with fresh_postgres_database(prefix) as url:
+            upgrade(url)
+            yield url
+        return
+    url = f"sqlite:///{Path(folder) / f'{prefix}.db'}"
+    upgrade(url)
+    yield url

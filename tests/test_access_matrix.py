@@ -48,7 +48,7 @@ MAY = {
 }
 LABELERS = ("screening", "active", "paused")
 MISSING_ID = 987_654_321
-SAME_FOR_EVERYONE = {"GET /api/openapi.json", "GET /api/docs", "GET /static/{path}"}
+SAME_FOR_EVERYONE = {"GET /api/openapi.json", "GET /api/docs", "GET /static/{path}", "GET /favicon.ico"}
 CSRF = "matrix-csrf-token"
 
 
@@ -69,6 +69,7 @@ def rule(who: str, *ok: int, body: dict[str, Any] | None = None, **by_caller: in
 
 
 RANKING = {"ranking": [[1], [2], [3], [4]], "idempotency_key": "matrix"}
+DEMONSTRATION = {"content": "An answer.", "idempotency_key": "matrix"}
 
 
 # Writes without a body answer 422 once the caller is let through; a second caller may find the row changed (409)
@@ -78,6 +79,7 @@ RULES: dict[str, Rule] = {
     "GET /api/docs": rule("public", 200),
     "GET /static/{path}": rule("public", 200),
     "GET /healthz": rule("public", 200),
+    "GET /favicon.ico": rule("public", 200),
     "GET /": rule("public", 200, anonymous=303),
     "GET /login": rule("public", 303, anonymous=200),
     "POST /login": rule("public", 422),
@@ -87,7 +89,7 @@ RULES: dict[str, Rule] = {
     "POST /account/password": rule("user", 422),
     "POST /api/v1/auth/password": rule("user", 422),
     "GET /guidelines": rule("user", 200),
-    "GET /label": rule("labeler", 200),
+    "GET /label": rule("user", 200),  # whoever may not rank gets a page saying why (issue 21), with the menu
     "GET /api/v1/labeling/next": rule("labeler", 200, 204),
     "GET /api/v1/labeling/stats": rule("labeler", 200),
     "GET /api/v1/labeling/rankings": rule("labeler", 200),
@@ -96,13 +98,23 @@ RULES: dict[str, Rule] = {
     "PUT /api/v1/labeling/rankings/{ranking_id}": rule("labeler", 403, body=RANKING),
     "POST /api/v1/labeling/assignments/{assignment_id}/lease": rule("labeler", 403),
     "GET /admin/users": rule("admin", 200),
+    "GET /metrics": rule("admin", 200),
     "POST /admin/users": rule("admin", 422),
     "POST /admin/users/{user_id}/password": rule("admin", 422),
     "POST /admin/users/{user_id}/role": rule("admin", 422),
-    "POST /admin/users/{user_id}/sign-out": rule("admin", 200),
+    "POST /admin/users/{user_id}/sign-out": rule("admin", 303),  # post/redirect/get
     # another labeler's assignment: refused to everyone (the owner: test_own_assignments_only)
     "POST /api/v1/labeling/assignments/{assignment_id}/ranking": rule("labeler", 403, body=RANKING),
     "POST /api/v1/labeling/assignments/{assignment_id}/skip": rule("labeler", 403, body={"reason": "unclear"}),
+    "POST /api/v1/labeling/assignments/{assignment_id}/demonstration": rule("labeler", 403, body=DEMONSTRATION),
+    "GET /api/v1/labeling/demonstrations": rule("labeler", 200),
+    "PUT /api/v1/labeling/demonstrations/{demonstration_id}": rule("labeler", 404, body={"content": "x"}),
+    "POST /api/v1/demonstrations/tasks": rule("researcher", 422),
+    "GET /api/v1/demonstrations": rule("researcher", 200),
+    "GET /api/v1/demonstrations/stats": rule("researcher", 200),
+    "GET /api/v1/demonstrations/{demonstration_id}": rule("researcher", 404),
+    "POST /api/v1/demonstrations/{demonstration_id}/review": rule("researcher", 404, body={"action": "accept"}),
+    "GET /api/v1/export/demonstrations": rule("researcher", 200),
     "POST /guidelines": rule("researcher", 422),
     "POST /api/v1/users": rule("admin", 422),
     "GET /api/v1/users": rule("researcher", 200),
@@ -111,6 +123,7 @@ RULES: dict[str, Rule] = {
     "POST /api/v1/users/{user_id}/screening-decision": rule("researcher", 422),
     "POST /api/v1/users/{user_id}/labeler-action": rule("researcher", 422),
     "POST /api/v1/prompts": rule("researcher", 422),
+    "POST /api/v1/prompts/import": rule("researcher", 422),
     "GET /api/v1/prompts": rule("researcher", 200),
     "POST /api/v1/tasks": rule("researcher", 422),
     "GET /api/v1/tasks": rule("researcher", 200),
@@ -127,6 +140,7 @@ RULES: dict[str, Rule] = {
     "GET /api/v1/jobs/{job_id}/file": rule("researcher", 409),  # the job has not finished
     "POST /api/v1/jobs/{job_id}/cancel": rule("researcher", 200, 409),
     "GET /api/v1/workers": rule("researcher", 200),
+    "GET /api/v1/storage": rule("researcher", 200),
     "GET /api/v1/schedules": rule("researcher", 200),
     "POST /api/v1/schedules": rule("researcher", 422),
     "GET /api/v1/schedules/{schedule_id}": rule("researcher", 200, 404),
@@ -231,6 +245,7 @@ def world(db: Session, settings: Any) -> World:
         "job_id": job.id,
         "schedule_id": schedule.id,
         "round_id": MISSING_ID,
+        "demonstration_id": MISSING_ID,
         "assignment_id": other_assignment,
         "path": "css/ranklab.css",
     }

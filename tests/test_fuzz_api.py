@@ -1,6 +1,12 @@
 """Schemathesis against the app's own OpenAPI schema, as a labeler and as a researcher (SQLite and PostgreSQL, as
 the suite runs): no 5xx, every status and body as documented, every 4xx with a sentence in `detail`.
 
+The conformance checks issue 22 names run on every case: ST103 (a status the operation does not document), ST201
+(a request that violates the schema accepted: `true` as an id, `0` as a boolean, a number as a date), ST202 (a
+request the schema allows rejected), ST204/ST205 (an undeclared method answered without a 405 naming every method
+of the path, or OPTIONS listing other methods than the schema). Schemathesis generates schema-violating data too
+(its coverage phase: wrong types, missing fields, out-of-range numbers, undeclared methods).
+
 Bounded (a few examples per operation) so that it stays well under a minute per database; raise FUZZ_EXAMPLES
 locally for a longer hunt.
 """
@@ -16,7 +22,15 @@ import schemathesis
 from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
+from schemathesis.specs.openapi.checks import (
+    allow_header_conformance,
+    content_type_conformance,
+    negative_data_rejection,
+    positive_data_acceptance,
+    response_schema_conformance,
+    status_code_conformance,
+    unsupported_method,
+)
 
 from app.config import Settings
 from app.main import create_app
@@ -60,6 +74,16 @@ def detail_on_4xx(ctx, response, case) -> None:  # type: ignore[no-untyped-def]
 
 
 schema = schemathesis.openapi.from_asgi("/api/openapi.json", FUZZED)
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,  # ST103
+    negative_data_rejection,  # ST201
+    positive_data_acceptance,  # ST202
+    unsupported_method,  # ST204
+    allow_header_conformance,  # ST205
+    content_type_conformance,
+    response_schema_conformance,
+]
 
 
 @schema.parametrize()
@@ -73,6 +97,6 @@ def test_api_against_its_schema(case, callers) -> None:  # type: ignore[no-untyp
     for headers in callers:
         case.call_and_validate(
             headers=headers,
-            checks=[not_a_server_error, status_code_conformance, response_schema_conformance],
+            checks=CHECKS,
             additional_checks=[detail_on_4xx],
         )

@@ -27,3 +27,17 @@ def test_web_side_contract_covers_trainer_and_torch():
     contract = _contract("The web side")
     assert contract["source_modules"] == ["app"]
     assert {"trainer", "torch", "transformers"} <= set(contract["forbidden_modules"])
+
+
+def test_trainer_contracts_cover_every_method_package():
+    """Every package of trainer but common and jobs is a method package: independent of the others, and never
+    imported by common (pyproject.toml's two trainer contracts list them all); cycles are checked in all of it."""
+    import trainer
+
+    packages = {f"trainer.{m.name}" for m in pkgutil.iter_modules(trainer.__path__) if m.ispkg}
+    methods = packages - {"trainer.common", "trainer.jobs"}
+    assert methods, packages
+    independent = set(_contract("The method packages of trainer")["modules"])
+    assert independent == methods, f"list exactly {sorted(methods)} in the independence contract"
+    assert methods <= set(_contract("trainer.common is the shared core")["forbidden_modules"])
+    assert _contract("No import cycles")["ancestors"] == ["app", "trainer"]

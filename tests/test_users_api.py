@@ -1,3 +1,4 @@
+import pytest
 from sqlalchemy import select
 
 from app.models import AuditLog, Role, User, UserStatus
@@ -112,3 +113,21 @@ def test_suspended_users_token_stops_working(client, factory, db):
     labeler.status = UserStatus.suspended
     db.flush()
     assert client.get("/api/v1/users", headers=headers).status_code == 401
+
+
+def test_the_last_active_admin_cannot_be_demoted_or_suspended(client, factory, db):
+    """Issue 21: an install never loses its last admin through the API or the admin page."""
+    from app.models import Role, User, UserStatus
+    from app.services import users as user_service
+
+    for other in db.query(User).filter(User.role == Role.admin):
+        other.status = UserStatus.paused
+    admin = factory.admin()
+    headers = token_headers(client, admin)
+    refused = client.patch(f"/api/v1/users/{admin.id}", json={"status": "suspended"}, headers=headers)
+    assert refused.status_code == 409 and "last active admin" in refused.json()["detail"]
+    with pytest.raises(Exception, match="last active admin"):
+        user_service.change_role(db, user=admin, role=Role.researcher, actor=admin)
+    second = factory.admin()
+    user_service.change_role(db, user=admin, role=Role.researcher, actor=second)  # another admin remains
+    assert admin.role == Role.researcher and second.status == UserStatus.active

@@ -76,7 +76,7 @@ def demo(
     from app.config import get_settings
     from app.db import get_sessionmaker
     from app.services import demo as demo_service
-    from trainer.jobs.sample import ensure_default_sft_version
+    from trainer.sampling.job import ensure_default_sft_version
 
     settings = get_settings()
     console = Console()
@@ -149,8 +149,8 @@ def install_reward_model_gold() -> None:
     """Let `ranklab simulate` use reward-model folders (`model:PATH`, `--reward-model`) and measure policies
     (`--policy-version`): both need torch, which only the trainer side imports."""
     from app.simulate.gold import set_policy_evaluator, set_reward_model_scorer
-    from trainer.gold_model import RewardModelScorer
-    from trainer.gold_policy import policy_against_gold
+    from trainer.gold.model import RewardModelScorer
+    from trainer.gold.policy import policy_against_gold
 
     set_reward_model_scorer(RewardModelScorer)
     set_policy_evaluator(policy_against_gold)

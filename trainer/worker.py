@@ -30,14 +30,18 @@ from app.services import jobs as job_service
 from app.services import model_registry
 from app.services import rounds as round_service
 from app.services import schedules as schedule_service
+from app.services import storage as storage_service
 from app.services import workers as worker_service
 from app.services.jobs import Control, JobLost
 from app.storage import sweep_abandoned
-from trainer.context import Handler, JobCancelled, JobContext, NewModelVersion, WorkerStopping
+from trainer.common.context import Handler, JobCancelled, JobContext, NewModelVersion, WorkerStopping
+from trainer.common.peak import report_peak, reset_peak
 from trainer.jobs import discover_handlers
 from trainer.presence import Presence
 
 logger = logging.getLogger("ranklab.worker")
+LOW_DISK_RETRY_S = 30.0
+"""How long a worker that refused a job for lack of disk waits before it looks at the queue again."""
 
 
 def new_worker_id() -> str:
@@ -213,8 +217,12 @@ def run_job(
     ctx.log(f"attempt {ctx.attempt} started on {cfg.worker_id} ({cfg.device}){resume}")
     beat = Heartbeat(ctx, cfg.heartbeat_s)
     beat.start()
+    reset_peak(cfg.device)
     try:
         outcome = _outcome(handler, ctx, dict(job.params))
+        peaks = report_peak(ctx, cfg.device)
+        if outcome[2] is not None:  # the registered version remembers what training it took
+            outcome[2].metrics.update(peaks)
     except JobLost as exc:
         logger.warning("%s", exc)
         return "lost"
@@ -344,6 +352,12 @@ def _loop(
             stop.wait(cfg.db_retry_s if pending else cfg.poll_s)
             continue
         logger.info("claimed job %s (%s, attempt %s)", job.id, job.kind.value, job.attempts)
+        if refused_for_disk(job, cfg, sessions, settings):
+            presence.job_ended()
+            if cfg.once:
+                break
+            stop.wait(max(cfg.poll_s, LOW_DISK_RETRY_S))
+            continue
         try:
             status = run_job(job, handlers[job.kind], cfg, sessions, settings, stop)
         except OutcomeNotRecorded as unrecorded:
@@ -356,6 +370,17 @@ def _loop(
         presence.job_ended()
         ran += 1
     return ran
+
+
+def refused_for_disk(job: Job, cfg: WorkerConfig, sessions: sessionmaker[Session], settings: Settings) -> bool:
+    """Hand a claimed job back, with the numbers in its log, when the data folder's disk is too full to start it."""
+    problem = storage_service.low_disk_message(settings.data_dir, min_free_gb=settings.min_free_disk_gb)
+    if problem is None:
+        return False
+    logger.warning("not starting job %s: %s", job.id, problem)
+    with sessions.begin() as session:
+        job_service.refuse_job(session, job_id=job.id, worker_id=cfg.worker_id, attempt=job.attempts, reason=problem)
+    return True
 
 
 def _release_scheduler(cfg: WorkerConfig, sessions: sessionmaker[Session]) -> None:

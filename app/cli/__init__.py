@@ -19,7 +19,7 @@ cli = typer.Typer(
 )
 
 
-COMMAND_MODULES = ("core", "export", "imports", "users", "models", "simulate", "agreement")
+COMMAND_MODULES = ("core", "export", "imports", "demonstrations", "users", "models", "simulate", "agreement", "ops")
 """Modules that register commands, in the order `ranklab --help` lists them."""
 
 

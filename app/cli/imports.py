@@ -23,7 +23,10 @@ def _read(path: Path) -> bytes:
 @import_cli.command("prompts")
 def prompts(
     file: Path = typer.Argument(
-        ..., help="JSONL ({'text', 'split'?, 'metadata'?} per line) or CSV with a 'text' column."
+        ...,
+        help="JSONL, one conversation per line: {'text'|'prompt'}, {'messages'} (TRL/OpenAI), {'conversations'} "
+        "(ShareGPT) or an HH transcript ('prompt'/'chosen'), with 'split'? and 'metadata'?; or CSV with a 'text' "
+        "column.",
     ),
     split_ratio: str = typer.Option(
         "", help="train,validation,eval shares for prompts without a split, e.g. 0.8,0.1,0.1."

@@ -16,7 +16,9 @@ cli.add_typer(models_cli, name="models")
 @models_cli.command("add")
 def models_add(
     path: Path = typer.Argument(..., help="Folder of a Hugging Face-format model (config, safetensors, tokenizer)."),
-    kind: ModelKind = typer.Option(..., "--kind", help="sft, reward or policy."),
+    kind: ModelKind = typer.Option(
+        ..., "--kind", help="base (a model to fine-tune with train_sft), sft, reward or policy."
+    ),
     name: str | None = typer.Option(None, "--name", help="Display name (default: the folder name)."),
     parent: int | None = typer.Option(None, "--parent", help="ModelVersion id this one was trained from."),
     copy: bool = typer.Option(

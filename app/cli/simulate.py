@@ -174,6 +174,12 @@ def simulate(
         0.0, help="Seconds to wait for production tasks (a sampling job) and to keep polling an empty queue."
     ),
     concurrency: int = typer.Option(4, help="Labelers ranking at the same time."),
+    demonstrations: int = typer.Option(
+        0,
+        help="Then a simulated researcher makes this many demonstration tasks and a demonstrator writes them (the "
+        "gold-best sample, edited toward the gold); the researcher reviews them. SFT data for train_sft.",
+    ),
+    demonstration_starting_points: int = typer.Option(4, help="Sampled outputs each demonstration task offers."),
     seed: int = typer.Option(0, help="Seeds the labelers' choices and the synthetic tasks."),
     run_name: str | None = typer.Option(None, help="Account name prefix (default sim-<random>)."),
     report: Path | None = typer.Option(None, "--report", help="Write the report as JSON here."),
@@ -258,6 +264,8 @@ def simulate(
         seed=seed,
         run_name=run,
         wait_for_tasks_s=wait_for_tasks,
+        demonstrations=demonstrations,
+        demonstration_starting_points=demonstration_starting_points,
     )
     cutoffs = (
         settings.screening_cutoff if screening_cutoff is None else screening_cutoff,

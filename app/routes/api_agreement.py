@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, Query
@@ -22,6 +21,7 @@ from app.schemas.agreement import (
     TaskAgreementRead,
     TaskKindRead,
 )
+from app.schemas.fields import QueryId, UtcMoment
 from app.services import exports
 from app.services import screening as screening_service
 from app.services import users as user_service
@@ -116,9 +116,9 @@ def export_comparisons(
     min_agreement: float | None = Query(None, ge=0, le=1),
     split: Split | None = None,
     exclude_flags: list[str] = Query(default_factory=list),
-    model_versions: list[int] = Query(default_factory=list),
-    since: datetime | None = None,
-    until: datetime | None = None,
+    model_versions: list[QueryId] = Query(default_factory=list, max_length=1000),
+    since: UtcMoment | None = None,
+    until: UtcMoment | None = None,
 ) -> StreamingResponse:
     # The body streams after this request's session has closed: the export reads with sessions of its own.
     lines = exports.export_lines(

@@ -5,12 +5,24 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 from fastapi.responses import JSONResponse
 
 from app.db import INT64_MAX
 from app.deps import CurrentLabeler, CurrentResearcher, SessionDep, SettingsDep
-from app.models import Assignment, Ranking, RankingTask, Split, TaskKind, TaskStatus, UserStatus, utcnow
+from app.models import (
+    Assignment,
+    Prompt,
+    Ranking,
+    RankingTask,
+    Role,
+    Split,
+    TaskKind,
+    TaskStatus,
+    TaskType,
+    UserStatus,
+    utcnow,
+)
 from app.schemas.labeling import (
     AssignmentRead,
     CompletionRead,
@@ -35,6 +47,7 @@ from app.schemas.labeling import (
     TaskSummary,
 )
 from app.services import assignment as assignment_service
+from app.services import imports as import_service
 from app.services import prompts as prompt_service
 from app.services import rankings as ranking_service
 from app.services import revisions as revision_service
@@ -49,8 +62,32 @@ router = APIRouter(prefix="/api/v1", tags=["labeling"])
 @router.post("/prompts", response_model=PromptsCreated, status_code=201, name="api_create_prompts")
 def create_prompts(body: PromptsCreate, session: SessionDep, researcher: CurrentResearcher) -> PromptsCreated:
     ratios = prompt_service.parse_split_ratios(body.split_ratio) if body.split_ratio else None
-    items = [prompt_service.NewPrompt(text=p.text, split=p.split, metadata=p.metadata) for p in body.prompts]
+    items = prompt_service.new_prompts(body.prompts)
     result = prompt_service.import_prompts(session, prompts=items, created_by=researcher, split_ratios=ratios)
+    return PromptsCreated(**vars(result))
+
+
+@router.post(
+    "/prompts/import", response_model=PromptsCreated, status_code=201, name="api_import_prompts",
+    responses={422: {"description": "a bad line (named with its number and reason); nothing was imported"}},
+)  # fmt: skip
+def import_prompts_file(
+    session: SessionDep,
+    researcher: CurrentResearcher,
+    file: Annotated[
+        UploadFile,
+        File(
+            description="JSONL (text/prompt, messages, ShareGPT conversations or HH "
+            "chosen per line) or CSV with a 'text' column"
+        ),
+    ],
+    split_ratio: Annotated[str, Form(description="train,validation,eval shares, e.g. 0.8,0.1,0.1")] = "",
+) -> PromptsCreated:
+    """Import a prompts file as one unit: every line is checked first; any bad line imports nothing."""
+    ratios = prompt_service.parse_split_ratios(split_ratio) if split_ratio.strip() else None
+    result = import_service.import_prompts_file(
+        session, data=file.file.read(), filename=file.filename or "", created_by=researcher, split_ratios=ratios
+    )
     return PromptsCreated(**vars(result))
 
 
@@ -58,7 +95,7 @@ def create_prompts(body: PromptsCreate, session: SessionDep, researcher: Current
 def list_prompts(
     session: SessionDep,
     _r: CurrentResearcher,
-    q: str = "",
+    q: Annotated[str, Query(max_length=prompt_service.MAX_SEARCH_CHARS)] = "",
     split: Split | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
@@ -80,7 +117,7 @@ def create_task(body: TaskCreate, session: SessionDep, researcher: CurrentResear
 def list_tasks(
     session: SessionDep,
     _r: CurrentResearcher,
-    q: str = "",
+    q: Annotated[str, Query(max_length=prompt_service.MAX_SEARCH_CHARS)] = "",
     kind: TaskKind | None = None,
     status: TaskStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -96,9 +133,7 @@ def get_task(task_id: int, session: SessionDep, _r: CurrentResearcher) -> TaskDe
     rankings = ranking_service.rankings_for_task(session, task_id=task_id)
     return TaskDetail(
         id=task.id,
-        prompt=CompletionRead(
-            id=task.prompt_id, text=prompt_service.get_prompt(session, prompt_id=task.prompt_id).text
-        ),
+        prompt=_prompt_view(prompt_service.get_prompt(session, prompt_id=task.prompt_id)),
         kind=task.kind,
         status=task.status,
         overlap=task.overlap,
@@ -109,13 +144,22 @@ def get_task(task_id: int, session: SessionDep, _r: CurrentResearcher) -> TaskDe
 
 
 @router.get(
-    "/labeling/next", response_model=AssignmentRead, name="api_next_task", responses={204: {"description": "no task"}}
+    "/labeling/next",
+    response_model=AssignmentRead,
+    response_model_exclude_none=True,  # a labeler's task carries no `kind` key at all (hidden gold looks like any)
+    name="api_next_task",
+    responses={204: {"description": "no task"}},
 )
-def next_task(session: SessionDep, settings: SettingsDep, labeler: CurrentLabeler) -> Response | AssignmentRead:
-    got = assignment_service.next_assignment_view(session, labeler=labeler, settings=settings)
+def next_task(
+    session: SessionDep,
+    settings: SettingsDep,
+    labeler: CurrentLabeler,
+    type: Annotated[TaskType | None, Query(description="only rankings, or only demonstrations to write")] = None,
+) -> Response | AssignmentRead:
+    got = assignment_service.next_assignment_view(session, labeler=labeler, settings=settings, task_type=type)
     if got is None:
         return Response(status_code=204)
-    return _assignment_read(*got)
+    return _assignment_read(*got, show_kind=labeler.role != Role.labeler)
 
 
 @router.post(
@@ -191,7 +235,7 @@ def my_ranking(ranking_id: int, session: SessionDep, settings: SettingsDep, labe
     order = revision_service.display_order(session, ranking=ranking)
     return RevisionView(
         ranking=ranking_read(ranking),
-        prompt=PromptView(id=view.prompt_id, text=view.prompt_text),
+        prompt=prompt_view(view),
         completions=[CompletionRead(id=cid, text=view.completions[cid]) for cid in order],
         revisable_until=revision_service.revisable_until(
             ranking, task.kind, utcnow(), timedelta(minutes=settings.revision_minutes)
@@ -220,13 +264,24 @@ def stats(session: SessionDep, labeler: CurrentLabeler) -> LabelingStats:
     return LabelingStats(submitted_today=ranking_service.submitted_today(session, labeler=labeler))
 
 
-def _assignment_read(assignment: Assignment, view: AssignmentView) -> AssignmentRead:
+def _assignment_read(assignment: Assignment, view: AssignmentView, *, show_kind: bool) -> AssignmentRead:
     return AssignmentRead(
         assignment_id=assignment.id,
-        prompt=PromptView(id=view.prompt_id, text=view.prompt_text),
+        task_type=view.task_type,
+        prompt=prompt_view(view),
         completions=[CompletionRead(id=cid, text=view.completions[cid]) for cid in assignment.display_order],
         expires_at=assignment.expires_at,
+        kind=view.kind if show_kind else None,
     )
+
+
+def _prompt_view(prompt: Prompt) -> PromptView:
+    return PromptView(id=prompt.id, text=prompt.text, messages=prompt.messages)  # type: ignore[arg-type]
+
+
+def prompt_view(view: AssignmentView) -> PromptView:
+    """The conversation an assignment shows."""
+    return PromptView(id=view.prompt_id, text=view.prompt_text, messages=view.prompt_messages)  # type: ignore[arg-type]
 
 
 def _summary(task: RankingTask, prompt_text: str, n_rankings: int) -> TaskSummary:

@@ -6,9 +6,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.security import OAuth2PasswordRequestForm
 
-from app.deps import BrowserSession, CsrfProtected, CurrentUser, OptionalUser, SessionDep, SettingsDep, may_rank
+from app.deps import (
+    BrowserSession,
+    CsrfProtected,
+    CurrentUser,
+    OptionalUser,
+    SessionDep,
+    SessionsDep,
+    SettingsDep,
+    may_rank,
+)
 from app.errors import InvalidInput, NotAuthenticated, RateLimited
 from app.models import Role, User
 from app.schemas import PasswordChange, TokenRead
@@ -34,13 +42,14 @@ def login_page(request: Request, user: OptionalUser, settings: SettingsDep, next
     warning = insecure_cookie_warning(
         cookie_secure=settings.cookie_secure, scheme=request.url.scheme, host=request.url.hostname
     )
-    return render(request, "login.html", next=_safe_next(next), error=None, warning=warning)
+    return render(request, "login.html", next=_safe_next(next), error=None, warning=warning, username="")
 
 
 @router.post("/login", response_class=HTMLResponse, name="login", dependencies=[CsrfProtected])
 def login(
     request: Request,
     session: SessionDep,
+    sessions: SessionsDep,
     settings: SettingsDep,
     browser: BrowserSession,
     username: Annotated[str, Form()],
@@ -55,11 +64,16 @@ def login(
             client=_client(request),
             max_failures=settings.login_max_failures,
             window_s=settings.login_window_s,
+            sessions=sessions,
         )
     except NotAuthenticated as exc:
-        return render(request, "login.html", next=_safe_next(next), error=exc.message, status_code=401)
+        return render(
+            request, "login.html", next=_safe_next(next), error=exc.message, username=username, status_code=401
+        )
     except RateLimited as exc:
-        page = render(request, "login.html", next=_safe_next(next), error=exc.message, status_code=429)
+        page = render(
+            request, "login.html", next=_safe_next(next), error=exc.message, username=username, status_code=429
+        )
         page.headers["Retry-After"] = str(exc.retry_after_s)
         return page
     _log_in(browser, user)
@@ -126,6 +140,20 @@ def api_change_password(
     return _token(request, user, settings)
 
 
+class PasswordForm:
+    """The OAuth2 password flow's form, as `OAuth2PasswordRequestForm` reads it, but saying in the schema that a
+    username and a password are required and not empty (an empty form field counts as missing)."""
+
+    def __init__(
+        self,
+        username: Annotated[str, Form(min_length=1, max_length=1024)],
+        password: Annotated[str, Form(min_length=1, max_length=1024, json_schema_extra={"format": "password"})],
+        grant_type: Annotated[str, Form(pattern="^password$")] = "password",
+        scope: Annotated[str, Form()] = "",
+    ) -> None:
+        self.username, self.password, self.grant_type, self.scopes = username, password, grant_type, scope.split()
+
+
 def _token(request: Request, user: User, settings: SettingsDep) -> TokenRead:
     token = request.app.state.signer.issue_token(user.id, user.auth_epoch)
     return TokenRead(access_token=token, expires_in=settings.token_ttl_s)
@@ -135,8 +163,9 @@ def _token(request: Request, user: User, settings: SettingsDep) -> TokenRead:
 def issue_token(
     request: Request,
     session: SessionDep,
+    sessions: SessionsDep,
     settings: SettingsDep,
-    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    form: Annotated[PasswordForm, Depends()],
 ) -> Response | TokenRead:
     try:
         user = user_service.authenticate(
@@ -146,6 +175,7 @@ def issue_token(
             client=_client(request),
             max_failures=settings.login_max_failures,
             window_s=settings.login_window_s,
+            sessions=sessions,
         )
     except NotAuthenticated as exc:
         from fastapi.responses import JSONResponse

@@ -14,7 +14,7 @@ from app.services import assignment as assignment_service
 from app.services import screening as screening_service
 from app.services import users as user_service
 from app.services.agreement import report
-from app.web import excerpt, render
+from app.web import excerpt, redirect_after_post, render
 
 router = APIRouter(prefix="/dashboard", tags=["dashboards"])
 
@@ -276,8 +276,10 @@ def labeler_action(
     action: Annotated[str, Form()],
     reason: Annotated[str, Form()] = "",
 ) -> RedirectResponse:
-    screening_service.act_on_labeler_id(session, user_id=user_id, actor=user, action=action, reason=reason)  # type: ignore[arg-type]
-    return RedirectResponse(request.app.url_path_for("dashboard_labelers"), status_code=303)
+    done = screening_service.act_on_labeler_id(session, user_id=user_id, actor=user, action=action, reason=reason)  # type: ignore[arg-type]
+    status = done.status.value.replace("_", " ")
+    url = f"{request.app.url_path_for('dashboard_labelers')}#labeler-{user_id}"
+    return redirect_after_post(request, url, message=f"{done.username}: {action} done; their account is now {status}.")
 
 
 @router.post("/tasks/{task_id}/adjudicate", name="dashboard_adjudicate")
@@ -294,5 +296,10 @@ def promote(
     task_id: int, request: Request, session: SessionDep, user: CurrentResearcher, back: Annotated[str, Form()] = ""
 ) -> RedirectResponse:
     screening_service.promote_task_id(session, task_id=task_id, actor=user)
-    safe = back.startswith("/") and not back.startswith("//")
-    return RedirectResponse(back if safe else request.app.url_path_for("dashboard_disagreements"), status_code=303)
+    safe = back.startswith("/") and not back.startswith("//") and "#" not in back
+    url = back if safe else f"{request.app.url_path_for('dashboard_disagreements')}#task-{task_id}"
+    message = (
+        f"Task {task_id} is a gold task now: researchers are served it to rank, and once one has, labelers get it "
+        "as a hidden check."
+    )
+    return redirect_after_post(request, url, message=message)

@@ -14,11 +14,13 @@ from app.schemas.jobs import (
     ScheduleCreate,
     ScheduleRead,
     ScheduleUpdate,
+    StorageRead,
     WorkerRead,
 )
 from app.services import jobs as job_service
 from app.services import model_registry
 from app.services import schedules as schedule_service
+from app.services import storage as storage_service
 from app.services import workers as worker_service
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
@@ -52,7 +54,10 @@ def get_job(job_id: int, session: SessionDep, _user: CurrentResearcher) -> JobRe
     "/jobs/{job_id}/file",
     response_class=FileResponse,
     name="job_file",
-    responses={200: {"content": {"application/x-ndjson": {}}, "description": "the export job's JSON lines"}},
+    responses={
+        200: {"content": {"application/x-ndjson": {}}, "description": "the export job's JSON lines"},
+        409: {"description": "the job has not succeeded (yet)"},
+    },
 )
 def job_file(job_id: int, session: SessionDep, settings: SettingsDep, _user: CurrentResearcher) -> FileResponse:
     """Download what a succeeded export job wrote."""
@@ -78,8 +83,12 @@ def list_schedules(session: SessionDep, _user: CurrentResearcher) -> list[Schedu
 
 
 @router.post("/schedules", response_model=ScheduleRead, status_code=201, name="create_schedule")
-def create_schedule(body: ScheduleCreate, session: SessionDep, _user: CurrentResearcher) -> ScheduleRead:
-    schedule = schedule_service.create_schedule(session, **body.model_dump())
+def create_schedule(
+    body: ScheduleCreate, session: SessionDep, settings: SettingsDep, _user: CurrentResearcher
+) -> ScheduleRead:
+    schedule = schedule_service.create_schedule(
+        session, **body.model_dump(), min_interval_s=settings.schedule_min_interval_s
+    )
     return ScheduleRead.model_validate(schedule)
 
 
@@ -90,11 +99,14 @@ def get_schedule(schedule_id: int, session: SessionDep, _user: CurrentResearcher
 
 @router.patch("/schedules/{schedule_id}", response_model=ScheduleRead, name="update_schedule")
 def update_schedule(
-    schedule_id: int, body: ScheduleUpdate, session: SessionDep, _user: CurrentResearcher
+    schedule_id: int, body: ScheduleUpdate, session: SessionDep, settings: SettingsDep, _user: CurrentResearcher
 ) -> ScheduleRead:
     schedule = schedule_service.get_schedule(session, schedule_id=schedule_id)
     changes = body.model_dump(exclude_unset=True)
-    return ScheduleRead.model_validate(schedule_service.update_schedule(session, schedule=schedule, changes=changes))
+    updated = schedule_service.update_schedule(
+        session, schedule=schedule, changes=changes, min_interval_s=settings.schedule_min_interval_s
+    )
+    return ScheduleRead.model_validate(updated)
 
 
 @router.delete("/schedules/{schedule_id}", status_code=204, response_class=Response, name="delete_schedule")
@@ -107,3 +119,10 @@ def delete_schedule(schedule_id: int, session: SessionDep, _user: CurrentResearc
 @router.get("/models", response_model=list[ModelVersionRead], name="list_models")
 def list_models(session: SessionDep, _user: CurrentResearcher, kind: ModelKind | None = None) -> list[ModelVersionRead]:
     return [ModelVersionRead.model_validate(m) for m in model_registry.list_models(session, kind=kind)]
+
+
+@router.get("/storage", response_model=StorageRead, name="storage_report")
+def storage_report(session: SessionDep, settings: SettingsDep, _user: CurrentResearcher) -> StorageRead:
+    """What uses the data folder's disk, and what `ranklab storage --apply` would remove (this removes nothing)."""
+    report = storage_service.configured_report(session, settings=settings)
+    return StorageRead.model_validate(storage_service.report_dict(report))

@@ -12,11 +12,13 @@ from app.deps import CurrentResearcher, SessionDep, SettingsDep
 from app.enums import WorkerStatus
 from app.models import Job, JobKind, JobStatus, ModelVersion, Schedule
 from app.schemas.jobs import JOB_KINDS, JobRead
-from app.services import job_queue
+from app.services import job_queue, param_forms
 from app.services import jobs as job_service
 from app.services import schedules as schedule_service
+from app.services import storage as storage_service
 from app.services import workers as worker_service
 from app.services.job_queue import Waiting
+from app.services.storage import StorageReport
 from app.services.workers import WorkerView
 from app.web import render
 
@@ -51,7 +53,8 @@ def param_docs() -> list[dict[str, Any]]:
             for name, f in spec.params_model.model_fields.items()
         ]
         example = json.dumps(spec.example, indent=2)
-        kinds.append({"kind": kind.value, "doc": spec.description, "fields": fields, "example": example})
+        form = param_forms.form_for(spec.params_model, values=spec.example, id_prefix=f"{kind.value}-")
+        kinds.append({"kind": kind.value, "doc": spec.description, "fields": fields, "example": example, "form": form})
     return kinds
 
 
@@ -137,6 +140,20 @@ def worker_row(view: WorkerView, request: Request) -> dict[str, Any]:
     }
 
 
+def storage_view(report: StorageReport) -> dict[str, Any]:
+    """The jobs page's Storage section: what uses the disk, how much is free, what the cleanup would remove."""
+    size = storage_service.human_bytes
+    return {
+        "total": size(report.total_bytes),
+        "free": size(report.free_bytes),
+        "disk": size(report.disk_bytes),
+        "rows": [{"what": u.category, "size": size(u.bytes)} for u in report.usage if u.bytes],
+        "database": f"{report.database}: {size(report.database_bytes)}",
+        "removable": size(report.removable_bytes) if report.removals else "",
+        "removals": len(report.removals),
+    }
+
+
 @router.get("/jobs", response_class=HTMLResponse, name="jobs_page")
 def jobs_page(request: Request, session: SessionDep, settings: SettingsDep, user: CurrentResearcher) -> HTMLResponse:
     rows = [job_row(j) for j in job_service.list_jobs(session, limit=100)]
@@ -153,6 +170,7 @@ def jobs_page(request: Request, session: SessionDep, settings: SettingsDep, user
         stopped_workers=stopped,
         kinds=param_docs(),
         example_params=example,
+        storage=storage_view(storage_service.configured_report(session, settings=settings)),
     )
 
 

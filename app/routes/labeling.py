@@ -10,7 +10,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.config import Settings
-from app.deps import CurrentLabeler, CurrentResearcher, CurrentUser, SessionDep, SettingsDep
+from app.deps import CurrentResearcher, CurrentUser, SessionDep, SettingsDep, may_rank
 from app.models import FLAGS, Role, User, UserStatus
 from app.services import guidelines as guideline_service
 from app.services import rankings as ranking_service
@@ -45,7 +45,11 @@ FLAG_VIEW = [{"name": f, "key": FLAG_KEYS[f][0], "label": FLAG_KEYS[f][1]} for f
 
 
 @router.get("/label", response_class=HTMLResponse, name="labeling_page")
-def labeling_page(request: Request, session: SessionDep, settings: SettingsDep, labeler: CurrentLabeler) -> Response:
+def labeling_page(request: Request, session: SessionDep, settings: SettingsDep, labeler: CurrentUser) -> Response:
+    if not may_rank(labeler):  # screening ended under review, paused...: a page that says so, with the menu
+        guidelines = request.app.url_path_for("guidelines_page") if guideline_service.current_version(session) else ""
+        view = not_now_view(session, labeler, guidelines_url=str(guidelines))
+        return render(request, "labeling/not_now.html", user=labeler, view=view)
     app = request.app
     view = {
         "next_url": app.url_path_for("api_next_task"),
@@ -65,6 +69,31 @@ def labeling_page(request: Request, session: SessionDep, settings: SettingsDep, 
         "flag_keys_json": json.dumps(FLAG_VIEW),
     }
     return render(request, "labeling/rank.html", user=labeler, view=view)
+
+
+NOT_NOW = {
+    UserStatus.pending_review: (
+        "Your screening is under review",
+        "You have ranked every screening task. Your rankings did not agree closely enough with the researchers' to "
+        "start straight away, so a researcher is reviewing your answers. You can rank again once they approve you; "
+        "until then there is nothing to rank here.",
+    ),
+    UserStatus.paused: ("Your account is paused", "A researcher paused your account and will get back to you."),
+}
+"""What the ranking page says to a labeler who may not rank now, by status (others: the generic sentence)."""
+
+
+def not_now_view(session: SessionDep, user: User, *, guidelines_url: str) -> dict[str, object]:
+    """Title and sentences for a labeler who may not rank now (no task tools, no progress counter)."""
+    status = user.status.value.replace("_", " ")
+    title, text = NOT_NOW.get(user.status, (f"Your account is {status}", "A researcher will get back to you."))
+    done = screening_service.screening_rankings_done(session, user=user) if user.role == Role.labeler else 0
+    return {
+        "title": title,
+        "text": text,
+        "screened": f"Screening tasks you ranked: {done}." if done else "",
+        "guidelines_url": guidelines_url,
+    }
 
 
 def _screening_view(session: SessionDep, labeler: User, settings: Settings) -> dict[str, int] | None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy import text
 
+from app.config import ROOT_DIR
 from app.deps import OptionalUser, SessionDep
 from app.models import Role, User, UserStatus
 from app.schemas import HealthRead
@@ -27,7 +28,9 @@ def home(request: Request, user: OptionalUser) -> Response:
 def api_docs(request: Request) -> Response:
     """Swagger UI from the vendored files, under the site's own CSP (no CDN, no inline script)."""
     openapi_url = request.app.openapi_url or "/api/openapi.json"
-    return templates.TemplateResponse(request, "api_docs.html", {"openapi_url": openapi_url})
+    # the session's CSRF token, so "Try it out" can write with the login cookie (api-docs.js sends it as a header)
+    context = {"openapi_url": openapi_url, "csrf_token": request.state.session.csrf}
+    return templates.TemplateResponse(request, "api_docs.html", context)
 
 
 STATUS_NOTES = {
@@ -46,6 +49,12 @@ def home_view(user: User) -> dict[str, str]:
         "status": user.status.value.replace("_", " "),
         "note": STATUS_NOTES.get(user.status, "") if user.role == Role.labeler else "",
     }
+
+
+@router.get("/favicon.ico", include_in_schema=False, name="favicon")
+def favicon() -> FileResponse:
+    """Browsers ask for /favicon.ico on their own (the pages also link the SVG)."""
+    return FileResponse(ROOT_DIR / "app" / "static" / "favicon.ico", media_type="image/x-icon")
 
 
 @router.get("/healthz", response_model=HealthRead, name="healthz", tags=["ops"])

@@ -14,9 +14,10 @@ from app.models import Split, TaskKind, TaskStatus, User
 from app.services import imports as import_service
 from app.services import prompts as prompt_service
 from app.services import rankings as ranking_service
+from app.services import revisions as revision_service
 from app.services import screening as screening_service
 from app.services import tasks as task_service
-from app.web import excerpt, render
+from app.web import excerpt, redirect_after_post, render
 
 router = APIRouter(tags=["researcher pages"])
 PAGE = 50
@@ -63,11 +64,11 @@ def upload_prompts(
             result = import_service.import_prompts_file(
                 session, data=file.file.read(), filename=file.filename or "", created_by=user, split_ratios=ratios
             )
-        message, error = f"Imported {result.created} new prompt(s); {result.duplicates} duplicate(s) skipped.", ""
     except DomainError as exc:
-        message, error = "", exc.message
-    view = {**_prompts_view(session, "", None, 0), "message": message, "error": error}
-    return render(request, "researcher/prompts.html", user=user, view=view, status_code=422 if error else 200)
+        view = {**_prompts_view(session, "", None, 0), "error": exc.message}
+        return render(request, "researcher/prompts.html", user=user, view=view, status_code=422)
+    done = f"Imported {result.created} new prompt(s); {result.duplicates} duplicate(s) skipped."
+    return redirect_after_post(request, str(request.app.url_path_for("prompts_page")), message=done)
 
 
 def _tasks_view(
@@ -118,11 +119,11 @@ def upload_tasks(
     try:
         with session.begin_nested():
             ids = import_service.import_tasks_file(session, data=file.file.read(), created_by=user)
-        message, error = f"Imported {len(ids)} task(s).", ""
     except DomainError as exc:
-        message, error = "", exc.message
-    view = {**_tasks_view(session, "", None, None, 0), "message": message, "error": error}
-    return render(request, "researcher/tasks.html", user=user, view=view, status_code=422 if error else 200)
+        view = {**_tasks_view(session, "", None, None, 0), "error": exc.message}
+        return render(request, "researcher/tasks.html", user=user, view=view, status_code=422)
+    url = str(request.app.url_path_for("tasks_page"))
+    return redirect_after_post(request, url, message=f"Imported {len(ids)} task(s).")
 
 
 @router.get("/tasks/{task_id}", response_class=HTMLResponse, name="task_detail_page")
@@ -133,11 +134,22 @@ def task_detail_page(request: Request, session: SessionDep, user: CurrentResearc
     return render(request, "researcher/task_detail.html", user=user, view=view)
 
 
+def their_letters(shown: list[int], label: dict[int, str]) -> str:
+    """'their A = C, their B = A, ...': the letters one labeler saw (their shuffle) in this page's letters, so a note
+    citing "output D" can be read; '' when they saw this page's order."""
+    pairs = [("ABCDEFGHI"[i], label[cid]) for i, cid in enumerate(shown) if cid in label]
+    if all(theirs == ours for theirs, ours in pairs):
+        return ""
+    return ", ".join(f"their {theirs} = {ours}" for theirs, ours in pairs)
+
+
 def _task_view(session: SessionDep, task_id: int, user: User) -> dict[str, object]:
     task = task_service.get_task(session, task_id=task_id)
     label = {item.completion_id: "ABCDEFGHI"[i] for i, item in enumerate(task.items)}
     rankings = []
-    for ranking, username in ranking_service.rankings_for_task(session, task_id=task_id):
+    found = ranking_service.rankings_for_task(session, task_id=task_id)
+    seen = revision_service.display_orders(session, rankings=[r for r, _ in found])
+    for ranking, username in found:
         flags = {i.completion_id: i.flags for i in ranking.items}
         ratings = {i.completion_id: i.rating for i in ranking.items}
         rankings.append(
@@ -150,6 +162,7 @@ def _task_view(session: SessionDep, task_id: int, user: User) -> dict[str, objec
                 "ratings": ", ".join(f"{label[c]}: {r}" for c, r in ratings.items() if r is not None),
                 "flags": "; ".join(f"{label[c]}: {', '.join(f)}" for c, f in flags.items() if f),
                 "note": ranking.note,
+                "their_letters": their_letters(seen[ranking.id], label),
                 "seconds": round((ranking.time_spent_ms or 0) / 1000, 1),
                 "guideline_version": f"v{ranking.guideline_version}" if ranking.guideline_version else "—",
                 "at": f"{ranking.created_at:%Y-%m-%d %H:%M}",

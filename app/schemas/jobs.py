@@ -12,20 +12,22 @@ from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.enums import WorkerState, WorkerStatus
 from app.errors import InvalidInput
 from app.models import MAX_K, MIN_K, JobKind, JobStatus, ModelKind, ModelVersion, Prompt, Split
-from app.schemas.params import JobParams, RankingFilter
+from app.schemas.dpo import TrainDpoParams
+from app.schemas.fields import Flag, Id, Whole
+from app.schemas.params import JobParams, RankingFilter, check_files_kept, existing_ids
+from app.schemas.sft import TrainSftParams
 from app.schemas.training import EvaluateParams, TrainPolicyParams, TrainRewardParams
 
 
 class SampleParams(JobParams):
     """Params of the sampling job."""
 
-    prompt_ids: list[int] | None = Field(default=None, min_length=1, max_length=100_000)
+    prompt_ids: list[Id] | None = Field(default=None, min_length=1, max_length=100_000)
     """Exactly these prompts (ids). Give this, or `split`, or `n_unlabeled`."""
     split: Split | None = None
     """Prompts of this split, lowest ids first (with `limit`); with `n_unlabeled` it narrows those."""
@@ -35,7 +37,7 @@ class SampleParams(JobParams):
     """Up to this many prompts that have no ranking task yet, lowest ids first."""
     k: int = Field(default=4, ge=MIN_K, le=MAX_K)
     """Completions per prompt (4..9)."""
-    policy_version: int | None = Field(default=None, ge=1)
+    policy_version: Id | None = None
     """ModelVersion id to sample from; default: the newest policy, else the newest SFT model."""
     temperature: float = Field(default=1.0, ge=0.0, le=5.0)
     """Softmax temperature; 0 is greedy decoding."""
@@ -51,6 +53,10 @@ class SampleParams(JobParams):
     """Priority of the new tasks in the labelers' pool (higher first)."""
     batch_size: int = Field(default=32, ge=1, le=4096)
     """Sequences per generate call; tasks are written after every batch of prompts."""
+    followups: Flag = False
+    """Continue multi-turn prompts: a prompt whose metadata lists `followups` (later user turns, e.g. MT-Bench's
+    second questions) also gets the next conversation — itself, its first sampled answer, the next user turn — as a
+    prompt of its own (same split), sampled later in the same job."""
 
     @model_validator(mode="after")
     def _one_source(self) -> SampleParams:
@@ -66,15 +72,14 @@ class SampleParams(JobParams):
     def check_references(self, session: Session) -> None:
         """The chosen prompts and policy version exist (and the version is not a reward model)."""
         if self.prompt_ids is not None:
-            wanted = set(self.prompt_ids)
-            found = set(session.scalars(select(Prompt.id).where(Prompt.id.in_(wanted))))
-            missing = sorted(wanted - found)
+            missing = sorted(set(self.prompt_ids) - existing_ids(session, Prompt.id, self.prompt_ids))
             if missing:
                 raise InvalidInput(f"params.prompt_ids: no prompt with id {', '.join(map(str, missing[:10]))}")
         if self.policy_version is not None:
             model = session.get(ModelVersion, self.policy_version)
             if model is None or model.kind == ModelKind.reward:
                 raise InvalidInput(f"params.policy_version: no SFT or policy model with id {self.policy_version}")
+            check_files_kept(model, "policy_version")
 
     def sampling_record(self) -> dict[str, Any]:
         """The sampling parameters recorded on every completion."""
@@ -124,6 +129,12 @@ JOB_KINDS: dict[JobKind, JobKindSpec[Any]] = {
             description="Sample K completions per prompt from a policy and turn each prompt into one ranking task.",
         ),
         JobKindSpec(
+            JobKind.train_sft,
+            TrainSftParams,
+            example={"epochs": 2, "learning_rate": 2e-5, "packing": True},
+            description="Fine-tune a base or SFT model on the accepted demonstrations (loss on the answers only).",
+        ),
+        JobKindSpec(
             JobKind.train_reward,
             TrainRewardParams,
             example={},
@@ -134,6 +145,12 @@ JOB_KINDS: dict[JobKind, JobKindSpec[Any]] = {
             TrainPolicyParams,
             example={"steps": 64, "batch_size": 64, "kl_coef": 0.02},
             description="Fine-tune a policy against a reward model with PPO, near its SFT model (a KL penalty).",
+        ),
+        JobKindSpec(
+            JobKind.train_dpo,
+            TrainDpoParams,
+            example={"loss_type": "dpo", "beta": 0.1, "epochs": 1},
+            description="Train a policy on the rankings directly with DPO (no reward model; one pass per output).",
         ),
         JobKindSpec(
             JobKind.evaluate,
@@ -208,15 +225,15 @@ class ScheduleCreate(BaseModel):
     kind: JobKind
     params: dict[str, Any] = Field(default_factory=dict)
     cron: str | None = Field(default=None, max_length=100)
-    min_new_rankings: int | None = Field(default=None, ge=1, le=1_000_000_000)
-    enabled: bool = True
+    min_new_rankings: Whole | None = Field(default=None, ge=1, le=1_000_000_000)
+    enabled: Flag = True
 
 
 class ScheduleUpdate(BaseModel):
     params: dict[str, Any] | None = None
     cron: str | None = Field(default=None, max_length=100)
-    min_new_rankings: int | None = Field(default=None, ge=1, le=1_000_000_000)
-    enabled: bool | None = None
+    min_new_rankings: Whole | None = Field(default=None, ge=1, le=1_000_000_000)
+    enabled: Flag | None = None
 
 
 class ScheduleRead(BaseModel):
@@ -246,3 +263,31 @@ class ModelVersionRead(BaseModel):
     job_id: int | None
     metrics: dict[str, Any]
     created_at: datetime
+
+
+class StorageUsageRead(BaseModel):
+    category: str
+    bytes: int
+    entries: int
+
+
+class StorageRemovalRead(BaseModel):
+    what: str = Field(description="checkpoint, model folder, model files or export")
+    path: str
+    bytes: int
+    reason: str
+    model_version_id: int | None
+
+
+class StorageRead(BaseModel):
+    """What uses the data folder's disk, and what `ranklab storage --apply` would remove (nothing is removed here)."""
+
+    data_dir: str
+    total_bytes: int
+    free_bytes: int = Field(description="Free space on the disk that holds the data folder.")
+    disk_bytes: int
+    database: str
+    database_bytes: int
+    usage: list[StorageUsageRead]
+    removals: list[StorageRemovalRead]
+    removable_bytes: int

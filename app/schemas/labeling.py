@@ -3,17 +3,36 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.models import MAX_OVERLAP, MAX_PRIORITY, Split, TaskKind, TaskStatus, UserStatus
+from app.models import MAX_OVERLAP, MAX_PRIORITY, Split, TaskKind, TaskStatus, TaskType, UserStatus
+from app.schemas.fields import Flag, Id, Whole
+
+
+class Message(BaseModel):
+    """One turn of a conversation."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str = Field(max_length=100_000)
 
 
 class PromptIn(BaseModel):
-    text: str = Field(max_length=100_000)
+    """A prompt: plain ``text`` (one user message; an HH transcript is read as its turns) or ``messages``."""
+
+    text: str | None = Field(default=None, max_length=100_000)
+    messages: list[Message] | None = Field(
+        default=None, max_length=200, description="the conversation, ending with a user message"
+    )
     split: Split | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> PromptIn:
+        if (self.text is None) == (self.messages is None):
+            raise ValueError("give either 'text' or 'messages'")
+        return self
 
 
 class PromptsCreate(BaseModel):
@@ -33,6 +52,7 @@ class PromptRead(BaseModel):
 
     id: int
     text: str
+    messages: list[Message]
     split: Split
     source: str
     metadata: dict[str, Any] = Field(validation_alias="meta")
@@ -45,13 +65,15 @@ class PromptPage(BaseModel):
 
 
 class TaskCreate(BaseModel):
-    prompt: int | str = Field(description="an existing prompt id, or the prompt text")
+    prompt: Id | str | list[Message] = Field(
+        description="an existing prompt id, the prompt text, or the conversation (messages ending with a user turn)"
+    )
     completions: list[str]
     model: str = Field(default="", max_length=200)
     kind: TaskKind = TaskKind.production
-    overlap: int = Field(default=1, ge=1, le=MAX_OVERLAP)
-    priority: int = Field(default=0, ge=-MAX_PRIORITY, le=MAX_PRIORITY)
-    gold_ranking: list[list[int]] | None = Field(
+    overlap: Whole = Field(default=1, ge=1, le=MAX_OVERLAP)
+    priority: Whole = Field(default=0, ge=-MAX_PRIORITY, le=MAX_PRIORITY)
+    gold_ranking: list[list[Whole]] | None = Field(
         default=None, description="gold and screening kinds: the researcher's ranking, buckets of completion indexes"
     )
 
@@ -111,9 +133,16 @@ class RankingRead(BaseModel):
     """On a submit by a labeler in screening: how many screening tasks they have ranked."""
 
 
+class PromptView(BaseModel):
+    id: int
+    text: str
+    messages: list[Message]
+    """The conversation; the outputs are candidates for the next assistant turn."""
+
+
 class TaskDetail(BaseModel):
     id: int
-    prompt: CompletionRead
+    prompt: PromptView
     kind: TaskKind
     status: TaskStatus
     overlap: int
@@ -122,22 +151,21 @@ class TaskDetail(BaseModel):
     rankings: list[RankingRead]
 
 
-class PromptView(BaseModel):
-    id: int
-    text: str
-
-
 class AssignmentRead(BaseModel):
     assignment_id: int
+    task_type: TaskType = TaskType.ranking
+    """ranking: rank the completions; demonstration: write the answer (the completions are starting points)."""
     prompt: PromptView
     completions: list[CompletionRead]
     expires_at: datetime
+    kind: TaskKind | None = None
+    """The task's kind, for researchers only (a labeler never learns that a task is a hidden gold check)."""
 
 
 class RankingSubmit(BaseModel):
-    ranking: list[list[int]] = Field(max_length=20)
-    not_rankable: bool = False
-    ratings: dict[int, int] = Field(default_factory=dict)
+    ranking: list[list[Id]] = Field(max_length=20)
+    not_rankable: Flag = False
+    ratings: dict[int, Whole] = Field(default_factory=dict)
     flags: dict[int, list[str]] = Field(default_factory=dict)
     note: str = ""
     idempotency_key: str
@@ -168,9 +196,9 @@ class RevisionView(BaseModel):
 
 
 class RankingRevise(BaseModel):
-    ranking: list[list[int]] = Field(max_length=20)
-    not_rankable: bool = False
-    ratings: dict[int, int] = Field(default_factory=dict)
+    ranking: list[list[Id]] = Field(max_length=20)
+    not_rankable: Flag = False
+    ratings: dict[int, Whole] = Field(default_factory=dict)
     flags: dict[int, list[str]] = Field(default_factory=dict)
     note: str = ""
 

@@ -8,7 +8,8 @@ from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput
 from app.models import ModelKind, ModelVersion
-from app.schemas.params import JobParams, RankingFilter
+from app.schemas.fields import Id
+from app.schemas.params import JobParams, RankingFilter, check_files_kept
 
 
 class TrainRewardParams(RankingFilter):
@@ -17,7 +18,7 @@ class TrainRewardParams(RankingFilter):
     active_only: bool = True
     """Only rankings by labelers whose account is active (researchers' rankings are always kept)."""
 
-    sft_version: int | None = Field(default=None, ge=1)
+    sft_version: Id | None = None
     """SFT ModelVersion whose backbone the reward model starts from; default: the newest SFT version."""
     weight_by_agreement: bool = False
     """Weight each labeler's rankings by their agreement with researchers (researchers weigh 1)."""
@@ -63,6 +64,7 @@ class TrainRewardParams(RankingFilter):
             model = session.get(ModelVersion, self.sft_version)
             if model is None or model.kind != ModelKind.sft:
                 raise InvalidInput(f"params.sft_version: no SFT model with id {self.sft_version}")
+            check_files_kept(model, "sft_version")
         elif session.scalar(select(ModelVersion.id).where(ModelVersion.kind == ModelKind.sft).limit(1)) is None:
             raise InvalidInput(
                 "no SFT model is registered to start the reward model from: run `ranklab demo` or "
@@ -73,9 +75,9 @@ class TrainRewardParams(RankingFilter):
 class TrainPolicyParams(JobParams):
     """Fine-tune a policy against a reward model with PPO (InstructGPT section 3.5), near its SFT ancestor."""
 
-    policy_version: int | None = Field(default=None, ge=1)
+    policy_version: Id | None = None
     """SFT or policy version to start from; default: the newest SFT version."""
-    reward_version: int | None = Field(default=None, ge=1)
+    reward_version: Id | None = None
     """Reward version that scores the episodes and initialises the value model; default: the newest."""
     max_prompts: int | None = Field(default=None, ge=1, le=1_000_000)
     """Use at most this many train-split prompts (lowest ids first); default: all of them."""
@@ -135,6 +137,7 @@ def _check_version(session: Session, version: int | None, kinds: tuple[ModelKind
         model = session.get(ModelVersion, version)
         if model is None or model.kind not in kinds:
             raise InvalidInput(f"params.{name}: no {wanted} model with id {version}")
+        check_files_kept(model, name)
     elif session.scalar(select(ModelVersion.id).where(ModelVersion.kind.in_(kinds)).limit(1)) is None:
         hint = "train one first (train_reward)" if kinds == (ModelKind.reward,) else "run `ranklab demo`"
         raise InvalidInput(f"params.{name}: no {wanted} model is registered; {hint}")
@@ -143,12 +146,13 @@ def _check_version(session: Session, version: int | None, kinds: tuple[ModelKind
 class EvaluateParams(JobParams):
     """Compare a policy with a baseline (its SFT ancestor by default) on eval-split prompts."""
 
-    policy_version: int | None = Field(default=None, ge=1)
+    policy_version: Id | None = None
     """The version to evaluate; default: the newest policy version."""
-    baseline_version: int | None = Field(default=None, ge=1)
+    baseline_version: Id | None = None
     """What it is compared with; default: the policy's SFT ancestor."""
-    reward_version: int | None = Field(default=None, ge=1)
-    """Reward model that scores both; default: the newest reward version."""
+    reward_version: Id | None = None
+    """Reward model that scores both; default: the newest reward version (none registered: the evaluation measures
+    KL, the alignment tax and, with human_eval, human win rates only)."""
     max_prompts: int = Field(default=64, ge=1, le=100_000)
     """Eval-split prompts used (lowest ids first; the validation split when no prompt is in the eval split)."""
     samples_per_prompt: int = Field(default=2, ge=1, le=16)
@@ -179,4 +183,9 @@ class EvaluateParams(JobParams):
         _check_version(session, self.policy_version, (ModelKind.policy, ModelKind.sft), "policy_version")
         if self.baseline_version is not None:
             _check_version(session, self.baseline_version, (ModelKind.policy, ModelKind.sft), "baseline_version")
-        _check_version(session, self.reward_version, (ModelKind.reward,), "reward_version")
+        if self.reward_version is not None:  # without a reward model: KL, human evaluation and perplexity only
+            _check_version(session, self.reward_version, (ModelKind.reward,), "reward_version")
+
+
+check_version = _check_version
+"""InvalidInput unless a version is a model of the given kinds (or, when None, one such model exists)."""

@@ -1,6 +1,7 @@
 """Assignment policy: which task a labeler gets next, as a pipeline of small functions.
 
-next_assignment = maybe_sweep -> live_assignment | (candidate_kinds -> take_task -> lease).
+next_assignment = maybe_sweep -> held_or_lapsed (the live lease, or a lapsed one taken back)
+                  | (candidate_kinds -> take_task -> lease).
 Each step is a plain function so the screening issue can plug in its own kinds or a hidden-gold share.
 The hot path is counted in statements: taking a task is one UPDATE ... RETURNING, and the prompt and
 completions an assignment shows come back in one SELECT (`load_view`).
@@ -12,7 +13,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, and_, exists, func, or_, select, union_all, update
+from sqlalchemy import Select, and_, case, exists, func, or_, select, union_all, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -29,12 +30,14 @@ from app.models import (
     TaskCompletion,
     TaskKind,
     TaskStatus,
+    TaskType,
     User,
     UserStatus,
     utcnow,
 )
 from app.services import screening
 from app.services import tasks as task_service
+from app.services.lease_sweep import maybe_sweep, sweep_expired
 from app.services.tasks import release_slots
 
 OPEN_ENDED_KINDS = frozenset({TaskKind.gold, TaskKind.screening})
@@ -43,18 +46,18 @@ LABELER_KINDS = frozenset({TaskKind.production, TaskKind.eval})
 """Kinds an active labeler is given (hidden gold is added by the screening feature)."""
 RESEARCHER_KINDS = (TaskKind.gold, TaskKind.screening)
 MAX_SKIP_REASON = 2000
-SWEEP_EVERY = timedelta(seconds=5)
-"""A process sweeps expired leases on `next` at most this often (and always before answering "nothing to do")."""
-_last_sweep_at: datetime | None = None
 
 
 @dataclass(frozen=True)
 class AssignmentView:
-    """What an assignment shows: the prompt and the completion texts by id, in task order."""
+    """What an assignment shows: the conversation and the completion texts by id, in task order."""
 
     prompt_id: int
     prompt_text: str
+    prompt_messages: list[dict[str, str]]
     completions: dict[int, str]
+    task_type: TaskType = TaskType.ranking
+    kind: TaskKind = TaskKind.production
 
 
 def candidate_kinds(labeler: User, settings: Settings) -> list[TaskKind]:
@@ -81,16 +84,20 @@ def has_gold_answer() -> ColumnElement[bool]:
     return exists().where(and_(Ranking.task_id == RankingTask.id, Ranking.by_researcher.is_(True)))
 
 
-def take_task(session: Session, *, labeler: User, kinds: list[TaskKind]) -> int | None:
+def take_task(
+    session: Session, *, labeler: User, kinds: list[TaskKind], types: list[TaskType] | None = None
+) -> int | None:
     """Take a slot of the first open task of the first kind that has one, never one this labeler has seen.
 
     One statement for all kinds: UPDATE ... WHERE id = (one locked pick per kind, UNION ALL, LIMIT 1).
     PostgreSQL runs the branches in order and stops at the first row, so no task of a later kind is locked
     (a data-modifying statement never gets a parallel plan); SQLite reads compound selects left to right too.
     """
-    if not kinds:
+    if not kinds or types == []:
         return None
-    picks = [pick_of_kind(labeler=labeler, kind=kind).subquery(f"pick_{i}") for i, kind in enumerate(kinds)]
+    picks = [
+        pick_of_kind(labeler=labeler, kind=kind, types=types).subquery(f"pick_{i}") for i, kind in enumerate(kinds)
+    ]
     first = union_all(*(select(pick.c.id) for pick in picks)).subquery("picks")
     stmt = (
         update(RankingTask)
@@ -101,12 +108,16 @@ def take_task(session: Session, *, labeler: User, kinds: list[TaskKind]) -> int 
     return session.scalar(stmt)
 
 
-def pick_of_kind(*, labeler: User, kind: TaskKind) -> Select[int]:
-    """Highest priority, then newest, open task of one kind; row-locked, skipping rows others hold (PostgreSQL)."""
+def pick_of_kind(*, labeler: User, kind: TaskKind, types: list[TaskType] | None = None) -> Select[int]:
+    """Highest priority, then newest, open task of one kind (and of these types, if given); row-locked, skipping
+    rows others hold (PostgreSQL)."""
     seen = exists().where(and_(Assignment.task_id == RankingTask.id, Assignment.labeler_id == labeler.id))
     where = [RankingTask.status == TaskStatus.open, RankingTask.kind == kind, has_free_slot(), ~seen]
+    if types is not None:
+        where.append(RankingTask.task_type.in_(types))
     if kind in OPEN_ENDED_KINDS and labeler.role == Role.labeler:
-        where.append(has_gold_answer())
+        # a screening demonstration is judged by a researcher's review, not against a gold ranking
+        where.append(or_(RankingTask.task_type == TaskType.demonstration, has_gold_answer()))
     return (
         select(RankingTask.id)
         .where(*where)
@@ -147,49 +158,50 @@ def lease(
     return assignment
 
 
-def sweep_expired(session: Session, *, now: datetime | None = None) -> int:
-    """Mark live assignments past their lease as expired and give their slots back; returns how many."""
-    now = now or utcnow()
-    rows = session.execute(
-        update(Assignment)
-        .where(Assignment.status == AssignmentStatus.active, Assignment.expires_at <= now)
-        .values(status=AssignmentStatus.expired)
-        .returning(Assignment.task_id)
-        .execution_options(synchronize_session=False)
-    ).all()
-    release_slots(session, task_ids=[r[0] for r in rows])
-    return len(rows)
+def held_or_lapsed(session: Session, *, labeler: User, settings: Settings, now: datetime) -> Assignment | None:
+    """The labeler's live assignment; else their newest one whose lease ran out unsent, leased to them again when
+    its task still has a free slot (nobody else took it): their draft of it is in their browser, so they get that
+    task back rather than a new one. One statement when they hold a live lease (the hot path).
 
-
-def maybe_sweep(session: Session, *, now: datetime) -> bool:
-    """Sweep unless this process swept less than SWEEP_EVERY ago; returns whether it swept.
-
-    Skipping is safe: an unswept expired lease is never served as live (live_assignment checks expires_at)
-    nor accepted on submit; it only keeps its slot a few seconds longer.
+    Only a task of a kind they may still be given comes back (no screening task once screening is over).
     """
-    global _last_sweep_at
-    last = _last_sweep_at
-    if last is not None and last <= now < last + SWEEP_EVERY:
-        return False
-    sweep_expired(session, now=now)
-    _last_sweep_at = now
-    return True
-
-
-def live_assignment(session: Session, *, labeler: User, now: datetime | None = None) -> Assignment | None:
-    """The labeler's assignment that is still leased, if any."""
-    now = now or utcnow()
-    stmt = (
-        select(Assignment)
+    live = Assignment.expires_at > now
+    row = session.execute(
+        select(Assignment, RankingTask.kind)
+        .join(RankingTask, RankingTask.id == Assignment.task_id)
         .where(
             Assignment.labeler_id == labeler.id,
-            Assignment.status == AssignmentStatus.active,
-            Assignment.expires_at > now,
+            Assignment.status.in_([AssignmentStatus.active, AssignmentStatus.expired]),
+            Assignment.skip_reason.is_(None),
+            or_(and_(Assignment.status == AssignmentStatus.active, live), RankingTask.status == TaskStatus.open),
         )
-        .order_by(Assignment.id.desc())  # the newest: a researcher who chose a task to adjudicate gets it next
+        # the live lease first (the newest: a researcher who chose a task to adjudicate gets it next)
+        .order_by(case((and_(Assignment.status == AssignmentStatus.active, live), 0), else_=1), Assignment.id.desc())
         .limit(1)
-    )
-    return session.scalars(stmt).first()
+        .with_for_update(of=Assignment)
+        .execution_options(populate_existing=True)  # a sweep in this session updated rows behind the ORM's back
+    ).first()
+    if row is None:
+        return None
+    assignment, kind = row
+    if assignment.status == AssignmentStatus.active and assignment.expires_at > now:
+        return assignment
+    if kind not in _kinds_ever_given(labeler, settings):
+        return None
+    if assignment.status == AssignmentStatus.expired and not _retake_slot(session, task_id=assignment.task_id):
+        return None
+    assignment.status = AssignmentStatus.active  # an unswept lapsed lease still holds its slot
+    assignment.expires_at = now + timedelta(minutes=settings.lease_minutes)
+    session.flush()
+    return assignment
+
+
+def _kinds_ever_given(labeler: User, settings: Settings) -> set[TaskKind]:
+    """Every kind this person may be given now (hidden gold included for an active labeler)."""
+    kinds = set(candidate_kinds(labeler, settings))
+    if labeler.role == Role.labeler and labeler.status == UserStatus.active:
+        kinds.add(TaskKind.gold)
+    return kinds
 
 
 def lock_labeler(session: Session, *, labeler: User) -> None:
@@ -217,18 +229,23 @@ def next_assignment_view(
     settings: Settings,
     now: datetime | None = None,
     rng: random.Random | None = None,
+    task_type: TaskType | None = None,
 ) -> tuple[Assignment, AssignmentView] | None:
-    """next_assignment together with what it shows (read in the same round trip that a new lease needs)."""
+    """next_assignment together with what it shows (read in the same round trip that a new lease needs).
+    ``task_type``: only tasks of this type (a labeler who wants to write demonstrations, or only to rank)."""
     now = now or utcnow()
     swept = maybe_sweep(session, now=now)
     lock_labeler(session, labeler=labeler)
-    live = live_assignment(session, labeler=labeler, now=now)
+    live = held_or_lapsed(session, labeler=labeler, settings=settings, now=now)
     if live is not None:
         return live, load_view(session, task_id=live.task_id)
     kinds = screening.with_hidden_gold(candidate_kinds(labeler, settings), labeler=labeler, settings=settings, rng=rng)
-    task_id = take_task(session, labeler=labeler, kinds=kinds)
+    types = screening.task_types_for(session, settings=settings, user=labeler)
+    if task_type is not None:
+        types = [t for t in (types if types is not None else list(TaskType)) if t == task_type]
+    task_id = take_task(session, labeler=labeler, kinds=kinds, types=types)
     if task_id is None and not swept and sweep_expired(session, now=now):
-        task_id = take_task(session, labeler=labeler, kinds=kinds)
+        task_id = take_task(session, labeler=labeler, kinds=kinds, types=types)
     if task_id is None:
         return None
     view = load_view(session, task_id=task_id)
@@ -328,20 +345,35 @@ def skip_assignment(
 
 
 def load_view(session: Session, *, task_id: int) -> AssignmentView:
-    """The task's prompt and completion texts (in task order), in one statement."""
+    """The task's conversation and completion texts (in task order; a demonstration may have none), in one statement."""
     rows = session.execute(
-        select(Prompt.id, Prompt.text, TaskCompletion.completion_id, Completion.text)
-        .select_from(TaskCompletion)
-        .join(Completion, Completion.id == TaskCompletion.completion_id)
-        .join(RankingTask, RankingTask.id == TaskCompletion.task_id)
+        select(
+            Prompt.id,
+            Prompt.text,
+            Prompt.messages,
+            RankingTask.task_type,
+            RankingTask.kind,
+            TaskCompletion.completion_id,
+            Completion.text,
+        )
+        .select_from(RankingTask)
         .join(Prompt, Prompt.id == RankingTask.prompt_id)
-        .where(TaskCompletion.task_id == task_id)
+        .outerjoin(TaskCompletion, TaskCompletion.task_id == RankingTask.id)
+        .outerjoin(Completion, Completion.id == TaskCompletion.completion_id)
+        .where(RankingTask.id == task_id)
         .order_by(TaskCompletion.position)
     ).all()
-    if not rows:  # pragma: no cover - a task always has completions
-        raise NotFound(f"task {task_id} is gone or has no completions")
-    prompt_id, prompt_text = rows[0][0], rows[0][1]
-    return AssignmentView(prompt_id=prompt_id, prompt_text=prompt_text, completions={r[2]: r[3] for r in rows})
+    if not rows:
+        raise NotFound(f"task {task_id} is gone")
+    first = rows[0]
+    return AssignmentView(
+        prompt_id=first[0],
+        prompt_text=first[1],
+        prompt_messages=list(first[2]),
+        completions={r[5]: r[6] for r in rows if r[5] is not None},
+        task_type=first[3],
+        kind=first[4],
+    )
 
 
 def count_open(session: Session, *, kind: TaskKind | None = None) -> int:

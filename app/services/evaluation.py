@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.metrics import ratio_interval
 from app.metrics.preference import bradley_terry
-from app.models import Completion, Ranking, RankingTask, TaskKind
+from app.models import FLAGS, Completion, Ranking, RankingItem, RankingTask, TaskKind
 
 
 @dataclass(frozen=True)
@@ -86,3 +86,69 @@ def human_evaluation(session: Session) -> HumanEvaluation:
         wins[index[b], index[a]] += games.sum() - won.sum()
     ratings = bradley_terry(wins) if versions else np.array([])
     return HumanEvaluation(pairs, {v: float(r) for v, r in zip(versions, ratings, strict=True)})
+
+
+@dataclass(frozen=True)
+class Share:
+    """A share of outputs with its 95% interval, clustered by ranking (nan under 3 rankings)."""
+
+    value: float
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class VersionCriteria:
+    """How labelers judged one version's outputs in eval tasks, beyond the order (InstructGPT's "metadata")."""
+
+    version: int
+    outputs: int
+    """Judgements of this version's outputs (an output ranked by two labelers counts twice)."""
+    rankings: int
+    mean_rating: float | None
+    """Mean 1-7 rating over the outputs that were rated; None when none was."""
+    rated: int
+    flags: dict[str, Share]
+    """Share of the outputs flagged, per content flag (every flag, zeros included)."""
+
+
+def criteria_by_version(session: Session) -> list[VersionCriteria]:
+    """Per model version: mean rating and the share flagged with each flag, from every eval ranking's items."""
+    rows = session.execute(
+        select(RankingItem.ranking_id, Completion.model_version_id, RankingItem.rating, RankingItem.flags)
+        .join(Ranking, Ranking.id == RankingItem.ranking_id)
+        .join(RankingTask, RankingTask.id == Ranking.task_id)
+        .join(Completion, Completion.id == RankingItem.completion_id)
+        .where(RankingTask.kind == TaskKind.eval, Completion.model_version_id.is_not(None))
+    ).all()
+    # version -> ranking -> (outputs, flagged per flag); version -> ratings
+    units: dict[int, dict[int, list[float]]] = defaultdict(lambda: defaultdict(lambda: [0.0] * (len(FLAGS) + 1)))
+    ratings: dict[int, list[int]] = defaultdict(list)
+    for ranking_id, version, rating, flags in rows:
+        unit = units[version][ranking_id]
+        unit[0] += 1
+        for flag in flags or ():
+            if flag in FLAGS:
+                unit[1 + FLAGS.index(flag)] += 1
+        if rating is not None:
+            ratings[version].append(rating)
+    result = []
+    for version in sorted(units):
+        table = np.array(list(units[version].values()))  # (rankings, 1 + flags): outputs, then flagged counts
+        outputs = table[:, 0]
+        shares = {}
+        for i, flag in enumerate(FLAGS, start=1):
+            low, high = ratio_interval(table[:, i], outputs)
+            shares[flag] = Share(float(table[:, i].sum() / outputs.sum()), low, high)
+        rated = ratings[version]
+        result.append(
+            VersionCriteria(
+                version=version,
+                outputs=int(outputs.sum()),
+                rankings=len(table),
+                mean_rating=float(np.mean(rated)) if rated else None,
+                rated=len(rated),
+                flags=shares,
+            )
+        )
+    return result

@@ -1,4 +1,5 @@
-"""Streamed comparison exports: one JSON line per strict pair (TRL preference format) or per ranking.
+"""Streamed comparison exports: one JSON line per strict pair (TRL's conversational preference format: `prompt` the
+messages, `chosen`/`rejected` one assistant message each) or per ranking.
 
 Every line carries its provenance: task, ranking, a pseudonymous labeler id (HMAC-SHA256 of the user
 id with the secret key, so exports can be joined across time without naming anyone), the labeler's
@@ -13,18 +14,14 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.db import SessionOpener
-from app.errors import InvalidInput
 from app.models import (
-    FLAGS,
     Completion,
     Prompt,
     Ranking,
@@ -34,33 +31,11 @@ from app.models import (
     User,
     UserStatus,
 )
-from app.schemas.params import RankingFilter
 from app.services.agreement import aggregates
+from app.services.export_options import ExportOptions, as_utc, check_options
 
 BATCH = 500
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class ExportOptions:
-    """What to export and which rankings to keep."""
-
-    format: Literal["pairs", "rankings"] = "pairs"
-    active_only: bool = False
-    """Only rankings by labelers whose account is active (researchers' rankings are always kept)."""
-    min_agreement: float | None = None
-    """Only labelers whose agreement with researchers is at least this (researchers are always kept)."""
-    split: Split | None = None
-    exclude_flags: tuple[str, ...] = ()
-    """Leave out outputs that the ranking flagged with any of these flags."""
-    model_versions: tuple[int, ...] | None = None
-    """Only tasks whose outputs these model versions wrote."""
-    since: datetime | None = None
-    """Only rankings submitted at or after this time."""
-    until: datetime | None = None
-    """Only rankings submitted before this time."""
-    ranking_ids: frozenset[int] | None = None
-    """Only these rankings (a resumed training job re-reads exactly the rankings its first attempt chose)."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +46,7 @@ class RankedGroup:
     ranking_id: int
     prompt_id: int
     prompt: str
+    """The short text form of the conversation (app.services.conversations.text_form)."""
     split: Split
     completion_ids: tuple[int, ...]
     """The task's outputs, in task order."""
@@ -83,27 +59,14 @@ class RankedGroup:
     by_researcher: bool
     model_version_ids: tuple[int | None, ...]
     """The model version that wrote each output."""
+    messages: tuple[dict[str, str], ...] = ()
+    """The conversation the outputs answer (each output is the next assistant turn)."""
 
 
 def pseudonym(user_id: int, *, settings: Settings) -> str:
     """A stable pseudonymous labeler id: HMAC-SHA256 of the user id under the secret key (16 hex digits)."""
     key = settings.secret_key.get_secret_value().encode()
     return hmac.new(key, f"labeler:{user_id}".encode(), hashlib.sha256).hexdigest()[:16]
-
-
-def _check(options: ExportOptions) -> None:
-    unknown = sorted(set(options.exclude_flags) - set(FLAGS))
-    if unknown:
-        raise InvalidInput(f"unknown flags {unknown}; allowed: {', '.join(FLAGS)}")
-    if options.format not in ("pairs", "rankings"):
-        raise InvalidInput("format must be 'pairs' or 'rankings'")
-    if options.since is not None and options.until is not None and _utc(options.since) >= _utc(options.until):
-        raise InvalidInput("since must be before until")
-
-
-def _utc(moment: datetime) -> datetime:
-    """A time without a zone is taken as UTC (how every time is stored)."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def labeler_agreement(session: Session) -> dict[int, float | None]:
@@ -127,9 +90,9 @@ def _query(options: ExportOptions) -> Select[Ranking, RankingTask, Prompt, User]
     if options.model_versions is not None:
         stmt = stmt.where(RankingTask.model_version_id.in_(options.model_versions))
     if options.since is not None:
-        stmt = stmt.where(Ranking.created_at >= _utc(options.since))
+        stmt = stmt.where(Ranking.created_at >= as_utc(options.since))
     if options.until is not None:
-        stmt = stmt.where(Ranking.created_at < _utc(options.until))
+        stmt = stmt.where(Ranking.created_at < as_utc(options.until))
     if options.ranking_ids is not None:
         stmt = stmt.where(Ranking.id <= max(options.ranking_ids, default=0))
     return stmt
@@ -166,6 +129,11 @@ def _provenance(
     }
 
 
+def assistant(text: str) -> dict[str, str]:
+    """A completion as the assistant message it is (TRL's conversational format)."""
+    return {"role": "assistant", "content": text}
+
+
 def _kept_buckets(ranking: Ranking, flags: dict[tuple[int, int], set], exclude: set[str]) -> list[list[int]]:
     buckets = [
         [cid for cid in bucket if not (flags.get((ranking.id, cid), set()) & exclude)] for bucket in ranking.buckets
@@ -181,9 +149,9 @@ def _pair_lines(
             for chosen in buckets[better]:
                 for rejected in buckets[worse]:
                     yield {
-                        "prompt": prompt.text,
-                        "chosen": completions[chosen].text,
-                        "rejected": completions[rejected].text,
+                        "prompt": prompt.messages,
+                        "chosen": [assistant(completions[chosen].text)],
+                        "rejected": [assistant(completions[rejected].text)],
                         **base,
                         "chosen_rank": better,
                         "rejected_rank": worse,
@@ -198,8 +166,8 @@ def _ranking_line(
     order = [cid for bucket in buckets for cid in bucket]
     index = {cid: i for i, cid in enumerate(order)}
     return {
-        "prompt": prompt.text,
-        "completions": [completions[cid].text for cid in order],
+        "prompt": prompt.messages,
+        "completions": [[assistant(completions[cid].text)] for cid in order],
         "buckets": [[index[cid] for cid in bucket] for bucket in buckets],
         "models": [completions[cid].model_name for cid in order],
         **base,
@@ -293,6 +261,7 @@ def _batch_groups(
                 labeler_agreement=k.agreement,
                 by_researcher=k.ranking.by_researcher,
                 model_version_ids=tuple(completions[cid].model_version_id for cid in ids),
+                messages=tuple(k.prompt.messages),
             )
         )
     return groups
@@ -309,7 +278,7 @@ def _read_batches(
     """Keyset batches of rankings, each read and built in its own short transaction, closed before it is handed
     out: a consumer that is slow, stops half-way or is never resumed (a client that went away from a streamed
     download) holds no connection, no snapshot and, on SQLite, no write lock."""
-    _check(options)
+    check_options(options)
     with sessions() as session:
         agreement = labeler_agreement(session)
     stmt, last = _query(options), 0
@@ -355,7 +324,7 @@ def export_lines(
     on_batch: Callable[[int], None] | None = None,
 ) -> Iterator[str]:
     """The export as JSON lines (options checked now, before the first line is asked for)."""
-    _check(options)
+    check_options(options)
     records = export_records(sessions, settings=settings, options=options, on_batch=on_batch)
     return (json.dumps(record, ensure_ascii=False) + "\n" for record in records)
 
@@ -363,22 +332,3 @@ def export_lines(
 def single_session(session: Session) -> SessionOpener:
     """A SessionOpener over one caller-owned session (tests, a caller that already holds a transaction)."""
     return lambda: nullcontext(session)
-
-
-def options_from_params(params: RankingFilter) -> ExportOptions:
-    """ExportOptions from an export or training job's parsed params (format and split where the kind has them)."""
-    return ExportOptions(
-        format="rankings" if getattr(params, "format", "pairs") == "rankings" else "pairs",
-        active_only=params.active_only,
-        min_agreement=params.min_agreement,
-        split=getattr(params, "split", None),
-        exclude_flags=tuple(params.exclude_flags),
-        model_versions=tuple(params.model_versions) if params.model_versions else None,
-        since=params.since,
-        until=params.until,
-    )
-
-
-def job_file(data_dir: Path, *, job_id: int, fmt: str) -> Path:
-    """Where the export job `job_id` writes its JSON lines."""
-    return Path(data_dir) / "exports" / f"job-{job_id}-{fmt}.jsonl"

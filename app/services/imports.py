@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from app.db import INT64_MAX
 from app.errors import InvalidInput
 from app.models import PromptSource, Split, TaskKind, User
+from app.services import conversations
 from app.services import prompts as prompt_service
 from app.services import tasks as task_service
 
@@ -89,23 +90,26 @@ def _split(value: Any) -> Split | None:
         raise InvalidInput(f"split {value!r} is not one of train, validation, eval") from exc
 
 
+_PROMPT_FIELDS = ("text", "prompt", "messages", "conversations", "chosen", "rejected", "split")
+
+
 def _prompt_from(raw: Any) -> prompt_service.NewPrompt:
     if isinstance(raw, InvalidInput):
         raise raw
     if not isinstance(raw, Mapping):
-        raise InvalidInput("expected an object with a 'text' field")
-    text = raw.get("text", raw.get("prompt"))
-    prompt_service.check_prompt_text(text)
+        raise InvalidInput("expected an object with 'text', 'prompt', 'messages', 'conversations' or 'chosen'")
+    messages = conversations.from_record(raw)
     metadata = raw.get("metadata")
-    if metadata is None:  # CSV: every other column is metadata
-        metadata = {k: v for k, v in raw.items() if k not in ("text", "prompt", "split") and k and v not in (None, "")}
+    if metadata is None:  # every other field (CSV column) is metadata
+        metadata = {k: v for k, v in raw.items() if k not in _PROMPT_FIELDS and k and v not in (None, "")}
     if not isinstance(metadata, dict):
         raise InvalidInput("'metadata' must be an object")
-    return prompt_service.NewPrompt(text=text, split=_split(raw.get("split")), metadata=metadata)
+    return prompt_service.NewPrompt(messages=messages, split=_split(raw.get("split")), metadata=metadata)
 
 
 def parse_prompts(data: bytes, *, filename: str = "") -> list[prompt_service.NewPrompt]:
-    """Prompts from JSONL (one {"text", "split"?, "metadata"?} per line) or CSV (a 'text' column)."""
+    """Prompts from JSONL (one conversation per line, in any shape `conversations.from_record` reads, with
+    "split"? and "metadata"?) or CSV (a 'text' column; other columns become metadata)."""
     text = _decode(data)
     rows = _csv_rows(text) if filename.lower().endswith(".csv") else _jsonl_rows(text)
     return _collect(rows, _prompt_from)
@@ -116,11 +120,13 @@ def _task_from(raw: Any) -> task_service.ExternalTask:
         raise raw
     if not isinstance(raw, Mapping):
         raise InvalidInput("expected an object with 'prompt' and 'completions'")
-    prompt = raw.get("prompt")
-    if isinstance(prompt, bool) or not isinstance(prompt, int | str):
-        raise InvalidInput("'prompt' must be the prompt text or an existing prompt id")
+    prompt = raw.get("prompt", raw.get("messages"))
+    if isinstance(prompt, bool) or not isinstance(prompt, int | str | list):
+        raise InvalidInput("'prompt' must be an existing prompt id, the prompt text or the conversation (messages)")
     if isinstance(prompt, str):
-        prompt_service.check_prompt_text(prompt)
+        conversations.from_text(prompt)
+    elif isinstance(prompt, list):
+        prompt = conversations.check_messages(prompt)
     completions = raw.get("completions")
     if not isinstance(completions, list):
         raise InvalidInput("'completions' must be a list of texts")

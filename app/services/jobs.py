@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import Job, JobKind, JobStatus, User, utcnow
 from app.schemas.jobs import JOB_KINDS, JobParams
-from app.services import exports
+from app.services import export_options
 from app.services.serialize import json_safe
 
 LOG_TAIL_CHARS = 16_000
@@ -66,7 +66,7 @@ def parse_params(kind: JobKind, params: dict[str, Any]) -> JobParams:
             f"no worker can run {kind.value!r} jobs in this version of ranklab; runnable kinds: {runnable}"
         )
     try:
-        return spec.params_model.model_validate(params)
+        return spec.params_model.from_params(params)
     except ValidationError as exc:
         raise InvalidInput(format_validation_error(kind, exc)) from exc
 
@@ -117,7 +117,7 @@ def export_file(session: Session, *, job_id: int, data_dir: Path) -> Path:
         raise NotFound(f"job {job_id} is a {job.kind.value} job; only export jobs have a file to download")
     if job.status != JobStatus.succeeded:
         raise Conflict(f"job {job_id} is {job.status.value}; its file can be downloaded once it has succeeded")
-    path = exports.job_file(data_dir, job_id=job_id, fmt=str(job.params.get("format", "pairs")))
+    path = export_options.job_file(data_dir, job_id=job_id, fmt=str(job.params.get("format", "pairs")))
     if not path.is_file():
         raise NotFound(f"the file of export job {job_id} is no longer in the data folder; run the export again")
     return path
@@ -252,6 +252,22 @@ def release_job(session: Session, *, job_id: int, worker_id: str, attempt: int) 
     job.status, job.worker_id = JobStatus.queued, None
     job.attempts = max(job.attempts - 1, 0)
     append_log(job, message=f"worker {worker_id} is shutting down; back in the queue, resumes from its checkpoint")
+    session.flush()
+    return job
+
+
+def refuse_job(session: Session, *, job_id: int, worker_id: str, attempt: int, reason: str) -> Job:
+    """A worker that cannot start a job it claimed (too little disk) hands it back as it was, saying why in its log
+    (a refusal right after another replaces its line, with the new numbers)."""
+    job = owned_job(session, job_id=job_id, worker_id=worker_id, attempt=attempt)
+    job.status, job.worker_id, job.heartbeat_at = JobStatus.queued, None, None
+    job.attempts = max(job.attempts - 1, 0)
+    if job.attempts == 0:
+        job.started_at = job.device = None
+    lines = (job.log_tail or "").splitlines(keepends=True)
+    if lines and " did not start it: " in lines[-1]:
+        job.log_tail = "".join(lines[:-1])
+    append_log(job, message=f"worker {worker_id} did not start it: {reason}")
     session.flush()
     return job
 

@@ -1,11 +1,9 @@
-"""Prompts: normalised-text dedupe, split assignment by prompt, whole-batch imports."""
+"""Prompts (conversations): normalised dedupe, split assignment by prompt, whole-batch imports."""
 
 from __future__ import annotations
 
-import hashlib
+import json
 import math
-import re
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,21 +13,22 @@ from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput, NotFound
 from app.models import Prompt, PromptSource, Split, User
+from app.services import conversations
+from app.services.conversations import Message
 
 DEFAULT_SPLIT_RATIOS: dict[Split, float] = {Split.train: 0.8, Split.validation: 0.1, Split.eval: 0.1}
 """Share of prompts per split when a prompt arrives without one."""
-MAX_PROMPT_CHARS = 100_000
-_WS = re.compile(r"\s+")
-
-
-def normalise_text(text: str) -> str:
-    """The form used for dedupe: NFC, case-folded, whitespace collapsed, stripped."""
-    return _WS.sub(" ", unicodedata.normalize("NFC", text).casefold()).strip()
+MAX_PROMPT_CHARS = conversations.MAX_CONVERSATION_CHARS
+MAX_METADATA_BYTES = 64 * 1024
+"""Largest metadata a prompt keeps, as compact UTF-8 JSON."""
+MAX_SEARCH_CHARS = 1000
+"""Longest search text (SQLite refuses LIKE patterns over 50,000 bytes; nobody searches with a page of text)."""
+normalise_text = conversations.normalise_text
 
 
 def content_hash(text: str) -> str:
-    """SHA-256 hex digest of the normalised text."""
-    return hashlib.sha256(normalise_text(text).encode("utf-8")).hexdigest()
+    """SHA-256 hex digest of a plain prompt's normalised text (the hash of its one-user-message conversation)."""
+    return conversations.content_hash([{"role": "user", "content": text}])
 
 
 def split_for_hash(digest: str, ratios: Mapping[Split, float] | None = None) -> Split:
@@ -72,24 +71,53 @@ def check_prompt_text(text: Any) -> str:
     return text
 
 
+def messages_of(text: str | None, messages: Sequence[Any] | None) -> list[Message]:
+    """The conversation of an API prompt given as plain text (an HH transcript is read as its turns) or as messages
+    (pydantic models or dicts)."""
+    if messages is not None:
+        return conversations.check_messages([m if isinstance(m, Mapping) else m.model_dump() for m in messages])
+    return conversations.from_text(text)
+
+
+def new_prompts(items: Sequence[Any]) -> list[NewPrompt]:
+    """API prompts (each with ``text`` or ``messages``, ``split``, ``metadata``) as an import batch; InvalidInput
+    naming every bad one by its position."""
+    out: list[NewPrompt] = []
+    problems: list[str] = []
+    for i, item in enumerate(items, start=1):
+        try:
+            out.append(NewPrompt(messages_of(item.text, item.messages), split=item.split, metadata=item.metadata))
+        except InvalidInput as exc:
+            problems.append(f"prompt {i}: {exc.message}")
+    if problems:
+        raise InvalidInput("nothing was imported: " + "; ".join(problems[:20]))
+    return out
+
+
 def get_or_create_prompt(
     session: Session,
     *,
-    text: str,
+    text: str | None = None,
+    messages: list[Message] | None = None,
     split: Split | None = None,
     source: PromptSource = PromptSource.import_,
     metadata: dict[str, Any] | None = None,
     created_by: User | None = None,
     split_ratios: Mapping[Split, float] | None = None,
 ) -> tuple[Prompt, bool]:
-    """The prompt with this normalised text, creating it if new; returns (prompt, created)."""
-    check_prompt_text(text)
-    digest = content_hash(text)
+    """The prompt with this conversation (or plain text: one user message), creating it if new; (prompt, created)."""
+    if (text is None) == (messages is None):
+        raise InvalidInput("give the prompt as text or as messages, not both")
+    if messages is None:
+        messages = [{"role": "user", "content": check_prompt_text(text)}]
+    messages = conversations.check_messages(messages)
+    digest = conversations.content_hash(messages)
     existing = session.scalar(select(Prompt).where(Prompt.content_hash == digest))
     if existing is not None:
         return existing, False
     prompt = Prompt(
-        text=text,
+        text=conversations.text_form(messages),
+        messages=messages,
         content_hash=digest,
         source=source,
         split=split or split_for_hash(digest, split_ratios),
@@ -103,11 +131,16 @@ def get_or_create_prompt(
 
 @dataclass
 class NewPrompt:
-    """One prompt of an import batch."""
+    """One prompt of an import batch: a conversation (a plain prompt is one user message)."""
 
-    text: str
+    messages: list[Message]
     split: Split | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        """The short text form (the content itself for a single user turn)."""
+        return conversations.text_form(self.messages)
 
 
 @dataclass
@@ -136,7 +169,7 @@ def import_prompts(
     for item in prompts:
         prompt, is_new = get_or_create_prompt(
             session,
-            text=item.text,
+            messages=item.messages,
             split=item.split,
             source=source,
             metadata=item.metadata,
@@ -153,10 +186,20 @@ def import_prompts(
 
 def _problem(item: NewPrompt) -> str | None:
     try:
-        check_prompt_text(item.text)
+        conversations.check_messages(item.messages)
     except InvalidInput as exc:
         return exc.message
+    size = len(json.dumps(item.metadata, ensure_ascii=False, separators=(",", ":"), default=str).encode())
+    if size > MAX_METADATA_BYTES:
+        return f"metadata is {size:,} bytes as JSON; a prompt keeps at most {MAX_METADATA_BYTES // 1024} KB"
     return None
+
+
+def check_search(query: str) -> str:
+    """The search text, stripped, if it is short enough to search by; InvalidInput naming the limit otherwise."""
+    if len(query) > MAX_SEARCH_CHARS:
+        raise InvalidInput(f"q: search text is {len(query):,} characters; at most {MAX_SEARCH_CHARS} are searched")
+    return query.strip()
 
 
 def get_prompt(session: Session, *, prompt_id: int) -> Prompt:
@@ -171,9 +214,9 @@ def search_prompts(
     session: Session, *, query: str = "", split: Split | None = None, limit: int = 50, offset: int = 0
 ) -> tuple[list[Prompt], int]:
     """Prompts whose text contains `query` (case-insensitive), newest first, with the total count."""
-    where = []
-    if query.strip():
-        where.append(Prompt.text.icontains(query.strip(), autoescape=True))
+    where, query = [], check_search(query)
+    if query:
+        where.append(Prompt.text.icontains(query, autoescape=True))
     if split is not None:
         where.append(Prompt.split == split)
     total = session.scalar(select(func.count()).select_from(Prompt).where(*where)) or 0

@@ -24,6 +24,7 @@ from app.models import (
     Role,
     TaskCompletion,
     TaskStatus,
+    TaskType,
     User,
     utcnow,
 )
@@ -142,6 +143,8 @@ def submit_ranking(
         return replay, True
     check_assignment_open(assignment, now)
     task, task_ids, guideline_version = _lock_task(session, task_id=assignment.task_id)
+    if task.task_type != TaskType.ranking:
+        raise Conflict(f"task {task.id} asks for a demonstration (a written answer), not a ranking")
     check_submission(submission, task_ids)
     ranking = _store(
         session,

@@ -1,4 +1,5 @@
-"""Rounds of the loop: sample with the newest policy -> labelers rank -> train RM -> train PPO -> evaluate.
+"""Rounds of the loop: [fine-tune on new demonstrations ->] sample with the newest policy -> labelers rank -> train
+the RM -> train the policy (PPO, or DPO straight from the rankings) -> evaluate.
 
 A round is a row that remembers its step and the jobs it queued. `advance_rounds` (run by the worker that holds
 the scheduler lease, next to the schedules) moves every running round on when its current job has succeeded (or
@@ -16,10 +17,13 @@ from sqlalchemy.orm import Session
 
 from app.errors import Conflict, DomainError, InvalidInput, NotFound
 from app.models import (
+    Demonstration,
+    DemonstrationStatus,
     Job,
     JobKind,
     JobStatus,
     ModelKind,
+    ModelVersion,
     Ranking,
     RankingTask,
     Round,
@@ -46,18 +50,44 @@ def start_policy(session: Session) -> int:
 def create_round(
     session: Session, *, params: RoundParams, created_by: User | None = None, max_attempts: int = 3
 ) -> Round:
-    """Start a round: its sampling job is queued now."""
-    policy_id = start_policy(session)
-    round_ = Round(status=RoundStatus.running, step=RoundStep.sample, params=params.model_dump(mode="json"),
-                   start_policy_id=policy_id, created_by_id=created_by.id if created_by else None)  # fmt: skip
+    """Start a round: its SFT job (when it fine-tunes on new demonstrations) or its sampling job is queued now."""
+    fine_tune = params.sft is not None and untrained_demonstrations(session) > 0
+    policy_id = None if fine_tune else start_policy(session)
+    round_ = Round(status=RoundStatus.running, step=RoundStep.sft if fine_tune else RoundStep.sample,
+                   params=params.model_dump(mode="json"), start_policy_id=policy_id,
+                   created_by_id=created_by.id if created_by else None)  # fmt: skip
     session.add(round_)
-    job = job_service.enqueue_job(
-        session, kind=JobKind.sample, params={**params.sample, "policy_version": policy_id},
-        created_by=created_by, max_attempts=max_attempts,
-    )  # fmt: skip
-    round_.sample_job_id = job.id
+    if fine_tune:
+        job = job_service.enqueue_job(
+            session, kind=JobKind.train_sft, params=dict(params.sft or {}), created_by=created_by,
+            max_attempts=max_attempts,
+        )  # fmt: skip
+        round_.sft_job_id = job.id
+    else:
+        round_.sample_job_id = _queue_sample(session, round_, max_attempts, created_by=created_by)
     session.flush()
     return round_
+
+
+def untrained_demonstrations(session: Session) -> int:
+    """Accepted demonstrations newer than every one an SFT model was trained on (`train_sft` records the newest id
+    it used as ``metrics["data"]["max_demonstration_id"]``)."""
+    trained = 0
+    for metrics in session.scalars(select(ModelVersion.metrics).where(ModelVersion.kind == ModelKind.sft)):
+        trained = max(trained, int((metrics or {}).get("data", {}).get("max_demonstration_id") or 0))
+    stmt = (
+        select(func.count())
+        .select_from(Demonstration)
+        .where(Demonstration.status == DemonstrationStatus.accepted, Demonstration.id > trained)
+    )
+    return session.scalar(stmt) or 0
+
+
+def _queue_sample(session: Session, round_: Round, max_attempts: int, created_by: User | None = None) -> int:
+    params = {**round_.params["sample"], "policy_version": round_.start_policy_id}
+    return job_service.enqueue_job(
+        session, kind=JobKind.sample, params=params, created_by=created_by, max_attempts=max_attempts
+    ).id
 
 
 def list_rounds(session: Session, *, limit: int = 50) -> list[Round]:
@@ -78,7 +108,7 @@ def cancel_round(session: Session, *, round_id: int, actor: User | None = None) 
     round_ = get_round(session, round_id=round_id, for_update=True)
     if round_.status != RoundStatus.running:
         raise Conflict(f"round {round_id} is {round_.status.value}, not running")
-    job_id = _current_job_id(round_)
+    job_id = current_job_id(round_)
     if job_id is not None and job_service.get_job(session, job_id=job_id).status not in (*FAILED, JobStatus.succeeded):
         job_service.request_cancel(session, job_id=job_id, actor=actor)
     _end(round_, RoundStatus.cancelled, "cancelled by a researcher")
@@ -108,8 +138,9 @@ def advance_rounds(session: Session, *, max_attempts: int = 3) -> list[Round]:
     return changed
 
 
-def _current_job_id(round_: Round) -> int | None:
+def current_job_id(round_: Round) -> int | None:
     return {
+        RoundStep.sft: round_.sft_job_id,
         RoundStep.sample: round_.sample_job_id,
         RoundStep.reward: round_.reward_job_id,
         RoundStep.policy: round_.policy_job_id,
@@ -138,6 +169,16 @@ def _queue(session: Session, round_: Round, kind: JobKind, params: dict[str, Any
     return job.id
 
 
+def _sft(session: Session, round_: Round, max_attempts: int) -> bool:
+    job = _finished(session, round_, round_.sft_job_id)
+    if job is None:
+        return False
+    round_.start_policy_id = job.output_model_id
+    round_.sample_job_id = _queue_sample(session, round_, max_attempts)
+    round_.step = RoundStep.sample
+    return True
+
+
 def _sample(session: Session, round_: Round, max_attempts: int) -> bool:
     if _finished(session, round_, round_.sample_job_id) is None:
         return False
@@ -148,6 +189,9 @@ def _sample(session: Session, round_: Round, max_attempts: int) -> bool:
 def _rank(session: Session, round_: Round, max_attempts: int) -> bool:
     if new_rankings(session, round_) < int(round_.params["min_new_rankings"]):
         return False
+    if not RoundParams.model_validate(round_.params).trains_reward:
+        _queue_policy(session, round_, max_attempts)
+        return True
     round_.reward_job_id = _queue(session, round_, JobKind.train_reward, dict(round_.params["reward"]), max_attempts)
     round_.step = RoundStep.reward
     return True
@@ -158,14 +202,20 @@ def _reward(session: Session, round_: Round, max_attempts: int) -> bool:
     if job is None:
         return False
     round_.reward_model_id = job.output_model_id
-    params = {
-        **round_.params["policy"],
-        "policy_version": round_.start_policy_id,
-        "reward_version": job.output_model_id,
-    }
-    round_.policy_job_id = _queue(session, round_, JobKind.train_policy, params, max_attempts)
-    round_.step = RoundStep.policy
+    _queue_policy(session, round_, max_attempts)
     return True
+
+
+def _queue_policy(session: Session, round_: Round, max_attempts: int) -> None:
+    """Queue the policy step: PPO against the round's reward model, or DPO on the rankings."""
+    params = {k: v for k, v in round_.params["policy"].items() if k != "method"}
+    params["policy_version"] = round_.start_policy_id
+    if round_.params["policy"].get("method", "ppo") == "dpo":
+        round_.policy_job_id = _queue(session, round_, JobKind.train_dpo, params, max_attempts)
+    else:
+        params["reward_version"] = round_.reward_model_id
+        round_.policy_job_id = _queue(session, round_, JobKind.train_policy, params, max_attempts)
+    round_.step = RoundStep.policy
 
 
 def _policy(session: Session, round_: Round, max_attempts: int) -> bool:
@@ -173,8 +223,10 @@ def _policy(session: Session, round_: Round, max_attempts: int) -> bool:
     if job is None:
         return False
     round_.policy_model_id = job.output_model_id
-    params = {**round_.params["evaluate"], "policy_version": job.output_model_id,
-              "reward_version": round_.reward_model_id}  # fmt: skip
+    params = {**round_.params["evaluate"], "policy_version": job.output_model_id}
+    reward = round_.reward_model_id or getattr(registry.newest_model(session, kind=ModelKind.reward), "id", None)
+    if reward is not None:  # a DPO round without a reward model of its own uses the newest one, if any
+        params["reward_version"] = reward
     round_.evaluate_job_id = _queue(session, round_, JobKind.evaluate, params, max_attempts)
     round_.step = RoundStep.evaluate
     return True
@@ -189,6 +241,7 @@ def _evaluate(session: Session, round_: Round, max_attempts: int) -> bool:
 
 
 STEPS: dict[RoundStep, Callable[[Session, Round, int], bool]] = {
+    RoundStep.sft: _sft,
     RoundStep.sample: _sample,
     RoundStep.rank: _rank,
     RoundStep.reward: _reward,

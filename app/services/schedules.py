@@ -19,18 +19,43 @@ SCHEDULER_LEASE = "scheduler"
 logger = logging.getLogger("ranklab.schedules")
 
 
-def check_cron(cron: str) -> str:
-    """The expression if croniter accepts it and it fires at least once; InvalidInput naming it otherwise."""
+MIN_INTERVAL_S = 60.0
+"""Default of RANKLAB_SCHEDULE_MIN_INTERVAL_S: no schedule fires more often than this."""
+FIRINGS_CHECKED = 64
+"""How many coming firings of a cron expression are looked at for its shortest gap."""
+
+
+def check_cron(cron: str, *, min_interval_s: float = MIN_INTERVAL_S, now: datetime | None = None) -> str:
+    """The expression if croniter accepts it, it fires at least once and never twice within `min_interval_s`;
+    InvalidInput naming it otherwise."""
     cron = cron.strip()
     if not croniter.is_valid(cron):
         raise InvalidInput(f"cron: {cron!r} is not a valid cron expression (e.g. '0 3 * * *' = every day at 03:00)")
-    next_cron_time(cron, utcnow())
+    now = now or utcnow()
+    next_cron_time(cron, now)
+    gap = shortest_gap_s(cron, now)
+    if gap is not None and gap < min_interval_s:
+        raise InvalidInput(
+            f"cron: {cron!r} fires every {gap:g} s at times; a schedule may fire at most every {min_interval_s:g} s "
+            "(the RANKLAB_SCHEDULE_MIN_INTERVAL_S setting)"
+        )
     return cron
 
 
-def _cron_or_none(cron: str | None) -> str | None:
+def shortest_gap_s(cron: str, after: datetime) -> float | None:
+    """The shortest time between two of the next `FIRINGS_CHECKED` firings, in seconds (None if it fires once)."""
+    times, it = [], croniter(cron, after)
+    try:
+        for _ in range(FIRINGS_CHECKED):
+            times.append(it.get_next(datetime))
+    except CroniterBadDateError:  # fires rarely (29 February): the firings found are enough
+        pass
+    return min(((b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)), default=None)
+
+
+def _cron_or_none(cron: str | None, min_interval_s: float, now: datetime | None) -> str | None:
     """A checked cron expression, or None for a missing or blank one."""
-    return check_cron(cron) if cron and cron.strip() else None
+    return check_cron(cron, min_interval_s=min_interval_s, now=now) if cron and cron.strip() else None
 
 
 def next_cron_time(cron: str, after: datetime) -> datetime:
@@ -52,9 +77,11 @@ def create_schedule(
     min_new_rankings: int | None = None,
     enabled: bool = True,
     now: datetime | None = None,
+    min_interval_s: float = MIN_INTERVAL_S,
 ) -> Schedule:
-    """A new schedule; it needs a cron expression, a data trigger, or both (then both must hold)."""
-    cron = _cron_or_none(cron)
+    """A new schedule; it needs a cron expression, a data trigger, or both (then both must hold). A cron may not fire
+    more often than every `min_interval_s` seconds."""
+    cron = _cron_or_none(cron, min_interval_s, now)
     if cron is None and min_new_rankings is None:
         raise InvalidInput("a schedule needs a cron expression or min_new_rankings (or both)")
     if session.scalar(select(Schedule.id).where(Schedule.name == name)) is not None:
@@ -93,12 +120,13 @@ def update_schedule(
     schedule: Schedule,
     changes: dict[str, Any],
     now: datetime | None = None,
+    min_interval_s: float = MIN_INTERVAL_S,
 ) -> Schedule:
     """Change params, triggers or enabled; only the keys present in `changes` are touched."""
     if "params" in changes and changes["params"] is not None:
         schedule.params = job_service.validate_params(session, kind=schedule.kind, params=changes["params"])
     if "cron" in changes:
-        schedule.cron = _cron_or_none(changes["cron"])
+        schedule.cron = _cron_or_none(changes["cron"], min_interval_s, now)
         schedule.next_run_at = next_cron_time(schedule.cron, now or utcnow()) if schedule.cron else None
     if "min_new_rankings" in changes:
         schedule.min_new_rankings = changes["min_new_rankings"]
@@ -162,6 +190,16 @@ def _kind_busy(session: Session, kind: JobKind) -> bool:
     return session.scalar(busy.limit(1)) is not None
 
 
+def _unfinished_job(session: Session, schedule: Schedule) -> tuple[int, str] | None:
+    """(id, status) of a job this schedule queued that is still queued or running, if any."""
+    row = session.execute(
+        select(Job.id, Job.status)
+        .where(Job.schedule_id == schedule.id, Job.status.in_([JobStatus.queued, JobStatus.running]))
+        .limit(1)
+    ).first()
+    return (row[0], row[1].value) if row is not None else None
+
+
 def is_due(session: Session, *, schedule: Schedule, now: datetime) -> bool:
     """Cron time reached (if cron) and enough new rankings (if a data trigger)."""
     if not schedule.enabled:
@@ -189,6 +227,10 @@ def run_due_schedules(
             continue
         if schedule.cron:
             schedule.next_run_at = next_cron_time(schedule.cron, now)
+        previous = _unfinished_job(session, schedule)
+        if previous is not None:  # never two of a schedule's jobs at once: this period is skipped
+            logger.info("schedule %r skips a run: its job %s is still %s", schedule.name, *previous)
+            continue
         try:
             with session.begin_nested():
                 job = job_service.enqueue_job(

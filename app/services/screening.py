@@ -25,6 +25,7 @@ from app.models import (
     Role,
     TaskKind,
     TaskStatus,
+    TaskType,
     User,
     UserStatus,
     utcnow,
@@ -37,6 +38,7 @@ from app.services.agreement import pairs as ap
 from app.services.agreement import pooling
 from app.services.agreement.flags import compared_flag_stats
 from app.services.agreement.table import load_rankings
+from app.services.screening_demonstrations import demonstration_screening
 from app.services.tasks import ExternalTask
 
 LabelerAction = Literal["approve", "reject", "pause", "resume"]
@@ -55,10 +57,25 @@ def screening_rankings_done(session: Session, *, user: User) -> int:
 
 
 def screening_tasks_remaining(session: Session, *, settings: Settings, user: User) -> int:
-    """Screening tasks a labeler in screening still has to rank (0 for everybody else)."""
+    """Screening tasks a labeler in screening still has to rank or write (0 for everybody else)."""
     if user.role != Role.labeler or user.status != UserStatus.screening:
         return 0
-    return max(0, settings.screening_set_size - screening_rankings_done(session, user=user))
+    demos = demonstration_screening(session, settings=settings, user=user)
+    return max(0, settings.screening_set_size - screening_rankings_done(session, user=user)) + demos.to_write
+
+
+def task_types_for(session: Session, *, settings: Settings, user: User) -> list[TaskType] | None:
+    """The task types this person may be given now (None: any). Researchers rank (their gold answers); a labeler in
+    screening gets what their screening set still lacks: rankings, then demonstrations."""
+    if user.role in (Role.researcher, Role.admin):
+        return [TaskType.ranking]
+    if user.status != UserStatus.screening:
+        return None
+    if screening_rankings_done(session, user=user) < settings.screening_set_size:
+        return [TaskType.ranking]
+    if demonstration_screening(session, settings=settings, user=user).to_write:
+        return [TaskType.demonstration]
+    return []
 
 
 def wants_hidden_gold(rng: random.Random, *, settings: Settings) -> bool:
@@ -80,16 +97,22 @@ def gold_agreement(
 
 
 def evaluate_gate(session: Session, *, settings: Settings, user: User) -> ScreeningResultRead | None:
-    """Once a screening labeler has ranked the screening set: active at or above both cutoffs, else pending review."""
+    """Once a screening labeler has ranked the screening set (and a researcher has reviewed the screening
+    demonstrations it asks for): active at or above both cutoffs with every demonstration accepted, else pending
+    review."""
     if user.role != Role.labeler or user.status != UserStatus.screening:
         return None
     if screening_rankings_done(session, user=user) < settings.screening_set_size:
+        return None
+    demos = demonstration_screening(session, settings=settings, user=user)
+    if demos.to_write or demos.awaiting_review:
         return None
     ranking, flags, n_tasks = gold_agreement(session, user=user, kinds=(TaskKind.screening,))
     passed = (
         ranking.value is not None
         and ranking.value >= settings.screening_cutoff
         and (flags is None or flags >= settings.flag_cutoff)
+        and demos.rejected == 0
     )
     user.screening_agreement = ranking.value
     user.screening_flag_agreement = flags
@@ -100,7 +123,14 @@ def evaluate_gate(session: Session, *, settings: Settings, user: User) -> Screen
         actor=None,
         action="screening.gate",
         target=user,
-        data={"ranking_agreement": ranking.value, "flag_agreement": flags, "tasks": n_tasks, "to": user.status.value},
+        data={
+            "ranking_agreement": ranking.value,
+            "flag_agreement": flags,
+            "tasks": n_tasks,
+            "demonstrations_accepted": demos.accepted,
+            "demonstrations_rejected": demos.rejected,
+            "to": user.status.value,
+        },
     )
     session.flush()
     return ScreeningResultRead(

@@ -28,6 +28,7 @@ from app.models import (
     TaskStatus,
     User,
 )
+from app.services import conversations
 from app.services import prompts as prompt_service
 
 MAX_COMPLETION_CHARS = 100_000
@@ -126,9 +127,9 @@ def create_task(
 
 @dataclass
 class ExternalTask:
-    """A task sampled elsewhere: prompt text or id, completion texts, model name."""
+    """A task sampled elsewhere: prompt id, text or conversation (messages), completion texts, model name."""
 
-    prompt: str | int
+    prompt: str | int | list[Any]
     completions: list[str]
     model: str = ""
     kind: TaskKind = TaskKind.production
@@ -136,11 +137,14 @@ class ExternalTask:
     priority: int = 0
 
 
-def resolve_prompt(session: Session, *, prompt: str | int, created_by: User | None) -> Prompt:
-    """An existing prompt by id, or the prompt with this text (created from the API if new)."""
+def resolve_prompt(session: Session, *, prompt: str | int | list[Any], created_by: User | None) -> Prompt:
+    """An existing prompt by id, or the prompt with this text or conversation (created from the API if new)."""
     if isinstance(prompt, int):
         return prompt_service.get_prompt(session, prompt_id=prompt)
-    found, _ = prompt_service.get_or_create_prompt(session, text=prompt, source=PromptSource.api, created_by=created_by)
+    messages = prompt_service.messages_of(None, prompt) if isinstance(prompt, list) else conversations.from_text(prompt)
+    found, _ = prompt_service.get_or_create_prompt(
+        session, messages=messages, source=PromptSource.api, created_by=created_by
+    )
     return found
 
 
@@ -171,7 +175,9 @@ def create_external_tasks(
             for j, text in enumerate(spec.completions):
                 check_completion_text(text, j)
             if isinstance(spec.prompt, str):
-                prompt_service.check_prompt_text(spec.prompt)
+                conversations.from_text(spec.prompt)
+            elif isinstance(spec.prompt, list):
+                conversations.check_messages(spec.prompt)
             check_overlap_priority(spec.overlap, spec.priority)
         except InvalidInput as exc:
             problems.append(f"task {i + 1}: {exc.message}")
@@ -233,8 +239,9 @@ def list_tasks(
         where.append(RankingTask.kind == kind)
     if status is not None:
         where.append(RankingTask.status == status)
-    if query.strip():
-        where.append(Prompt.text.icontains(query.strip(), autoescape=True))
+    query = prompt_service.check_search(query)
+    if query:
+        where.append(Prompt.text.icontains(query, autoescape=True))
     base = select(RankingTask).join(Prompt, Prompt.id == RankingTask.prompt_id).where(*where)
     total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
     n_rankings = (

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from contextlib import nullcontext
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.db import SessionOpener
 from app.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound, RateLimited
 from app.models import LoginAttempt, Role, User, UserStatus, utcnow
 from app.security import dummy_hash, hash_password, needs_rehash, verify_password
@@ -74,6 +76,8 @@ def set_status(session: Session, *, user: User, status: UserStatus, actor: User 
         raise Forbidden("researchers may change the status of labelers only")
     if status == UserStatus.rejected and not reason.strip():
         raise InvalidInput("give a reason for rejecting a user; it is kept in the audit log")
+    if status != UserStatus.active:
+        keep_an_admin(session, user=user)
     old = user.status
     change_status(session, user=user, status=status)
     if status == UserStatus.active:
@@ -111,11 +115,28 @@ def change_role(session: Session, *, user: User, role: Role, actor: User | None)
     if actor is not None and actor.role != Role.admin:
         raise Forbidden("only admins may change roles")
     if role != user.role:
+        if role != Role.admin:
+            keep_an_admin(session, user=user)
         old = user.role
         user.role = role
         sign_out_everywhere(session, user=user)
         audit.record(session, actor=actor, action="user.role", target=user, data={"from": old, "to": role})
     return user
+
+
+def keep_an_admin(session: Session, *, user: User) -> None:
+    """Conflict when `user` is the last active admin: removing or suspending them would leave the install with no
+    admin (only the command line could make one again)."""
+    if user.role != Role.admin or user.status != UserStatus.active:
+        return
+    # the active admins' rows are locked, so two admins demoting each other at once cannot both succeed
+    admins = session.scalars(
+        select(User.id).where(User.role == Role.admin, User.status == UserStatus.active).with_for_update()
+    ).all()
+    if not set(admins) - {user.id}:
+        raise Conflict(
+            f"{user.username} is the last active admin; make another user admin first, or nobody could manage accounts"
+        )
 
 
 def sign_out_everywhere(session: Session, *, user: User, actor: User | None = None) -> None:
@@ -124,6 +145,30 @@ def sign_out_everywhere(session: Session, *, user: User, actor: User | None = No
     if actor is not None:
         audit.record(session, actor=actor, action="user.sign_out_everywhere", target=user)
     session.flush()
+
+
+def _count_attempt(session: Session, *, username: str, client: str, max_failures: int, window_s: int) -> int:
+    """Lock the client, count its recent failures, refuse (RateLimited) or record this attempt as a failure; its id.
+
+    PostgreSQL: a transaction-scoped advisory lock on the client address serialises the count and the insert
+    between concurrent requests; SQLite: every transaction already holds the write lock (BEGIN IMMEDIATE)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": LOGIN_LOCK + client})
+    since = utcnow() - timedelta(seconds=window_s)
+    failures = (
+        select(func.count())
+        .select_from(LoginAttempt)
+        .where(LoginAttempt.succeeded.is_(False), LoginAttempt.at >= since)
+    )
+    name = username.lower().replace("\x00", "\ufffd")[:64]
+    by_name = session.scalar(failures.where(LoginAttempt.username == name, LoginAttempt.client == client))
+    by_client = session.scalar(failures.where(LoginAttempt.client == client)) or 0
+    if (by_name or 0) >= max_failures or by_client >= max_failures * 4:
+        raise RateLimited("too many failed logins; try again in a few minutes", retry_after_s=window_s)
+    attempt = LoginAttempt(username=name, client=client[:64], succeeded=False)
+    session.add(attempt)
+    session.flush()
+    return attempt.id
 
 
 def check_password(password: str) -> str:
@@ -152,26 +197,40 @@ def change_own_password(session: Session, *, user: User, current_password: str, 
     return set_password(session, user=user, password=new_password, actor=user)
 
 
+LOGIN_LOCK = "ranklab.login:"
+"""Prefix of the PostgreSQL advisory lock key taken per client address while an attempt is counted."""
+
+
 def authenticate(
-    session: Session, *, username: str, password: str, client: str, max_failures: int, window_s: int
+    session: Session,
+    *,
+    username: str,
+    password: str,
+    client: str,
+    max_failures: int,
+    window_s: int,
+    sessions: SessionOpener | None = None,
 ) -> User:
     """Check credentials; too many recent failures for the name from this client, or from this client over all
     names, raise RateLimited. Counting the name per client means a stranger's wrong guesses cannot lock the account
-    for its owner; an address guessing many names is still stopped."""
-    since = utcnow() - timedelta(seconds=window_s)
-    failures = (
-        select(func.count())
-        .select_from(LoginAttempt)
-        .where(LoginAttempt.succeeded.is_(False), LoginAttempt.at >= since)
+    for its owner; an address guessing many names is still stopped.
+
+    The attempt is counted and decided atomically and recorded as a failure before the (slow) password check, so
+    parallel requests cannot all pass the count: `sessions` opens the short transaction that does it (committed at
+    once, so the client's lock is not held during the check); without it, `session` does, holding the lock until
+    its transaction ends. A right password then marks the attempt succeeded."""
+    counter = sessions() if sessions is not None else nullcontext(session)
+    with counter as s:
+        attempt_id = _count_attempt(s, username=username, client=client, max_failures=max_failures, window_s=window_s)
+    # a name no account can have (a NUL, which no column stores) is a wrong name, not a malformed request
+    user = (
+        None
+        if "\x00" in username
+        else session.scalar(select(User).where(func.lower(User.username) == username.lower()))
     )
-    by_name = session.scalar(failures.where(LoginAttempt.username == username.lower(), LoginAttempt.client == client))
-    by_name = by_name or 0
-    by_client = session.scalar(failures.where(LoginAttempt.client == client)) or 0
-    if by_name >= max_failures or by_client >= max_failures * 4:
-        raise RateLimited("too many failed logins; try again in a few minutes", retry_after_s=window_s)
-    user = session.scalar(select(User).where(func.lower(User.username) == username.lower()))
     ok = verify_password(user.password_hash if user else dummy_hash(), password)
-    session.add(LoginAttempt(username=username.lower()[:64], client=client[:64], succeeded=ok))
+    if ok:
+        session.execute(update(LoginAttempt).where(LoginAttempt.id == attempt_id).values(succeeded=True))
     if not ok or user is None:
         raise NotAuthenticated("wrong username or password")
     if user.status in (UserStatus.suspended, UserStatus.rejected):

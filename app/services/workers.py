@@ -17,8 +17,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from app.enums import JobKind, WorkerState, WorkerStatus
-from app.models import Job, utcnow
-from app.models_workers import Worker
+from app.models import Job, Worker, utcnow
 from app.services.jobs import affected_rows
 
 _ORDER = {WorkerStatus.running: 0, WorkerStatus.idle: 1, WorkerStatus.not_responding: 2, WorkerStatus.stopped: 3}

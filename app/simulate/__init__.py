@@ -9,5 +9,6 @@
 * `report` — per profile: agreement with gold and (as the product measured it) with researchers, the
   screening gate's decisions against what it should have decided, a reward model's agreement with gold.
 
-Torch-free: `model:PATH` loads `trainer.gold_model` lazily, only when asked for.
+Torch-free: `model:PATH` uses the reward-model scorer `trainer.cli` installs (`trainer.gold.model`), only when
+asked for.
 """

@@ -92,15 +92,15 @@ class Api:
             if not body["items"] or len(ids) >= body["total"]:
                 return ids
 
-    def prompt_texts(self, *, split: str, limit: int) -> list[str]:
-        """Up to `limit` prompt texts of a split, lowest ids first."""
-        texts: list[str] = []
-        while len(texts) < limit:
-            body = self.get("/api/v1/prompts", split=split, limit=min(500, limit - len(texts)), offset=len(texts))
-            texts += [p["text"] for p in body["items"]]
-            if not body["items"] or len(texts) >= body["total"]:
+    def prompt_messages(self, *, split: str, limit: int) -> list[list[dict[str, str]]]:
+        """Up to `limit` prompts (their conversations) of a split, lowest ids first."""
+        found: list[list[dict[str, str]]] = []
+        while len(found) < limit:
+            body = self.get("/api/v1/prompts", split=split, limit=min(500, limit - len(found)), offset=len(found))
+            found += [p["messages"] for p in body["items"]]
+            if not body["items"] or len(found) >= body["total"]:
                 break
-        return texts
+        return found
 
     def models(self) -> list[dict[str, Any]]:
         """Every registered model version (id, kind, path, parent_id, metrics)."""
@@ -114,15 +114,29 @@ class Api:
         return list(self.get("/api/v1/agreement/labelers"))
 
     # --- labeling (anyone who ranks) ---
-    def next_assignment(self) -> dict[str, Any] | None:
-        """The next assignment; None when there is nothing to do (204). Raises ApiError (403: not allowed)."""
-        resp = self.http.get("/api/v1/labeling/next")
+    def next_assignment(self, task_type: str = "ranking") -> dict[str, Any] | None:
+        """The next assignment of this type (ranking or demonstration); None when there is nothing to do (204).
+        Raises ApiError (403: not allowed)."""
+        resp = self.http.get("/api/v1/labeling/next", params={"type": task_type})
         if resp.status_code == 204:
             return None
         return dict(self._check(resp).json())
 
     def submit(self, assignment_id: int, body: dict[str, Any]) -> dict[str, Any]:
         return dict(self.post(f"/api/v1/labeling/assignments/{assignment_id}/ranking", body))
+
+    def submit_demonstration(self, assignment_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.post(f"/api/v1/labeling/assignments/{assignment_id}/demonstration", body))
+
+    # --- demonstrations (researcher) ---
+    def create_demonstration_tasks(self, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.post("/api/v1/demonstrations/tasks", body))
+
+    def demonstrations(self, *, status: str, limit: int = 500) -> list[dict[str, Any]]:
+        return list(self.get("/api/v1/demonstrations", status=status, limit=limit)["items"])
+
+    def review_demonstration(self, demonstration_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.post(f"/api/v1/demonstrations/{demonstration_id}/review", body))
 
 
 def wait_for_server(base_url: str, *, timeout_s: float) -> bool:

@@ -21,7 +21,8 @@ import numpy as np
 
 from app.simulate import profiles as pr
 from app.simulate.client import Api, ApiError, wait_for_server, wait_until
-from app.simulate.gold import GoldPreference
+from app.simulate.demonstrations import DemonstrationRun, demonstrator_account, run_demonstrations
+from app.simulate.gold import GoldPreference, Prompt
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,11 @@ class CampaignConfig:
     0: stop as soon as the queue is empty."""
     poll_s: float = 0.2
     """Pause between looks at an empty queue."""
+    demonstrations: int = 0
+    """After the rankings, a simulated researcher makes this many demonstration tasks and a demonstrator writes them
+    (the gold-best sample edited toward the gold); the researcher reviews them (app.simulate.demonstrations)."""
+    demonstration_starting_points: int = 4
+    """Sampled outputs each demonstration task offers to start from."""
 
 
 @dataclass
@@ -101,6 +107,7 @@ class Campaign:
     researcher_records: list[RankingRecord]
     tasks_made: dict[str, int]
     seconds: float
+    demonstrations: DemonstrationRun | None = None
 
 
 class GoldCache:
@@ -111,7 +118,7 @@ class GoldCache:
         self.scores: dict[int, float] = {}
         self.lock = threading.Lock()
 
-    def task(self, prompt: str, texts: dict[int, str], ids: list[int]) -> np.ndarray:
+    def task(self, prompt: Prompt, texts: dict[int, str], ids: list[int]) -> np.ndarray:
         # one scorer call at a time: a model gold is not meant to be run from several threads at once
         with self.lock:
             todo = [i for i in ids if i not in self.scores]
@@ -128,7 +135,7 @@ def answer(
     shown = [c["id"] for c in assignment["completions"]]
     texts = {c["id"]: c["text"] for c in assignment["completions"]}
     ids = sorted(shown)
-    scores = cache.task(assignment["prompt"]["text"], texts, ids)
+    scores = cache.task(assignment["prompt"]["messages"], texts, ids)
     lengths = np.array([len(texts[i]) for i in ids], dtype=np.int64)
     j = judge(scores=scores, lengths=lengths, first_shown=ids.index(shown[0]))
     body = {
@@ -361,8 +368,18 @@ def run_campaign(cfg: CampaignConfig, *, on_ranking: Callable[[int], None] | Non
         logger.info("researcher %s ranked %d gold/screening tasks", researcher.username, len(researcher_records))
         sampling = admin.sampling_in_progress if cfg.wait_for_tasks_s > 0 else None
         records = _LabelerPool(cfg, cache, on_ranking, sampling).run(labelers)
+        demos = None
+        if cfg.demonstrations:
+            demonstrator = demonstrator_account(admin, cfg.base_url, run)
+            try:
+                demos = run_demonstrations(
+                    admin, researcher, demonstrator, gold=cfg.gold, count=cfg.demonstrations,
+                    starting_points=cfg.demonstration_starting_points,
+                )  # fmt: skip
+            finally:
+                demonstrator.close()
         return Campaign(
-            cfg, labelers, researcher.username, records, researcher_records, made, time.monotonic() - started
+            cfg, labelers, researcher.username, records, researcher_records, made, time.monotonic() - started, demos
         )
     finally:
         for api in [admin, *([researcher] if researcher else []), *(lab.api for lab in labelers)]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -22,8 +22,11 @@ from typing import Any
 
 import numpy as np
 
-BatchScorer = Callable[[Sequence[str], Sequence[str]], np.ndarray]
-"""(prompts, texts) of equal length -> (N,) float scores, higher is better."""
+Prompt = str | Sequence[Mapping[str, str]]
+"""A prompt as a scorer gets it: plain text (one user turn) or the conversation's messages."""
+BatchScorer = Callable[[Sequence[Prompt], Sequence[str]], np.ndarray]
+"""(prompts, texts) of equal length -> (N,) float scores, higher is better. Text golds read only the texts; a model
+gold renders each prompt (a conversation) with its chat template."""
 
 
 @dataclass(frozen=True)
@@ -40,8 +43,10 @@ class GoldPreference:
     """Outputs scoring under this are flagged by researchers (None: this gold never flags)."""
     rating_range: tuple[float, float] = (-1.0, 1.0)
     """Scores mapped linearly onto the 1-7 rating: the first gets 1, the second 7 (clamped)."""
+    improve: Callable[[str], str] | None = field(default=None, repr=False)
+    """How a simulated demonstrator edits a text toward this gold (None: it only picks the best sample)."""
 
-    def scores(self, prompt: str, texts: Sequence[str]) -> np.ndarray:
+    def scores(self, prompt: Prompt, texts: Sequence[str]) -> np.ndarray:
         """Gold scores of one task's outputs, (K,)."""
         return np.asarray(self.score_batch([prompt] * len(texts), list(texts)), dtype=np.float64)
 
@@ -94,10 +99,13 @@ def _sentiment(arg: str) -> GoldPreference:
         raise ValueError("sentiment takes no argument")
     analyzer = _vader()
 
-    def score(prompts: Sequence[str], texts: Sequence[str]) -> np.ndarray:
+    def score(prompts: Sequence[Prompt], texts: Sequence[str]) -> np.ndarray:
         return np.array([analyzer.polarity_scores(t)["compound"] for t in texts], dtype=np.float64)
 
-    return GoldPreference("sentiment", score, flag_below=-0.5, rating_range=(-1.0, 1.0))
+    def improve(text: str) -> str:
+        return text.rstrip() + " I hope this helps, and I wish you a wonderful day!"
+
+    return GoldPreference("sentiment", score, flag_below=-0.5, rating_range=(-1.0, 1.0), improve=improve)
 
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -109,12 +117,20 @@ def _length(arg: str) -> GoldPreference:
     if target < 1:
         raise ValueError(f"length target must be a positive number of words, got {target}")
 
-    def score(prompts: Sequence[str], texts: Sequence[str]) -> np.ndarray:
+    def score(prompts: Sequence[Prompt], texts: Sequence[str]) -> np.ndarray:
         # -|log ratio|: twice too long and half too long are equally bad
         words = np.array([len(_WORD.findall(t)) for t in texts], dtype=np.float64)
         return -np.abs(np.log((words + 1) / (target + 1)))
 
-    return GoldPreference(f"length:{target}", score, flag_below=-math.log(4), rating_range=(-math.log(4), 0.0))
+    def improve(text: str) -> str:
+        words = text.split()
+        if len(words) >= target:
+            return " ".join(words[:target])
+        return text  # a short answer is left as it is: a demonstrator does not pad with filler
+
+    return GoldPreference(
+        f"length:{target}", score, flag_below=-math.log(4), rating_range=(-math.log(4), 0.0), improve=improve
+    )
 
 
 @register_gold("concept", help="mentions of a concept (concept:word1,word2; default ocean,sea,wave), log(1 + count)")
@@ -124,10 +140,13 @@ def _concept(arg: str) -> GoldPreference:
         raise ValueError("concept needs at least one word, e.g. concept:ocean,sea")
     pattern = re.compile(r"\b(?:" + "|".join(re.escape(w) for w in words) + r")\w*", re.IGNORECASE)
 
-    def score(prompts: Sequence[str], texts: Sequence[str]) -> np.ndarray:
+    def score(prompts: Sequence[Prompt], texts: Sequence[str]) -> np.ndarray:
         return np.log1p(np.array([len(pattern.findall(t)) for t in texts], dtype=np.float64))
 
-    return GoldPreference(f"concept:{','.join(words)}", score, rating_range=(0.0, math.log1p(5)))
+    def improve(text: str) -> str:
+        return text.rstrip() + " (" + ", ".join(words) + ")"
+
+    return GoldPreference(f"concept:{','.join(words)}", score, rating_range=(0.0, math.log1p(5)), improve=improve)
 
 
 @register_gold("model", help="a reward-model folder as the gold (model:PATH; needs torch: loaded lazily)")
@@ -155,7 +174,7 @@ def reward_model_scorer(path: str | Path) -> BatchScorer:
 
 
 PolicyEvaluator = Callable[..., dict[str, Any]]
-"""(policy folder, SFT folder, prompts, gold scorer, **options) -> figures (see `trainer.gold_policy`)."""
+"""(policy folder, SFT folder, prompts, gold scorer, **options) -> figures (see `trainer.gold.policy`)."""
 _policy_evaluator: PolicyEvaluator | None = None
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from app import metrics
 from app.simulate import profiles as pr
 from app.simulate.client import Api
+from app.simulate.demonstrations import demonstration_section
 from app.simulate.driver import Campaign, RankingRecord
 from app.simulate.gold import BatchScorer, GoldPreference
 
@@ -197,6 +198,7 @@ def build_report(
             "flag_cutoff": cutoffs[1],
         },
         "profiles": profiles,
+        **({"demonstrations": demonstration_section(campaign.demonstrations)} if campaign.demonstrations else {}),
     }
 
 
@@ -227,7 +229,7 @@ def reward_model_section(
             continue
         seen.add(summary["id"])
         detail = api.task(summary["id"])
-        prompt, texts = detail["prompt"]["text"], [c["text"] for c in detail["completions"]]
+        prompt, texts = detail["prompt"]["messages"], [c["text"] for c in detail["completions"]]
         scores = gold.scores(prompt, texts)
         rm = np.asarray(scorer([prompt] * len(texts), texts), dtype=np.float64)
         a, c = metrics.pairwise_agreement_batch(pr.gold_ranks(rm)[None, :], pr.gold_ranks(scores)[None, :])
@@ -244,11 +246,17 @@ def reward_model_section(
 
 
 def sft_ancestor(models: Sequence[dict[str, Any]], version: int) -> dict[str, Any]:
-    """The SFT version a policy descends from, following `parent_id` through the registry."""
+    """The SFT version a policy descends from, following `parent_id` through the registry. An SFT version that
+    `train_sft` made from another model is measured against that parent (its own starting point): the nearest SFT or
+    base ancestor; a root SFT version is its own baseline."""
     by_id = {m["id"]: m for m in models}
     model = by_id.get(version)
     if model is None or model["kind"] == "reward":
         raise ValueError(f"no policy or SFT model with id {version}")
+    if model["kind"] == "sft" and by_id.get(model.get("parent_id")) is not None:
+        model = by_id[model["parent_id"]]
+        if model["kind"] == "base":
+            return model
     while model["kind"] != "sft":
         model = by_id.get(model["parent_id"])
         if model is None:
@@ -274,12 +282,14 @@ def policy_section(
     if policy is None:
         raise ValueError(f"no model version {policy_version}")
     sft = sft_ancestor(models, policy_version)
-    texts: list[str] = []
+    conversations: list[list[dict[str, str]]] = []
     for split in splits:
-        texts += api.prompt_texts(split=split, limit=prompts - len(texts))
-    if not texts:
+        conversations += api.prompt_messages(split=split, limit=prompts - len(conversations))
+    if not conversations:
         raise ValueError("no eval or validation prompts to measure the policy on")
-    figures = evaluate(Path(policy["path"]), Path(sft["path"]), texts, gold.score_batch, picker=picker, **options)
+    figures = evaluate(
+        Path(policy["path"]), Path(sft["path"]), conversations, gold.score_batch, picker=picker, **options
+    )
     return {"policy_version": policy_version, "sft_version": sft["id"], **figures}
 
 
@@ -312,6 +322,13 @@ def format_report(report: dict[str, Any]) -> str:
             f"gold {c['gold']}; {c['labeler_rankings']} labeler + {c['researcher_rankings']} researcher rankings in "
             f"{c['seconds']} s ({c['rankings_per_second']} /s); cutoffs {c['screening_cutoff']}/{c['flag_cutoff']}"
         )
+    d = report.get("demonstrations")
+    if d and d.get("written"):
+        best = d["best_sample_gold_mean"]
+        lines.append(
+            f"demonstrations: {d['written']} written ({d['rewritten']} rewritten from a sample), {d['accepted']} "
+            f"accepted; gold {d['gold_mean']:.3f} vs best sample {'-' if best is None else f'{best:.3f}'}"
+        )
     rm = report.get("reward_model")
     if rm:
         expected = ", ".join(f"{k} {_pct(v).strip()}" for k, v in rm["expected_labeler_agreement_same_tasks"].items())
@@ -323,7 +340,8 @@ def format_report(report: dict[str, Any]) -> str:
     if pol:
         lines.append(
             f"policy {pol['policy_version']} vs SFT {pol['sft_version']} on {pol['prompts']} held-out prompts: gold "
-            f"{pol['policy_gold']:.3f} vs {pol['sft_gold']:.3f}, KL {pol['policy_kl']:.2f} nats; best-of-n from SFT "
+            f"{pol['policy_gold']:.3f} vs {pol['sft_gold']:.3f} (gain {pol.get('gain', 0.0):+.3f} +- "
+            f"{pol.get('gain_se', float('nan')):.3f} SE by prompt), KL {pol['policy_kl']:.2f} nats; best-of-n from SFT "
             f"({pol['picker']}): "
             + ", ".join(f"n={b['n']} KL {b['kl']:.2f} gold {b['gold']:.3f}" for b in pol["best_of_n"])
         )

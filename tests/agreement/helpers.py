@@ -16,9 +16,19 @@ from app.services.tasks import NewCompletion, create_task
 _seq = itertools.count(1)
 
 
-def make_task(db: Session, *, kind: TaskKind = TaskKind.production, k: int = 4, overlap: int = 1) -> RankingTask:
+def make_task(
+    db: Session,
+    *,
+    kind: TaskKind = TaskKind.production,
+    k: int = 4,
+    overlap: int = 1,
+    messages: list[dict[str, str]] | None = None,
+) -> RankingTask:
     n = next(_seq)
-    prompt, _ = get_or_create_prompt(db, text=f"agreement prompt {n} {random.random()}")
+    if messages is None:
+        prompt, _ = get_or_create_prompt(db, text=f"agreement prompt {n} {random.random()}")
+    else:
+        prompt, _ = get_or_create_prompt(db, messages=messages)
     return create_task(
         db,
         prompt=prompt,

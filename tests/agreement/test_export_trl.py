@@ -1,4 +1,5 @@
-"""The `pairs` export is what TRL's RewardTrainer and DPOTrainer take, as is: two training steps of each on it."""
+"""The `pairs` export is what TRL's RewardTrainer and DPOTrainer take, as is: two training steps of each on it, with
+single-turn prompts and a three-turn conversation (TRL's conversational format, rendered by the chat template)."""
 
 from __future__ import annotations
 
@@ -15,16 +16,24 @@ from tests.agreement.helpers import add_ranking, make_task, singletons
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from trainer.models import build_tiny_model
+    from trainer.common.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("trl") / "tiny", seed=0)
+
+
+CONVERSATION = [
+    {"role": "system", "content": "You are a terse assistant."},
+    {"role": "user", "content": "Name a prime."},
+    {"role": "assistant", "content": "7."},
+    {"role": "user", "content": "And an even one?"},
+]
 
 
 @pytest.fixture
 def pairs_file(db, factory, settings, tmp_path) -> Path:
     researcher, labeler = factory.researcher(), factory.labeler()
-    for _ in range(2):
-        task = make_task(db, kind=TaskKind.gold, k=4)
+    for messages in (None, CONVERSATION):
+        task = make_task(db, kind=TaskKind.gold, k=4, messages=messages)
         add_ranking(db, task=task, user=researcher, order=singletons([0, 1, 2, 3]))
         add_ranking(db, task=task, user=labeler, order=[[0, 1], [2, 3]])
     path = tmp_path / "pairs.jsonl"
@@ -52,6 +61,9 @@ def test_reward_and_dpo_trainers_train_on_the_export(pairs_file, tiny_model, tmp
 
     dataset = load_dataset("json", data_files=str(pairs_file), split="train")
     assert dataset.num_rows == 2 * (6 + 4)  # per task: 6 strict pairs (researcher) + 2 x 2 (labeler's two buckets)
+    multi_turn = [row for row in dataset if len(row["prompt"]) == 4]
+    assert len(multi_turn) == 10 and all(row["prompt"] == CONVERSATION for row in multi_turn)
+    assert all(row["chosen"][0]["role"] == "assistant" for row in dataset)
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
 
     reward_model = AutoModelForSequenceClassification.from_pretrained(tiny_model, num_labels=1)

@@ -30,7 +30,7 @@ def _get(client, headers, **params):
     return [json.loads(line) for line in resp.text.splitlines()]
 
 
-def test_pairs_export_round_trips_through_datasets(client, seeded, settings, tmp_path):
+def test_pairs_export_round_trips_through_datasets(client, seeded, settings, tmp_path, db):
     headers = token_headers(client, seeded["researcher"])
     lines = _get(client, headers, format="pairs")
     # 6 strict pairs per full gold ranking x 3, and 1*2 + 1*1 + 2*1 = 5 on the tied production ranking
@@ -44,7 +44,11 @@ def test_pairs_export_round_trips_through_datasets(client, seeded, settings, tmp
     )
     prod_rows = [r for r in ds if r["task_id"] == seeded["prod"].id]
     texts = [item.completion.text for item in seeded["prod"].items]
-    assert {(r["chosen"], r["rejected"]) for r in prod_rows} == {
+    assert all(
+        r["prompt"] == [{"role": "user", "content": db.get(Prompt, seeded["prod"].prompt_id).text}] for r in prod_rows
+    )
+    assert all(r["chosen"][0]["role"] == r["rejected"][0]["role"] == "assistant" for r in ds)
+    assert {(r["chosen"][0]["content"], r["rejected"][0]["content"]) for r in prod_rows} == {
         (texts[2], texts[0]),
         (texts[2], texts[1]),
         (texts[2], texts[3]),

@@ -50,3 +50,31 @@ def test_win_rate_counts_cross_version_pairs_with_ties_half(db, factory):
 
 def test_no_eval_rankings_no_figures(db):
     assert human_evaluation(db).pairs == [] and human_evaluation(db).ratings == {}
+
+
+def test_criteria_by_version_counts_ratings_and_flags_per_version(db, factory):
+    """Issue 21: per version, the mean 1-7 rating over rated outputs and the share flagged per flag (by hand)."""
+    from app.models import RankingItem
+    from app.services.evaluation import criteria_by_version
+
+    sft, policy = _versions(db)
+    labelers = [factory.labeler() for _ in range(3)]
+    for n, labeler in enumerate(labelers):
+        task = _eval_task(db, 10 + n, sft, policy)
+        ranking = add_ranking(db, task=task, user=labeler, order=[[0], [1], [2], [3]])
+        ids = [i.completion_id for i in task.items]
+        items = {i.completion_id: i for i in db.query(RankingItem).filter_by(ranking_id=ranking.id)}
+        items[ids[0]].rating, items[ids[1]].rating = 6, 7  # the policy's two outputs
+        items[ids[2]].rating = 2  # one SFT output rated, the other not
+        items[ids[2]].flags = ["hallucination"]
+        if n == 0:
+            items[ids[3]].flags = ["hallucination", "fails_instruction"]
+    db.flush()
+    by_version = {c.version: c for c in criteria_by_version(db)}
+    mine, base = by_version[policy.id], by_version[sft.id]
+    assert (mine.outputs, mine.rankings, mine.rated, mine.mean_rating) == (6, 3, 6, 6.5)
+    assert (base.outputs, base.rated, base.mean_rating) == (6, 3, 2.0)
+    assert base.flags["hallucination"].value == pytest.approx(4 / 6)
+    assert base.flags["fails_instruction"].value == pytest.approx(1 / 6)
+    assert base.flags["hallucination"].low < 4 / 6 < base.flags["hallucination"].high  # 3 rankings: an interval
+    assert all(s.value == 0 for s in mine.flags.values())

@@ -58,9 +58,10 @@ def test_groups_keep_exactly_the_rankings_the_export_keeps(db, factory, settings
     for group in groups:
         line = by_id[group.ranking_id]
         text_rank = {group.completions[i]: r for i, r in enumerate(group.ranks) if r >= 0}
-        exported = {line["completions"][i]: b for b, bucket in enumerate(line["buckets"]) for i in bucket}
+        exported = {line["completions"][i][0]["content"]: b for b, bucket in enumerate(line["buckets"]) for i in bucket}
         assert text_rank == exported
         assert group.labeler == line["labeler"] and group.split == Split(line["split"])
+        assert list(group.messages) == line["prompt"]
         assert len(group.completion_ids) == len(group.completions) == len(group.ranks) >= 4
 
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from tests.live import LiveServer, open_transactions, serve
 
@@ -84,3 +86,21 @@ def login(page, username: str, password: str) -> None:  # type: ignore[no-untype
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
     page.wait_for_url(lambda url: "/login" not in url)
+
+
+@contextmanager
+def only_new_tasks(live_server) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """Every task open now is closed for the block (and reopened after), so the labelers in the block are served the
+    tasks made inside it (the server, and so the task pool, is shared by all browser tests)."""
+    from app.models import RankingTask, TaskStatus
+
+    with live_server.session() as s:
+        others = [t.id for t in s.scalars(select(RankingTask).where(RankingTask.status == TaskStatus.open))]
+        for task_id in others:
+            s.get(RankingTask, task_id).status = TaskStatus.complete
+    try:
+        yield
+    finally:
+        with live_server.session() as s:
+            for task_id in others:
+                s.get(RankingTask, task_id).status = TaskStatus.open

@@ -16,6 +16,7 @@ from tests.browser.conftest import login
 
 pytestmark = pytest.mark.browser
 PASSWORD = "browser-pass-123"
+WIDE_LINE = "result = compute(" + ", ".join(f"argument_{i}" for i in range(40)) + ")"
 ROUTES = Path(__file__).parents[2] / "app" / "routes"
 PAGE_ROUTE = re.compile(r'@router\.get\(\s*"([^"]*)",\s*response_class=HTMLResponse')
 
@@ -29,8 +30,12 @@ def _seed(live_server) -> dict[str, int]:
         )
         # no gold rankings here: test_dashboards (which runs after this file) reads the pooled agreement figures
         del researcher
-        prompt, _ = get_or_create_prompt(s, text="a11y-lab: explain **tides**\n\n```\ncode\n```")
-        task = create_task(s, prompt=prompt, completions=[NewCompletion(text=f"a11y *out* {i}") for i in range(4)])
+        # a wide code block in the prompt and in an output: it scrolls sideways, so it must take the focus (issue 21)
+        prompt, _ = get_or_create_prompt(s, text=f"a11y-lab: explain **tides**\n\n```\ncode\n{WIDE_LINE}\n```")
+        outputs = [
+            NewCompletion(text=f"a11y *out* {i}" + (f"\n\n```\n{WIDE_LINE}\n```" if i == 0 else "")) for i in range(4)
+        ]
+        task = create_task(s, prompt=prompt, completions=outputs)
         return {"task_id": task.id, "user_id": lab.id}
 
 
@@ -92,6 +97,10 @@ def test_pages_have_no_serious_accessibility_violations(browser, live_server, vi
                 page.wait_for_load_state("load")
                 if path == "/label":
                     page.wait_for_selector("#task:not([hidden]) .output")
+                    page.wait_for_function(  # page.js marks scrolling code blocks focusable a frame after rendering
+                        "[...document.querySelectorAll('.markdown pre')].filter(p => p.offsetParent)"
+                        ".every(p => p.tabIndex === 0)"
+                    )
                 if path == "/api/docs":
                     _open_api_docs(page)
                 found += [f"{path} as {who}: {v}" for v in violations(page)]

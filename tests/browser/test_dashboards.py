@@ -49,8 +49,9 @@ def test_dashboards_for_researchers_only(page, browser, live_server):
     assert page.locator('[data-figure="gold"] .big').inner_text() == "94.4%"
     # pause the labeler from the table (a CSRF-protected form)
     page.goto("/dashboard/labelers")
+    row.locator("summary").click()  # the actions fold into the row's "Act" (issue 21: the table fits its card)
     row.locator("button", has_text="pause").click()
-    page.wait_for_url("**/dashboard/labelers")
+    page.wait_for_url("**/dashboard/labelers#labeler-*")
     assert "paused" in page.locator('tr[data-labeler="dash_lab"]').inner_text()
 
     context = browser.new_context(base_url=live_server.base_url, bypass_csp=True)

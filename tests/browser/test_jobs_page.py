@@ -27,6 +27,10 @@ def test_job_page_follows_a_running_job_and_cancels_it(page, live_server):
     login(page, "jobs-researcher", PASSWORD)
 
     page.goto("/jobs")
+    page.fill("#param-sample-k", "12")  # the sample form, from its JSON Schema: k is at most 9
+    page.click("#queue-job button[type=submit]")
+    assert page.evaluate("document.getElementById('param-sample-k').validity.rangeOverflow")
+    page.click("#queue-job details.raw-json summary")  # the raw JSON goes to the server as it is
     page.fill("textarea[name=params]", '{"n_unlabeled": 5, "k": 12}')
     page.click("#queue-job button[type=submit]")
     page.wait_for_selector("#queue-error:has-text('params.k')")
@@ -70,8 +74,12 @@ def test_export_job_queued_in_the_page_is_downloaded_when_done(page, live_server
 
     page.goto("/jobs")
     page.select_option("#queue-job select[name=kind]", "export")
-    assert '"format": "pairs"' in page.input_value("textarea[name=params]")  # the kind's own example params
-    page.fill("textarea[name=params]", '{"format": "pairs"}')
+    assert page.is_visible("#param-export-format") and page.is_hidden("#param-sample-k")  # the kind's own form
+    assert page.input_value("#param-export-format") == "pairs"
+    # the form starts from the kind's example (active labelers with agreement >= 0.75); export everything instead
+    assert page.is_checked("#param-export-active_only") and page.input_value("#param-export-min_agreement") == "0.75"
+    page.uncheck("#param-export-active_only")
+    page.fill("#param-export-min_agreement", "")
     page.click("#queue-job button[type=submit]")
     page.wait_for_selector("#job[data-status=queued]")
     assert page.locator("#job-file").is_hidden()
@@ -104,7 +112,7 @@ def test_export_job_queued_in_the_page_is_downloaded_when_done(page, live_server
 
 def test_jobs_page_lists_an_idle_worker_until_it_stops(page, live_server):
     """The worker loop's own registration (trainer.presence), without the loop: it would claim other tests' jobs."""
-    from app.models_workers import Worker
+    from app.models import Worker
     from trainer.presence import Presence
 
     with live_server.session() as session:

@@ -52,13 +52,26 @@ def test_reward_versions_side_by_side_and_training_from_the_page(page, live_serv
     assert points == [{"x": 0.6, "y": 0.65}, {"x": 0.85, "y": 0.8}]
     assert "calibration" not in page.inner_text("#models-table")  # the bins are charted, not dumped as text
 
-    params = page.input_value("#queue-job textarea[name=params]")
-    assert '"active_only": true' in params and '"epochs": 1' in params  # every param at its default
+    # the train_reward form: one field per param from its JSON Schema, each at its default, with its help text
+    assert page.input_value("#param-rm-epochs") == "1" and page.is_checked("#param-rm-active_only")
+    assert "Passes over the training rankings" in page.inner_text("#param-rm-epochs-help")
+    # checked before it is sent: the browser refuses epochs 0 (minimum 1) and nothing is queued
+    page.fill("#param-rm-epochs", "0")
+    page.click("#queue-job button[type=submit]")
+    assert page.evaluate("document.getElementById('param-rm-epochs').validity.rangeUnderflow")
+    assert page.url.endswith("/models")
+    # the raw JSON is there for power users; the server's 422 names the param
+    page.click("#queue-job details.raw-json summary")
     page.fill("#queue-job textarea[name=params]", '{"epochs": 0}')
     page.click("#queue-job button[type=submit]")
     page.wait_for_selector("#queue-error:has-text('epochs')")
-    page.fill("#queue-job textarea[name=params]", f'{{"sft_version": {sft.id}, "epochs": 2}}')
-    page.click("#queue-job button[type=submit]")
+    page.click("#queue-job details.raw-json summary")  # closing it puts the JSON into the fields
+    page.wait_for_function("document.getElementById('param-rm-epochs').value === '0'")
+    page.fill("#param-rm-epochs", "2")
+    page.fill("#param-rm-sft_version", str(sft.id))
+    with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/api/v1/jobs")) as sent:
+        page.click("#queue-job button[type=submit]")
+    assert sent.value.post_data_json == {"kind": "train_reward", "params": {"sft_version": sft.id, "epochs": 2}}
     page.wait_for_url("**/jobs/*")
     assert "train_reward" in page.inner_text("body")
 
@@ -104,9 +117,15 @@ def test_rounds_policies_and_human_evaluation_on_the_page(page, live_server, tmp
     assert "succeeded" in round_row and "0.700" in round_row and "0.400" in round_row and "1.250" in round_row
     ratings = page.inner_text("#ratings-table")
     assert ratings.index("rounds-ppo") < ratings.index("rounds-sft")  # the preferred version is rated higher
+    page.click("#start-round details.raw-json summary")
     page.fill("#start-round textarea[name=params]", '{"policy": {"reward_version": 3}}')
     page.click("#start-round button[type=submit]")
     page.wait_for_selector("#round-error:has-text('set by the round')")
-    page.fill("#start-round textarea[name=params]", '{"min_new_rankings": 4, "sample": {"n_unlabeled": 2}}')
+    page.click("#start-round details.raw-json summary")
+    page.wait_for_selector("#start-round details.raw-json:not([open])")
+    page.wait_for_timeout(100)  # the toggle event (which puts the JSON into the fields) comes after the click
+    page.fill("#param-round-min_new_rankings", "4")
+    page.click("#start-round details.param-section:has(#param-round-sample-n_unlabeled) summary")
+    page.fill("#param-round-sample-n_unlabeled", "2")
     page.click("#start-round button[type=submit]")
     page.wait_for_selector("#rounds-table tbody tr:has-text('running')")

@@ -7,11 +7,11 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import select
 
-from app.models import Ranking, RankingTask, Role, TaskStatus, UserStatus
+from app.models import Ranking, Role, UserStatus
 from app.services import users as user_service
 from app.services.prompts import get_or_create_prompt
 from app.services.tasks import NewCompletion, create_task
-from tests.browser.conftest import login
+from tests.browser.conftest import login, only_new_tasks
 
 pytestmark = pytest.mark.browser
 PASSWORD = "browser-pass-123"
@@ -21,19 +21,14 @@ PASSWORD = "browser-pass-123"
 def _the_only_open_task(live_server, username: str, texts: list[str]):  # type: ignore[no-untyped-def]
     """A labeler and one task, with every other open task closed meanwhile (eval tasks left by other tests come
     before production ones in a labeler's queue)."""
-    with live_server.session() as s:
-        others = [t.id for t in s.scalars(select(RankingTask).where(RankingTask.status == TaskStatus.open))]
-        for task_id in others:
-            s.get(RankingTask, task_id).status = TaskStatus.complete
-        user_service.create_user(s, username=username, password=PASSWORD, role=Role.labeler, status=UserStatus.active)
-        prompt, _ = get_or_create_prompt(s, text=f"{username}: rank these")
-        create_task(s, prompt=prompt, completions=[NewCompletion(text=t) for t in texts])
-    try:
-        yield
-    finally:
+    with only_new_tasks(live_server):
         with live_server.session() as s:
-            for task_id in others:
-                s.get(RankingTask, task_id).status = TaskStatus.open
+            user_service.create_user(
+                s, username=username, password=PASSWORD, role=Role.labeler, status=UserStatus.active
+            )
+            prompt, _ = get_or_create_prompt(s, text=f"{username}: rank these")
+            create_task(s, prompt=prompt, completions=[NewCompletion(text=t) for t in texts])
+        yield
 
 
 def _straight_drag(page, card, target) -> None:

@@ -171,25 +171,31 @@ def test_an_admin_manages_users_from_a_page(browser, page, live_server):
         page.click("nav a:text-is('Users')")
         page.wait_for_url("**/admin/users")
         # create an account
+        page.click("details.new-account summary")
         page.fill("#create-user input[name=username]", "users-new")
         page.fill("#create-user input[name=password]", "a-long-password-1")
         page.select_option("#create-user select[name=role]", "researcher")
         page.click("#create-user button[type=submit]")
-        assert "Created users-new (researcher)" in page.locator("#admin-message").inner_text()
+        assert "Created users-new (researcher)" in page.locator("#flash").inner_text()
+        assert page.url.endswith("/admin/users#user-" + page.get_attribute('tr[data-user="users-new"]', "id")[5:])
         row = page.locator('tr[data-user="users-lab"]')
         # reset a password, change a role, sign out everywhere
+        row.locator("summary").click()
         row.locator("input[name=password]").fill("another-password-2")
         row.locator("button", has_text="Set").click()
-        assert "New password set for users-lab" in page.locator("#admin-message").inner_text()
+        assert "New password set for users-lab" in page.locator("#flash").inner_text()
         row = page.locator('tr[data-user="users-lab"]')
+        row.locator("summary").click()
         row.locator("select[name=role]").select_option("researcher")
         row.locator("button", has_text="Change").click()
-        assert "users-lab is now researcher" in page.locator("#admin-message").inner_text()
+        assert "users-lab is now researcher" in page.locator("#flash").inner_text()
+        page.locator('tr[data-user="users-lab"] summary').click()
         page.locator('tr[data-user="users-lab"]').locator("button", has_text="Sign out everywhere").click()
-        assert "signed out everywhere" in page.locator("#admin-message").inner_text()
+        assert "signed out everywhere" in page.locator("#flash").inner_text()
         lab_page.goto("/label")
         assert "/login" in lab_page.url  # the session ended
         # a bad password is refused on the page, with the reason
+        page.locator('tr[data-user="users-lab"] summary').click()
         page.locator('tr[data-user="users-lab"]').locator("input[name=password]").fill("short")
         page.locator('tr[data-user="users-lab"]').locator("input[name=password]").evaluate(
             "el => el.removeAttribute('minlength')"

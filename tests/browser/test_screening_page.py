@@ -85,6 +85,9 @@ def test_a_failed_screening_is_explained_and_label_is_no_longer_offered(page, li
     page.wait_for_selector("#outcome:not([hidden])")
     assert "review your answers" in page.locator("#outcome").inner_text()
     assert page.locator("#task").is_hidden() and page.locator("#submit-button").is_hidden()
+    # issue 21: no "n of N ranked" beside the verdict, and no Skip or Raw text without a task
+    assert page.locator("#screening").is_hidden() and page.locator(".ranker-bar").is_hidden()
+    assert page.locator("#skip-button").is_hidden() and page.locator("#raw-button").is_hidden()
     assert page.evaluate("window.scrollY") == 0
     assert_accessible(page)
     page.goto("/")

@@ -54,9 +54,13 @@ def test_next_returns_shuffled_task_and_records_order(labeler_task, db):
     assert body["completions"][0]["text"].startswith("answer ")
     db.refresh(task)
     assert task.slots_taken == 1
-    # exactly what a labeler sees: no kind, no gold ranking, no score
-    assert set(body) == {"assignment_id", "prompt", "completions", "expires_at"}
-    assert set(body["prompt"]) == {"id", "text"} and all(set(c) == {"id", "text"} for c in body["completions"])
+    # exactly what a labeler sees: no kind, no gold ranking, no score; the prompt as its conversation
+    assert set(body) == {"assignment_id", "task_type", "prompt", "completions", "expires_at"}
+    assert body["task_type"] == "ranking"
+    assert set(body["prompt"]) == {"id", "text", "messages"} and all(
+        set(c) == {"id", "text"} for c in body["completions"]
+    )
+    assert body["prompt"]["messages"] == [{"role": "user", "content": body["prompt"]["text"]}]
     lease = datetime.fromisoformat(body["expires_at"]) - assignment.created_at.replace(tzinfo=UTC)
     assert lease == timedelta(minutes=30)  # the default lease
 
@@ -78,7 +82,7 @@ def test_a_hidden_gold_task_looks_like_any_other(client, factory, db, app, setti
     labeler = factory.labeler()
     body = client.get(NEXT, headers=token_headers(client, labeler)).json()
     assert db.get(Assignment, body["assignment_id"]).task_id == gold.id
-    assert set(body) == {"assignment_id", "prompt", "completions", "expires_at"}
+    assert set(body) == {"assignment_id", "task_type", "prompt", "completions", "expires_at"}
     page = client.get("/label", headers=token_headers(client, labeler)).text
     assert "gold" not in page.lower()
 

@@ -29,6 +29,7 @@ def test_simulate_command_runs_a_campaign_and_writes_the_report(sim_server, tmp_
             "--gold-tasks", "1",
             "--labelers", "careful:1,random:1",
             "--rankings", "12",
+            "--demonstrations", "3",
             "--seed", "4",
             "--run-name", "cli",
             "--report", str(report_path),
@@ -41,6 +42,11 @@ def test_simulate_command_runs_a_campaign_and_writes_the_report(sim_server, tmp_
     assert report["campaign"]["tasks_made"] == {"screening": 5, "gold": 1}
     assert [p["profile"] for p in report["profiles"]] == ["careful", "random"]
     assert "careful" in result.output and "rankings" in result.output
+    # the simulated demonstrator wrote 3 answers from the tasks' samples, edited toward the gold, and all passed review
+    demos = report["demonstrations"]
+    assert (demos["tasks"], demos["written"], demos["rewritten"], demos["accepted"]) == (3, 3, 3, 3)
+    assert demos["gold_mean"] > demos["best_sample_gold_mean"] >= demos["sample_gold_mean"]
+    assert "demonstrations: 3 written" in result.output
     progress = [line for line in result.output.splitlines() if line.startswith("simulated rankings: ")]
     assert progress and progress[-1].startswith("simulated rankings: 12 of 12 in "), result.output
 

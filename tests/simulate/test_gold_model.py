@@ -23,7 +23,7 @@ def build_tiny_reward_model(out_dir: Path) -> Path:
     import torch
     from transformers import LlamaConfig, LlamaForSequenceClassification
 
-    from trainer.models import build_tiny_tokenizer
+    from trainer.common.tiny import build_tiny_tokenizer
 
     tokenizer = build_tiny_tokenizer()
     config = LlamaConfig(
@@ -53,7 +53,7 @@ def rm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_scores_do_not_depend_on_batching(rm_dir):
-    from trainer.gold_model import RewardModelScorer
+    from trainer.gold.model import RewardModelScorer
 
     batched = RewardModelScorer(rm_dir, device="cpu", batch_size=8)(PROMPTS, TEXTS)
     one_by_one = RewardModelScorer(rm_dir, device="cpu", batch_size=1)(PROMPTS, TEXTS)
@@ -63,7 +63,7 @@ def test_scores_do_not_depend_on_batching(rm_dir):
 
 
 def test_chat_template_formats_user_then_assistant(rm_dir):
-    from trainer.gold_model import RewardModelScorer
+    from trainer.gold.model import RewardModelScorer
 
     text = RewardModelScorer(rm_dir, device="cpu").format("hi", "there")
     assert text == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\nthere<|im_end|>\n"

@@ -14,7 +14,7 @@ from app.services.prompts import get_or_create_prompt
 from app.simulate.client import Api
 from app.simulate.gold import resolve_gold
 from app.simulate.report import format_report, policy_section, sft_ancestor
-from trainer.gold_policy import best_of_n, best_of_n_kl, policy_against_gold
+from trainer.gold.policy import best_of_n, best_of_n_kl, curve_at_kl, gain_and_se, policy_against_gold
 
 
 def test_best_of_n_figures():
@@ -41,10 +41,37 @@ def test_best_of_n_averages_every_subset():
         assert best_of_n(gold, picker, n) == pytest.approx(brute)
 
 
+def test_gain_se_is_clustered_by_prompt():
+    """The gain's SE comes from per-prompt gains: identical samples within a prompt add no evidence."""
+    policy = np.array([[1.0, 1.0, 1.0], [2.0, 2.0, 2.0], [0.0, 0.0, 0.0]])
+    sft = np.array([[0.5, 0.5], [1.0, 1.0], [0.0, 0.0]])
+    gain, se = gain_and_se(policy, sft)
+    per_prompt = np.array([0.5, 1.0, 0.0])
+    assert gain == pytest.approx(per_prompt.mean())
+    assert se == pytest.approx(per_prompt.std(ddof=1) / math.sqrt(3))
+    tripled = np.repeat(policy, 3, axis=1)  # three times the samples of the same prompts: the same SE
+    assert gain_and_se(tripled, sft)[1] == pytest.approx(se)
+    assert math.isnan(gain_and_se(policy[:1], sft[:1])[1])
+
+
+def test_best_of_n_curve_read_at_a_policy_kl():
+    curve = [{"n": n, "kl": best_of_n_kl(n), "gold": g} for n, g in ((1, 0.5), (2, 0.7), (4, 0.9))]
+    assert curve_at_kl(curve, 0.0) == 0.5 and curve_at_kl(curve, -0.1) == 0.5  # noise below 0 reads n = 1
+    assert curve_at_kl(curve, best_of_n_kl(2)) == pytest.approx(0.7)
+    mid = (best_of_n_kl(2) + best_of_n_kl(4)) / 2
+    assert curve_at_kl(curve, mid) == pytest.approx(0.8)
+    assert curve_at_kl(curve, best_of_n_kl(4) + 0.01) is None and curve_at_kl([], 0.3) is None
+
+
 def test_sft_ancestor_follows_parents():
     models = [{"id": 1, "kind": "sft", "parent_id": None}, {"id": 2, "kind": "policy", "parent_id": 1},
               {"id": 3, "kind": "policy", "parent_id": 2}, {"id": 4, "kind": "reward", "parent_id": 1}]  # fmt: skip
     assert sft_ancestor(models, 3)["id"] == 1 and sft_ancestor(models, 1)["id"] == 1
+    # an SFT version fine-tuned on demonstrations is measured against the model it started from
+    tuned = [*models, {"id": 5, "kind": "sft", "parent_id": 1}, {"id": 6, "kind": "base", "parent_id": None},
+             {"id": 7, "kind": "sft", "parent_id": 6}, {"id": 8, "kind": "policy", "parent_id": 5}]  # fmt: skip
+    assert sft_ancestor(tuned, 5)["id"] == 1 and sft_ancestor(tuned, 7)["id"] == 6
+    assert sft_ancestor(tuned, 8)["id"] == 5  # a policy on top of it: its own SFT parent
     with pytest.raises(ValueError, match="no policy"):
         sft_ancestor(models, 4)
 
@@ -70,3 +97,5 @@ def test_policy_section_through_the_api(sim_server, tiny_model_dir):
     assert golds == sorted(golds) and figures["picker"] == "gold (upper bound)"  # the gold's own pick only improves
     assert [b["kl"] for b in figures["best_of_n"]] == [best_of_n_kl(n) for n in (1, 2, 4)]
     assert "best-of-n from SFT" in format_report({"policy": figures})
+    assert figures["best_of_n_by_gold"] == figures["best_of_n"]  # without a reward model the gold picks both
+    assert figures["gain"] == pytest.approx(figures["policy_gold"] - figures["sft_gold"], abs=1e-9)

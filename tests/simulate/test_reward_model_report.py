@@ -42,7 +42,7 @@ def test_a_model_that_scores_like_the_gold_agrees_fully_and_its_negation_not_at_
 
 def test_a_random_reward_model_folder_is_scored_through_trainer(api, tmp_path):
     from tests.simulate.test_gold_model import build_tiny_reward_model
-    from trainer.gold_model import RewardModelScorer
+    from trainer.gold.model import RewardModelScorer
 
     scorer = RewardModelScorer(build_tiny_reward_model(tmp_path / "rm"), device="cpu")
     section = reward_model_section(api, resolve_gold("sentiment"), scorer, mix=parse_mix("careful:1"))

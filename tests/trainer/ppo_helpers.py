@@ -4,10 +4,10 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedModel
 
 from tests.trainer.reward_helpers import tiny_reward_model
-from trainer.models import build_tiny_tokenizer
-from trainer.ppo_config import PPOConfig
-from trainer.ppo_rollout import RewardInput
-from trainer.reward_model import disable_dropout
+from trainer.common.models import disable_dropout
+from trainer.common.tiny import build_tiny_tokenizer
+from trainer.ppo.config import PPOConfig
+from trainer.ppo.rollout import RewardInput
 
 TOKENIZER = build_tiny_tokenizer()
 VOCAB = len(TOKENIZER)
@@ -62,7 +62,7 @@ def token_id(text: str) -> int:
 
 MARKERS = torch.arange(100, 148)  # 48 of ~384 tokens: a random policy hits one in eight
 CFG = PPOConfig(
-    steps=30, batch_size=16, minibatches=2, epochs=2, lr=3e-3, response_length=6, temperature=1.0,
+    steps=30, batch_size=16, minibatches=2, epochs=2, learning_rate=3e-3, response_length=6, temperature=1.0,
     kl_coef=0.02, generation_batch_size=16,
 )  # fmt: skip
 

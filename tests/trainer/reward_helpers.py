@@ -7,9 +7,9 @@ import pytest
 import torch
 from transformers import LlamaConfig, PreTrainedModel
 
-from trainer.models import build_tiny_tokenizer
-from trainer.reward_data import RankingRecord, TaskGroup
-from trainer.reward_model import build_reward_model
+from trainer.common.reward_model import build_reward_model
+from trainer.common.tiny import build_tiny_tokenizer
+from trainer.reward.data import RankingRecord, TaskGroup
 
 WORDS = [
     "the",

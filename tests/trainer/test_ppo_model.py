@@ -6,7 +6,8 @@ from torch.testing import assert_close
 
 from tests.trainer.ppo_helpers import TOKENIZER, tiny_policy, tiny_value_model
 from tests.trainer.reward_helpers import one_thread
-from trainer.ppo_model import PolicyAndValue, forward_logprobs, forward_values, lm_loss
+from trainer.common.logprobs import forward_logprobs, lm_loss
+from trainer.ppo.model import PolicyAndValue, forward_values
 
 pytestmark = pytest.mark.usefixtures(one_thread.__name__)
 TEXTS = ["Hello there, how are you?", "Paris", "Rank the answers from best to worst please"]

@@ -6,20 +6,13 @@ from torch.testing import assert_close
 
 from tests.trainer.ppo_helpers import PROMPTS, TOKENIZER, tiny_policy, tiny_value_model
 from tests.trainer.reward_helpers import one_thread
-from trainer.ppo import prompt_indices
-from trainer.ppo_config import PPOConfig
-from trainer.ppo_rollout import (
-    RewardInput,
-    Rollout,
-    encode_prompts,
-    pack_episodes,
-    reward_model_fn,
-    sample_rollout,
-    score_rollout,
-    truncate_after_eos,
-)
-from trainer.ppo_state import AdaptiveKLController, RunningMoments
-from trainer.ppo_update import shape_rewards
+from trainer.common.chat import as_messages
+from trainer.common.generation import encode_prompts, pack_episodes, truncate_after_eos
+from trainer.ppo.config import PPOConfig
+from trainer.ppo.rollout import RewardInput, Rollout, reward_model_fn, sample_rollout, score_rollout
+from trainer.ppo.state import AdaptiveKLController, RunningMoments
+from trainer.ppo.train import prompt_indices
+from trainer.ppo.update import shape_rewards
 
 pytestmark = pytest.mark.usefixtures(one_thread.__name__)
 EOS, PAD = 2, 2
@@ -54,8 +47,8 @@ def test_pack_episodes_drops_columns_that_are_padding_everywhere() -> None:
 def _rollout(policy, prompts, first_chunk: int = 0) -> Rollout:
     ids = encode_prompts(TOKENIZER, prompts, 64)
     rollout, _ = sample_rollout(
-        policy, TOKENIZER, ids, prompts, length_reward, max_new_tokens=5, temperature=1.0, eos_ids=[EOS],
-        generation_batch_size=2, seed=3, step=7, first_chunk=first_chunk,
+        policy, TOKENIZER, ids, [as_messages(p) for p in prompts], length_reward, max_new_tokens=5, temperature=1.0,
+        eos_ids=[EOS], generation_batch_size=2, seed=3, step=7, first_chunk=first_chunk,
     )  # fmt: skip
     return rollout
 
@@ -114,15 +107,14 @@ def test_running_moments_and_adaptive_kl() -> None:
 
 
 def test_reward_model_fn_by_tokens_and_by_text() -> None:
-    from trainer.reward_data import encode_completion
-    from trainer.reward_model import rewards, score_sequences
+    from trainer.common.reward_model import encode_completion, rewards, score_sequences
 
     policy, reward_model = tiny_policy(), tiny_value_model(seed=5)
     reward_model.eval()
     rollout = _rollout(policy, PROMPTS[:3])
     batch = RewardInput(
-        PROMPTS[:3], ["a", "b c", ""], rollout.query_ids, rollout.query_mask, rollout.response_ids,
-        rollout.response_mask, rollout.finished,
+        [as_messages(p) for p in PROMPTS[:3]], ["a", "b c", ""], rollout.query_ids, rollout.query_mask,
+        rollout.response_ids, rollout.response_mask, rollout.finished,
     )  # fmt: skip
     by_tokens = reward_model_fn(reward_model, batch_size=2)(batch)
     for row in range(3):
@@ -135,5 +127,6 @@ def test_reward_model_fn_by_tokens_and_by_text() -> None:
         alone = rewards(reward_model, ids[None], torch.ones(1, len(ids), dtype=torch.long))
         assert by_tokens[row].item() == pytest.approx(alone.item(), abs=1e-5)
     by_text = reward_model_fn(reward_model, TOKENIZER, max_length=64)(batch)
-    sequences = [encode_completion(TOKENIZER, p, r, 64) for p, r in zip(PROMPTS[:3], ["a", "b c", ""], strict=True)]
+    pairs = zip(PROMPTS[:3], ["a", "b c", ""], strict=True)
+    sequences = [encode_completion(TOKENIZER, as_messages(p), r, 64) for p, r in pairs]
     assert_close(by_text, score_sequences(reward_model, sequences, pad_token_id=PAD))

@@ -8,8 +8,9 @@ import torch
 
 from tests.trainer.ppo_helpers import CFG, PROMPTS, TOKENIZER, marker_reward, tiny_policy, tiny_value_model
 from tests.trainer.reward_helpers import one_thread
-from trainer.ppo import PPOConfig, train_policy
-from trainer.ppo_state import STATE_FILE
+from trainer.ppo.config import PPOConfig
+from trainer.ppo.state import STATE_FILE
+from trainer.ppo.train import train_policy
 
 pytestmark = pytest.mark.usefixtures(one_thread.__name__)
 
@@ -37,7 +38,7 @@ def test_reward_rises_kl_bounded_ratio_one_kl_zero_first() -> None:
                 "objective/entropy", "episode/eos_rate", "episode/length", "perf/episodes_per_s",
                 "perf/generation_s", "perf/scoring_s", "perf/update_s"):  # fmt: skip
         assert key in history[-1]
-    assert history[-1]["lr"] < history[0]["lr"] == CFG.lr  # annealed
+    assert history[-1]["lr"] < history[0]["lr"] == CFG.learning_rate  # annealed
 
 
 def test_killed_run_resumes_to_the_same_result(tmp_path: Path) -> None:

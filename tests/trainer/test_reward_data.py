@@ -3,13 +3,14 @@
 import pytest
 import torch
 
-from trainer.models import build_tiny_tokenizer
-from trainer.reward_data import (
+from trainer.common.chat import as_messages
+from trainer.common.reward_model import encode_completion
+from trainer.common.tiny import build_tiny_tokenizer
+from trainer.reward.data import (
     EncodedTask,
     RankingRecord,
     TaskGroup,
     collate_rankings,
-    encode_completion,
     encode_tasks,
     has_strict_pair,
     length_grouped_batches,
@@ -39,17 +40,17 @@ def test_has_strict_pair() -> None:
 
 
 def test_encode_uses_chat_template_and_never_ends_in_pad(tokenizer) -> None:
-    ids = encode_completion(tokenizer, "Hi", "Yo", max_length=64)
+    ids = encode_completion(tokenizer, as_messages("Hi"), "Yo", max_length=64)
     assert tokenizer.decode(ids) == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nYo<|im_end|>\n"
     tokenizer_plain = build_tiny_tokenizer()
-    tokenizer_plain.chat_template = None
-    ids = encode_completion(tokenizer_plain, "Hi", "Yo<|im_end|>", max_length=64)
-    assert tokenizer_plain.decode(ids) == "Hi\n\nYo" and ids[-1] != PAD
+    tokenizer_plain.chat_template = None  # the plain format ends the answer with EOS (= pad), which is dropped
+    ids = encode_completion(tokenizer_plain, as_messages("Hi"), "Yo", max_length=64)
+    assert tokenizer_plain.decode(ids) == "User:\nHi\n\nAssistant:\nYo" and ids[-1] != PAD
 
 
 def test_encode_truncates_from_the_left(tokenizer) -> None:
-    full = encode_completion(tokenizer, "a long prompt " * 20, "the answer", max_length=10_000)
-    short = encode_completion(tokenizer, "a long prompt " * 20, "the answer", max_length=12)
+    full = encode_completion(tokenizer, as_messages("a long prompt " * 20), "the answer", max_length=10_000)
+    short = encode_completion(tokenizer, as_messages("a long prompt " * 20), "the answer", max_length=12)
     assert short == full[-12:]
 
 

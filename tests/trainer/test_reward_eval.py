@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from trainer.reward_eval import (
+from trainer.reward.metrics import (
     ScoredRanking,
     accuracy_by_k,
     calibration,

@@ -6,7 +6,7 @@ import random
 import pytest
 import torch
 
-from trainer.losses import gather_group_rewards, ranking_loss
+from trainer.reward.losses import gather_group_rewards, ranking_loss
 
 
 def brute_force(rewards: list[list[float]], ranks: list[list[int]], weights: list[float]) -> tuple[float, float, int]:

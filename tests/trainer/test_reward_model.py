@@ -12,9 +12,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, GPT2Config
 
 from tests.trainer.reward_helpers import marker_tasks, one_thread, tiny_reward_model, tiny_tokenizer
-from trainer.models import build_tiny_model
-from trainer.reward_data import collate_rankings, encode_tasks
-from trainer.reward_model import (
+from trainer.common.reward_model import (
     OFFSET_KEY,
     build_reward_model,
     center_rewards,
@@ -25,6 +23,8 @@ from trainer.reward_model import (
     save_reward_model,
     score_sequences,
 )
+from trainer.common.tiny import build_tiny_model
+from trainer.reward.data import collate_rankings, encode_tasks
 
 PAD = 2
 pytestmark = pytest.mark.usefixtures(one_thread.__name__)

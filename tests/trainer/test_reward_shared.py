@@ -10,10 +10,11 @@ import pytest
 import torch
 
 from tests.trainer.reward_helpers import marker_tasks, one_thread, tiny_reward_model, tiny_tokenizer
-from trainer.reward import RewardConfig, train_reward_model
-from trainer.reward_data import EncodedTask, RankingRecord, collate_rankings, encode_tasks
-from trainer.reward_model import OFFSET_KEY, rewards
-from trainer.reward_shared import collate_shared_prompt, shared_prompt_rewards, split_shared_prompt
+from trainer.common.reward_model import OFFSET_KEY, rewards
+from trainer.reward.config import RewardConfig
+from trainer.reward.data import EncodedTask, RankingRecord, collate_rankings, encode_tasks
+from trainer.reward.shared import collate_shared_prompt, shared_prompt_rewards, split_shared_prompt
+from trainer.reward.train import train_reward_model
 
 pytestmark = pytest.mark.usefixtures(one_thread.__name__)
 PAD = 2
@@ -63,7 +64,7 @@ def test_shared_prompt_rewards_and_gradients_equal_plain() -> None:
 
 
 def test_training_in_shared_mode_reaches_the_same_weights() -> None:
-    cfg = RewardConfig(lr=3e-3, batch_size=4, warmup_ratio=0.0, max_length=256)
+    cfg = RewardConfig(learning_rate=3e-3, batch_size=4, warmup_ratio=0.0, max_length=256)
     tasks, tokenizer = marker_tasks(8, seed=3), tiny_tokenizer()
     plain, shared = tiny_reward_model(), tiny_reward_model()
     train_reward_model(cfg, plain, tokenizer, tasks)

@@ -13,18 +13,13 @@ import pytest
 import torch
 
 from tests.trainer.reward_helpers import marker_tasks, one_thread, tiny_reward_model, tiny_tokenizer
-from trainer.reward import (
-    RewardConfig,
-    center_on_sft,
-    evaluate_reward_model,
-    lr_factor,
-    score_tasks,
-    train_reward_model,
-)
-from trainer.reward_checkpoint import rng_state, set_rng_state
+from trainer.common.checkpoint import rng_state, set_rng_state
+from trainer.common.optim import lr_factor
+from trainer.reward.config import RewardConfig
+from trainer.reward.train import center_on_sft, evaluate_reward_model, score_tasks, train_reward_model
 
 pytestmark = pytest.mark.usefixtures(one_thread.__name__)
-FAST = RewardConfig(lr=3e-3, batch_size=8, warmup_ratio=0.1, max_length=64)
+FAST = RewardConfig(learning_rate=3e-3, batch_size=8, warmup_ratio=0.1, max_length=64)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +51,7 @@ def test_every_trainable_parameter_changes(tokenizer) -> None:
 
 
 def _resume_cfg() -> RewardConfig:
-    return replace(FAST, batch_size=3, grad_accum=2, epochs=2, weight_by_agreement=True)
+    return replace(FAST, batch_size=3, grad_accum_steps=2, epochs=2, weight_by_agreement=True)
 
 
 def test_killed_run_resumes_to_the_same_weights(tokenizer, tmp_path: Path) -> None:
@@ -103,8 +98,10 @@ def test_resume_refuses_another_config(tokenizer, tmp_path: Path) -> None:
     train_reward_model(
         cfg, tiny_reward_model(), tokenizer, tasks, checkpoint_dir=tmp_path / "c", should_stop=lambda: True
     )
-    with pytest.raises(ValueError, match="lr"):
-        train_reward_model(replace(cfg, lr=1e-4), tiny_reward_model(), tokenizer, tasks, checkpoint_dir=tmp_path / "c")
+    with pytest.raises(ValueError, match="learning_rate"):
+        train_reward_model(
+            replace(cfg, learning_rate=1e-4), tiny_reward_model(), tokenizer, tasks, checkpoint_dir=tmp_path / "c"
+        )
 
 
 def test_rng_state_round_trip() -> None:
@@ -121,7 +118,9 @@ def test_lr_schedule() -> None:
     assert lr_factor(5, warmup=0, total=10, decay="constant", min_ratio=0.1) == 1.0
 
 
-@pytest.mark.parametrize("changes", [{"lr": 0.0}, {"batch_size": 0}, {"warmup_ratio": 1.0}, {"decay": "step"}])
+@pytest.mark.parametrize(
+    "changes", [{"learning_rate": 0.0}, {"batch_size": 0}, {"warmup_ratio": 1.0}, {"decay": "step"}]
+)
 def test_config_rejects_bad_values(changes: dict) -> None:
     with pytest.raises(ValueError):
         RewardConfig(**changes)
@@ -129,7 +128,7 @@ def test_config_rejects_bad_values(changes: dict) -> None:
 
 def test_too_few_tasks_for_one_step(tokenizer) -> None:
     with pytest.raises(ValueError, match="no optimizer step"):
-        train_reward_model(replace(FAST, grad_accum=4), tiny_reward_model(), tokenizer, marker_tasks(3, seed=0))
+        train_reward_model(replace(FAST, grad_accum_steps=4), tiny_reward_model(), tokenizer, marker_tasks(3, seed=0))
 
 
 def test_gradient_checkpointing_trains_to_the_same_weights(tokenizer) -> None:

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from trainer.models import build_tiny_model, build_tiny_tokenizer, load_policy
-from trainer.sampling import (
+from trainer.common.chat import as_messages, encode_prompt, render_prompt
+from trainer.common.generation import batch_seed, collate_queries
+from trainer.common.models import load_policy
+from trainer.common.tiny import build_tiny_model, build_tiny_tokenizer
+from trainer.sampling.completions import (
     SamplingConfig,
-    batch_seed,
     duplicate_slots,
-    format_prompt,
     generate_completions,
     generate_kwargs,
     sample_batch,
@@ -85,11 +86,11 @@ def test_generate_kwargs_turn_off_default_top_k() -> None:
     assert generate_kwargs(SamplingConfig(temperature=0), tokenizer)["do_sample"] is False
 
 
-def test_format_prompt_uses_chat_template_when_present() -> None:
+def test_prompts_are_rendered_with_the_chat_template_when_present() -> None:
     tokenizer = build_tiny_tokenizer()
-    assert format_prompt(tokenizer, "Hi") == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    assert render_prompt(tokenizer, as_messages("Hi")) == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
     tokenizer.chat_template = None
-    assert format_prompt(tokenizer, "Hi") == "Hi"
+    assert render_prompt(tokenizer, as_messages("Hi")) == "User:\nHi\n\nAssistant:\n"  # the one plain format
 
 
 def test_k_completions_per_prompt_with_params(policy) -> None:
@@ -161,22 +162,23 @@ def test_duplicates_are_resampled(policy) -> None:
 def test_left_padding_is_masked(policy) -> None:
     model, tokenizer = policy
     cfg = SamplingConfig(temperature=0, max_new_tokens=12)
-    short, long = (format_prompt(tokenizer, p) for p in ("Hi", "Explain a list and a tuple in Python, with care."))
+    texts = ("Hi", "Explain a list and a tuple in Python, with care.")
+    short, long = (encode_prompt(tokenizer, as_messages(p)) for p in texts)
     batched = sample_batch(model, tokenizer, [short, long], cfg, seed=0)
-    alone = [sample_batch(model, tokenizer, [text], cfg, seed=0)[0] for text in (short, long)]
+    alone = [sample_batch(model, tokenizer, [ids], cfg, seed=0)[0] for ids in (short, long)]
     assert batched == alone
     # The check has teeth: without the mask, padding (= EOS here) leaks into the short prompt's answer.
-    encoded = tokenizer([short, long], return_tensors="pt", padding=True, add_special_tokens=False)
-    unmasked = model.generate(input_ids=encoded["input_ids"], **generate_kwargs(cfg, tokenizer))
-    assert unmasked[:, encoded["input_ids"].shape[1] :].tolist() != alone
+    input_ids, _ = collate_queries([short, long], int(tokenizer.pad_token_id))
+    unmasked = model.generate(input_ids=input_ids, **generate_kwargs(cfg, tokenizer))
+    assert unmasked[:, input_ids.shape[1] :].tolist() != alone
 
 
 def test_static_cache_matches_dynamic_cache(policy) -> None:
     model, tokenizer = policy
     cfg = SamplingConfig(temperature=0, max_new_tokens=8)
-    texts = [format_prompt(tokenizer, p) for p in PROMPTS]
-    dynamic = sample_batch(model, tokenizer, texts, cfg, seed=0)
-    static = sample_batch(model, tokenizer, texts, replace(cfg, cache_implementation="static"), seed=0)
+    prompts = [encode_prompt(tokenizer, as_messages(p)) for p in PROMPTS]
+    dynamic = sample_batch(model, tokenizer, prompts, cfg, seed=0)
+    static = sample_batch(model, tokenizer, prompts, replace(cfg, cache_implementation="static"), seed=0)
     assert static == dynamic
 
 

@@ -16,7 +16,9 @@ from app.db import make_engine
 from app.migrate import upgrade
 from app.models import Job, JobKind
 from app.services import jobs as job_service
-from tests.pg import fresh_postgres_database
+from tests.pg import fresh_database, fresh_postgres_database
+
+DEVICE_POLICY_DIR = Path(__file__).resolve().parents[1] / "trainer" / "device_policy"
 
 
 def fast_settings(url: str, data_dir: Path, **overrides: object) -> Settings:
@@ -44,14 +46,8 @@ def pg_url() -> Iterator[str]:
 @pytest.fixture
 def committed_url(tmp_path: Path) -> Iterator[str]:
     """A fresh migrated database: PostgreSQL when the suite runs on it, else a SQLite file."""
-    if os.environ.get("RANKLAB_TEST_DATABASE_URL", "").startswith("postgresql"):
-        with fresh_postgres_database("rl_worker") as url:
-            upgrade(url)
-            yield url
-        return
-    url = f"sqlite:///{tmp_path / 'worker.db'}"
-    upgrade(url)
-    yield url
+    with fresh_database(tmp_path, "rl_worker") as url:
+        yield url
 
 
 @pytest.fixture
@@ -82,3 +78,16 @@ def run_job_once(sessions: sessionmaker[Session], settings: Settings, kind: JobK
         job = session.get(Job, job_id)
         assert job is not None
         return job
+
+
+@pytest.fixture
+def gpu_like_ranks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """The torchrun ranks a test starts get the device policy of a GPU run (tests/trainer/device_policy): their
+    collectives refuse CPU tensors as NCCL does. Returns the file where each rank reports what its collectives saw."""
+    log = tmp_path / "device-policy.jsonl"
+    monkeypatch.setenv("RANKLAB_TEST_BACKEND_DEVICE", "cuda")
+    monkeypatch.setenv("RANKLAB_TEST_DEVICE_POLICY_LOG", str(log))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(DEVICE_POLICY_DIR), os.environ.get("PYTHONPATH")]))
+    )
+    return log

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -42,3 +43,10 @@ def trained_weights(sessions, job_id: int) -> dict[str, torch.Tensor]:  # type: 
         assert job.status == JobStatus.succeeded, job.error or job.log_tail
         path = Path(s.get(ModelVersion, job.output_model_id).path)
     return load_file(path / "model.safetensors")
+
+
+def ranks_saw_only_gpu_tensors(log: Path, ranks: int) -> None:
+    """Every rank's collectives were handed (fake) GPU tensors only."""
+    reports = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len({r["pid"] for r in reports}) >= ranks, reports
+    assert all(r["devices"] == ["cuda"] for r in reports), reports

@@ -14,7 +14,7 @@ from app.models import JobKind, ModelKind
 from app.schemas.jobs import ExportParams
 from app.services import jobs as job_service
 from app.storage import atomic_dir
-from trainer.context import JobContext, NewModelVersion
+from trainer.common.context import JobContext, NewModelVersion
 from trainer.worker import WorkerConfig, work
 
 STEPS = 30

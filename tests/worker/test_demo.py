@@ -36,10 +36,12 @@ def test_mtbench_prompts_import_once_and_sampling_job_is_not_duplicated(db):
     ids, created = demo_service.import_mtbench_prompts(db)
     assert len(ids) == 80 and created == 80
     first = db.get(Prompt, ids[0])
-    assert first.meta == {"dataset": "mt-bench", "question": 1} and "Hawaii" in first.text
+    assert first.meta["dataset"] == "mt-bench" and first.meta["question"] == 1 and "Hawaii" in first.text
+    assert first.meta["followups"] == ["Rewrite your previous response. Start every sentence with the letter A."]
     assert demo_service.import_mtbench_prompts(db) == (ids, 0)
     job, is_new = demo_service.queue_demo_sampling(db, prompt_ids=ids)
     assert is_new and job.kind == JobKind.sample and job.params["prompt_ids"] == ids and job.params["k"] == 4
+    assert job.params["followups"] is True  # the second turns become two-turn conversations in the same job
     again, is_new = demo_service.queue_demo_sampling(db, prompt_ids=ids)
     assert again.id == job.id and not is_new
 

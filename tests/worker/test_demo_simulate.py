@@ -14,7 +14,7 @@ import app.cli.simulate as simulate_cli
 import app.config
 import app.db
 import trainer.cli as trainer_cli
-import trainer.jobs.sample
+import trainer.sampling.job
 from app.cli import cli
 from app.services import demo as demo_service
 from app.simulate.profiles import parse_mix
@@ -40,7 +40,7 @@ def test_demo_simulate_runs_the_campaign_after_the_set_up(monkeypatch):
     monkeypatch.setattr(demo_service, "create_demo_accounts", lambda s: calls.append("accounts") or [])
     monkeypatch.setattr(demo_service, "import_mtbench_prompts", lambda s: calls.append("prompts") or ([1], 1))
     model = SimpleNamespace(name="smollm2", id=1, path="/models/smollm2")
-    monkeypatch.setattr(trainer.jobs.sample, "ensure_default_sft_version", lambda s, data_dir: model)
+    monkeypatch.setattr(trainer.sampling.job, "ensure_default_sft_version", lambda s, data_dir: model)
     monkeypatch.setattr(trainer_cli, "run_demo_campaign", lambda url: calls.append(f"campaign {url}"))
     result = CliRunner().invoke(
         cli, ["demo", "--no-sample", "--simulate", "--url", "http://h:1"], env={"COLUMNS": "300"}
@@ -55,7 +55,7 @@ def test_demo_without_simulate_runs_no_campaign(monkeypatch):
     monkeypatch.setattr(demo_service, "create_demo_accounts", lambda s: [])
     monkeypatch.setattr(demo_service, "import_mtbench_prompts", lambda s: ([1], 0))
     model = SimpleNamespace(name="smollm2", id=1, path="/models/smollm2")
-    monkeypatch.setattr(trainer.jobs.sample, "ensure_default_sft_version", lambda s, data_dir: model)
+    monkeypatch.setattr(trainer.sampling.job, "ensure_default_sft_version", lambda s, data_dir: model)
     monkeypatch.setattr(trainer_cli, "run_demo_campaign", lambda url: pytest.fail("no campaign without --simulate"))
     result = CliRunner().invoke(cli, ["demo", "--no-sample"])
     assert result.exit_code == 0, result.output

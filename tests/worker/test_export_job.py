@@ -14,7 +14,7 @@ from app.deps import sessionmaker_dep, settings_dep
 from app.errors import InvalidInput
 from app.main import create_app
 from app.models import Job, JobKind, JobStatus, Role, TaskKind, UserStatus
-from app.services import exports
+from app.services import export_options
 from app.services import jobs as job_service
 from app.services.users import create_user
 from tests.agreement.helpers import add_ranking, make_task, singletons
@@ -42,7 +42,7 @@ def test_export_job_writes_the_pairs_file_that_datasets_reads(sessions, worker_s
     job = _run(sessions, worker_settings, {"format": "pairs"})
     assert job.status == JobStatus.succeeded, job.log_tail
     assert job.progress == 1.0
-    path = exports.job_file(worker_settings.data_dir, job_id=job.id, fmt="pairs")
+    path = export_options.job_file(worker_settings.data_dir, job_id=job.id, fmt="pairs")
     # researcher: C(5,2) = 10 strict pairs; labeler's buckets 2/1/2: 2*1 + 2*2 + 1*2 = 8
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert len(lines) == 18
@@ -57,7 +57,7 @@ def test_export_job_writes_the_pairs_file_that_datasets_reads(sessions, worker_s
 def test_export_job_applies_the_filters(sessions, worker_settings, seeded):
     job = _run(sessions, worker_settings, {"format": "rankings", "exclude_flags": ["hallucination"]})
     assert job.status == JobStatus.succeeded, job.log_tail
-    path = exports.job_file(worker_settings.data_dir, job_id=job.id, fmt="rankings")
+    path = export_options.job_file(worker_settings.data_dir, job_id=job.id, fmt="rankings")
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     # the labeler flagged output 4, so their last bucket keeps only output 3
     assert [r["buckets"] for r in rows] == [[[0], [1], [2], [3], [4]], [[0, 1], [2], [3]]]
@@ -111,6 +111,6 @@ def test_download_over_http(sessions, worker_settings, seeded):
         page = client.get(f"/jobs/{job.id}", headers=headers)
         assert f"/api/v1/jobs/{job.id}/file" in page.text
         assert client.get(f"/api/v1/jobs/{job.id}/file", headers=token_headers(client, labeler)).status_code == 403
-        exports.job_file(worker_settings.data_dir, job_id=job.id, fmt="pairs").unlink()
+        export_options.job_file(worker_settings.data_dir, job_id=job.id, fmt="pairs").unlink()
         gone = client.get(f"/api/v1/jobs/{job.id}/file", headers=headers)
         assert gone.status_code == 404 and "no longer in the data folder" in gone.json()["detail"]

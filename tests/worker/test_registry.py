@@ -19,7 +19,7 @@ from app.models import Job, JobKind, JobStatus, ModelKind, ModelVersion, utcnow
 from app.schemas.jobs import JOB_KINDS, ExportParams
 from app.services import jobs as job_service
 from app.services import model_registry
-from trainer.context import JobContext, NewModelVersion
+from trainer.common.context import JobContext, NewModelVersion
 from trainer.jobs import discover_handlers
 from trainer.worker import WorkerConfig, work
 
@@ -91,7 +91,9 @@ def test_a_produced_model_is_registered_with_the_finished_job(sessions, worker_s
     job, [model] = _job(sessions, job_id), _models(sessions)
     assert job.status == JobStatus.succeeded and job.output_model_id == model.id
     assert (model.kind, model.name, model.job_id) == (ModelKind.reward, "rm-1", job_id)
-    assert model.metrics == {"accuracy": 0.7} and model.path == str(folder.resolve())
+    assert model.metrics["accuracy"] == 0.7 and model.path == str(folder.resolve())
+    assert set(model.metrics) <= {"accuracy", "peak_rss_mib"}  # the worker adds the attempt's peak memory, nothing else
+    assert model.metrics.get("peak_rss_mib", 1) > 0
 
 
 def test_a_lost_job_registers_nothing_and_its_retry_exactly_one(sessions, worker_settings, tmp_path):

@@ -113,3 +113,72 @@ def test_rounds_over_http(client, db, factory):
     assert client.get(f"/api/v1/jobs/{body['sample_job_id']}", headers=headers).json()["status"] == "cancelled"
     labeler = factory.labeler()
     assert client.get("/api/v1/rounds", headers=token_headers(client, labeler)).status_code == 403
+
+
+def _accepted_demonstration(db, factory) -> int:
+    from app.models import Demonstration, DemonstrationOrigin, DemonstrationStatus, RankingTask, TaskType
+
+    prompt, _ = get_or_create_prompt(db, text=f"demo prompt {factory.labeler().id}")
+    task = RankingTask(prompt_id=prompt.id, task_type=TaskType.demonstration, k=0)
+    db.add(task)
+    db.flush()
+    demo = Demonstration(task_id=task.id, prompt_id=prompt.id, labeler_id=factory.labeler().id, content="answer",
+                         origin=DemonstrationOrigin.written, status=DemonstrationStatus.accepted,
+                         idempotency_key=f"k{task.id}")  # fmt: skip
+    db.add(demo)
+    db.flush()
+    return demo.id
+
+
+def test_a_round_begins_with_sft_only_when_demonstrations_are_new(db, factory):
+    base = _version(db, ModelKind.base)
+    for n in range(2):
+        get_or_create_prompt(db, text=f"sft round prompt {n}", split=Split.train)
+    params = RoundParams(sft={"epochs": 1}, sample={"n_unlabeled": 2, "k": 4})
+    demo_id = _accepted_demonstration(db, factory)
+    round_ = round_service.create_round(db, params=params)
+    sft_job = db.get(Job, round_.sft_job_id)
+    assert round_.step == RoundStep.sft and sft_job.kind == JobKind.train_sft and round_.sample_job_id is None
+    sft = ModelVersion(kind=ModelKind.sft, name="sft", path="/m/sft2", parent_id=base.id,
+                       metrics={"data": {"max_demonstration_id": demo_id}})  # fmt: skip
+    db.add(sft)
+    db.flush()
+    _finish(db, sft_job.id, output=sft.id)
+    round_service.advance_rounds(db)
+    sample = db.get(Job, round_.sample_job_id)
+    assert round_.step == RoundStep.sample and sample.params["policy_version"] == sft.id == round_.start_policy_id
+    # every accepted demonstration is in an SFT model now: the next round goes straight to sampling
+    assert round_service.untrained_demonstrations(db) == 0
+    again = round_service.create_round(db, params=params)
+    assert again.step == RoundStep.sample and again.sft_job_id is None
+
+
+def test_a_dpo_round_skips_the_reward_model_and_evaluates_with_the_newest_one(db, factory):
+    sft = _version(db, ModelKind.sft)
+    old_rm = _version(db, ModelKind.reward, parent=sft.id)
+    get_or_create_prompt(db, text="dpo round prompt", split=Split.train)
+    params = RoundParams(sample={"n_unlabeled": 1, "k": 4}, min_new_rankings=1, policy={"method": "dpo", "beta": 0.2})
+    round_ = round_service.create_round(db, params=params)
+    _finish(db, round_.sample_job_id)
+    task = make_task(db, k=4)
+    task.job_id = round_.sample_job_id
+    add_ranking(db, task=task, user=factory.labeler(), order=[[0], [1], [2], [3]])
+    round_service.advance_rounds(db)
+    dpo_job = db.get(Job, round_.policy_job_id)
+    assert round_.step == RoundStep.policy and round_.reward_job_id is None
+    assert dpo_job.kind == JobKind.train_dpo and dpo_job.params["beta"] == 0.2
+    assert dpo_job.params["policy_version"] == sft.id and "method" not in dpo_job.params
+    policy = _version(db, ModelKind.policy, parent=sft.id)
+    _finish(db, dpo_job.id, output=policy.id)
+    round_service.advance_rounds(db)
+    assert db.get(Job, round_.evaluate_job_id).params["reward_version"] == old_rm.id
+
+
+def test_round_params_refuse_what_cannot_run():
+    with pytest.raises(ValueError, match="policy.method must be ppo or dpo"):
+        RoundParams(policy={"method": "grpo"})
+    with pytest.raises(ValueError, match="train_reward cannot be false with method ppo"):
+        RoundParams(train_reward=False)
+    with pytest.raises(ValueError, match="beta"):
+        RoundParams(policy={"method": "dpo", "beta": -1})
+    assert RoundParams(policy={"method": "dpo"}, train_reward=True).trains_reward

@@ -6,12 +6,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.models import Completion, Job, JobKind, JobStatus, ModelKind, RankingTask, Split
+from app.models import Completion, Job, JobKind, JobStatus, ModelKind, Prompt, RankingTask, Split
 from app.services import jobs as job_service
 from app.services import model_registry
 from app.services.prompts import get_or_create_prompt
 from tests.worker.conftest import run_job_once
-from trainer.jobs.sample import SamplePlan
+from trainer.sampling.job import SamplePlan
 from trainer.worker import WorkerConfig, work
 
 PROMPTS = ["What is the capital of France?", "Write a short poem about the sea.", "Explain a list and a tuple."]
@@ -102,7 +102,7 @@ def test_sampling_uses_the_newest_policy_unless_a_version_is_chosen(sessions, wo
 def test_blank_completions_are_left_out_instead_of_failing_the_job(sessions, worker_settings, seeded, monkeypatch):
     """A model may answer with a lone EOS (or whitespace): tasks refuse blank outputs, so the job leaves them out,
     keeps a task that still has K >= 4 outputs and gives a prompt with fewer none, instead of failing the job."""
-    import trainer.jobs.sample as sample_job
+    import trainer.sampling.job as sample_job
 
     real = sample_job.sample_chunk
 
@@ -122,3 +122,25 @@ def test_blank_completions_are_left_out_instead_of_failing_the_job(sessions, wor
         assert all(item.completion.text.strip() for item in tasks[0].items)
     assert (job.metrics[-1]["blank_completions"], job.metrics[-1]["prompts_without_task"]) == (3, 1)
     assert "3 blank completion(s) left out" in job.log_tail
+
+
+def test_followups_make_the_next_turn_a_conversation_sampled_in_the_same_job(sessions, worker_settings, tiny_model_dir):
+    """MT-Bench style: a prompt with a second question in its metadata; the job answers the first turn and samples
+    the two-turn conversation (first answer = its first sample) too, in the same split."""
+    with sessions.begin() as session:
+        model_registry.register_model(session, kind=ModelKind.sft, name="tiny", path=tiny_model_dir)
+        first = get_or_create_prompt(session, text="Name a colour.", split=Split.validation,
+                                     metadata={"followups": ["Now a darker one.", "And a third?"]})[0].id  # fmt: skip
+    job = _run(sessions, worker_settings, prompt_ids=[first], k=4, max_new_tokens=6, followups=True)
+    assert job.status == JobStatus.succeeded, job.error or job.log_tail
+    with sessions() as session:
+        tasks = session.scalars(select(RankingTask).where(RankingTask.job_id == job.id).order_by(RankingTask.id)).all()
+        prompts = [session.get(Prompt, t.prompt_id) for t in tasks]
+        assert len(tasks) == 3  # turn 1, then 1+2, then 1+2+3: each answered by the job's own first sample
+        answer = tasks[0].items[0].completion.text
+        assert prompts[1].messages == [{"role": "user", "content": "Name a colour."},
+                                       {"role": "assistant", "content": answer},
+                                       {"role": "user", "content": "Now a darker one."}]  # fmt: skip
+        assert len(prompts[2].messages) == 5 and prompts[2].messages[-1]["content"] == "And a third?"
+        assert {p.split for p in prompts} == {Split.validation} and prompts[2].meta["continues_prompt"] == prompts[1].id
+    assert SamplePlan.loads(job.checkpoint).done == 3

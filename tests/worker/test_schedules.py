@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from app.errors import InvalidInput
-from app.models import Job, JobKind, Prompt, Ranking, Split
+from app.models import Job, JobKind, JobStatus, Prompt, Ranking, Split
 from app.services import schedules as schedule_service
 from app.services.prompts import get_or_create_prompt
 from app.services.tasks import NewCompletion, create_task
@@ -30,6 +30,7 @@ def test_cron_schedule_fires_once_per_period(db):
     fired = schedule_service.run_due_schedules(db, now=T0 + timedelta(minutes=5, seconds=3))
     assert [j.schedule_id for j in fired] == [schedule.id] and schedule.last_job_id == fired[0].id
     assert schedule_service.run_due_schedules(db, now=T0 + timedelta(minutes=9)) == []
+    fired[0].status = JobStatus.succeeded  # a schedule's next job waits for its previous one (test_schedule_limits)
     assert len(schedule_service.run_due_schedules(db, now=T0 + timedelta(minutes=10))) == 1
     assert schedule.next_run_at == T0 + timedelta(minutes=15)
 

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from app.models import Job, JobKind, JobStatus, ModelKind, ModelVersion
 from app.services import jobs as job_service
-from tests.worker.reward_jobs import run_worker, seed_rankings
+from tests.worker.reward_jobs import ranks_saw_only_gpu_tensors, run_worker, seed_rankings
 
 SMALL = {"steps": 3, "batch_size": 8, "minibatches": 2, "epochs": 2, "response_length": 6, "checkpoint_every": 1}
 
@@ -34,8 +34,11 @@ def _ran_under_torchrun(sessions, job_id: int) -> None:  # type: ignore[no-untyp
         assert (Path(policy.path) / "model.safetensors").is_file()
 
 
-def test_ppo_job_registers_a_policy_trained_against_the_reward_model(sessions, worker_settings, tiny_model_dir):
-    """In one worker run: PPO in this process (with PPO-ptx), and PPO on two processes under torchrun."""
+def test_ppo_job_registers_a_policy_trained_against_the_reward_model(
+    sessions, worker_settings, tiny_model_dir, gpu_like_ranks
+):
+    """In one worker run: PPO in this process (with PPO-ptx), and PPO on two processes under torchrun with the device
+    policy of a GPU run (the ranks' collectives refuse CPU tensors, as NCCL does)."""
     seed_rankings(sessions, tiny_model_dir)
     with sessions.begin() as s:
         rm_job = job_service.enqueue_job(s, kind=JobKind.train_reward, params={"heldout_labeler_share": 0.0}).id
@@ -45,6 +48,7 @@ def test_ppo_job_registers_a_policy_trained_against_the_reward_model(sessions, w
         ddp_job = job_service.enqueue_job(s, kind=JobKind.train_policy, params={**SMALL, "processes": 2}).id
     run_worker(sessions, worker_settings)
     _ran_under_torchrun(sessions, ddp_job)
+    ranks_saw_only_gpu_tensors(gpu_like_ranks, ranks=2)
     rm, ppo = _job(sessions, rm_job), _job(sessions, ppo_job)
     assert rm.status == JobStatus.succeeded, rm.error
     assert ppo.status == JobStatus.succeeded, ppo.error or ppo.log_tail

@@ -112,14 +112,14 @@ def test_rankings_to_a_registered_reward_model(committed_url, sessions, worker_s
 def _loads_and_scores_identically(folder: Path) -> None:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from trainer.reward_data import encode_completion
-    from trainer.reward_model import OFFSET_KEY, load_reward_model, score_sequences
+    from trainer.common.chat import as_messages
+    from trainer.common.reward_model import OFFSET_KEY, encode_completion, load_reward_model, score_sequences
 
     hf = AutoModelForSequenceClassification.from_pretrained(folder).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder)
     ours, _ = load_reward_model(folder)
     texts = ["the cat sat excellent", "dog ran far away"]
-    seqs = [encode_completion(tokenizer, "question 1: tell me something", t, 512) for t in texts]
+    seqs = [encode_completion(tokenizer, as_messages("question 1: tell me something"), t, 512) for t in texts]
     with torch.no_grad():
         raw = torch.cat([hf(input_ids=torch.tensor([s])).logits[:, 0] for s in seqs])
     offset = float(getattr(hf.config, OFFSET_KEY))

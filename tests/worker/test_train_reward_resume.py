@@ -10,7 +10,7 @@ from app.services import jobs as job_service
 from tests.agreement.helpers import add_ranking, make_task
 from tests.factories import Factory
 from tests.worker.reward_jobs import run_worker, seed_rankings, trained_weights
-from trainer import reward_job
+from trainer.reward import job as reward_job
 
 PARAMS = {"checkpoint_every": 1, "batch_size": 4, "learning_rate": 1e-3, "heldout_labeler_share": 0.0}
 

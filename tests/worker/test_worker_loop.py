@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.models import Job, JobKind, JobStatus
 from app.schemas.jobs import ExportParams
 from app.services import jobs as job_service
-from trainer.context import JobContext
+from trainer.common.context import JobContext
 from trainer.worker import WorkerConfig, work
 
 
@@ -144,7 +144,7 @@ def test_stopping_worker_hands_its_job_back_at_the_checkpoint(sessions, worker_s
 
 
 def _worker_row(sessions: sessionmaker[Session], worker_id: str):  # type: ignore[no-untyped-def]
-    from app.models_workers import Worker
+    from app.models import Worker
 
     with sessions() as session:
         return session.get(Worker, worker_id)

@@ -9,8 +9,7 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from app.enums import WorkerState, WorkerStatus
-from app.models import Job, JobKind, JobStatus, utcnow
-from app.models_workers import Worker
+from app.models import Job, JobKind, JobStatus, Worker, utcnow
 from app.services import jobs as job_service
 from app.services import workers as worker_service
 from app.services.job_queue import Waiting, queue_state

@@ -18,7 +18,7 @@ import importlib
 import pkgutil
 
 from app.models import JobKind
-from trainer.context import Handler
+from trainer.common.context import Handler
 
 
 def discover_handlers() -> dict[JobKind, Handler]:

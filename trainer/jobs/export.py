@@ -13,8 +13,8 @@ import time
 
 from app.models import JobKind
 from app.schemas.jobs import ExportParams
-from app.services import exports
-from trainer.context import JobContext
+from app.services import export_options, exports, storage
+from trainer.common.context import JobContext
 
 KIND = JobKind.export
 
@@ -24,8 +24,8 @@ CHECK_EVERY_S = 1.0
 
 def run(ctx: JobContext, params: ExportParams) -> None:
     """Write the export; progress is the share of rankings read, metrics the lines written."""
-    options = exports.options_from_params(params)
-    target = exports.job_file(ctx.data_dir, job_id=ctx.job_id, fmt=options.format)
+    options = export_options.options_from_params(params)
+    target = export_options.job_file(ctx.data_dir, job_id=ctx.job_id, fmt=options.format)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".part")
     started = time.monotonic()
@@ -58,3 +58,9 @@ def run(ctx: JobContext, params: ExportParams) -> None:
     ctx.metrics(step=done, lines=lines, rankings=done, seconds=round(seconds, 3))
     ctx.progress(1.0)
     ctx.log(f"wrote {lines} {options.format} lines from {done} rankings in {seconds:.1f} s")
+    keep, days = ctx.settings.export_keep, ctx.settings.export_max_age_days
+    removed = storage.prune_exports(ctx.data_dir, keep=keep, max_age_days=days)
+    if removed:
+        ctx.log(
+            f"removed {len(removed)} older export file(s): RANKLAB_EXPORT_KEEP={keep}, EXPORT_MAX_AGE_DAYS={days:g}"
+        )

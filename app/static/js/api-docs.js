@@ -1,5 +1,8 @@
 /* /api/docs: Swagger UI, vendored (app/static/vendor/swagger-ui), on this site's OpenAPI document.
 
+   "Try it out" works with the login cookie (a requestInterceptor adds the session's CSRF token to writes) and with a
+   bearer token from the Authorize button (the schema declares the OAuth2 password flow).
+
    Two accessibility repairs on our side (tests/browser/test_accessibility.py sweeps the page with axe-core; the
    colours are in css/api-docs.css):
    - Swagger UI writes each operation's path as a deep link (<a>) inside the button that opens the operation: a
@@ -64,10 +67,19 @@
     });
   }).observe(root, { childList: true, subtree: true });
 
+  // "Try it out" with the login cookie: writes carry the session's CSRF token, as the site's own pages send it
+  // (a request authorised with a bearer token through Authorize needs none, and gets it harmlessly).
+  const csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
+  function withCsrf(request) {
+    if (csrf && !/^(GET|HEAD|OPTIONS)$/i.test(request.method || "GET")) request.headers["X-CSRF-Token"] = csrf;
+    return request;
+  }
+
   window.ui = SwaggerUIBundle({
     url: root.dataset.openapiUrl,
     domNode: root,
     deepLinking: true,
     plugins: [plainPathText],
+    requestInterceptor: withCsrf,
   });
 })();

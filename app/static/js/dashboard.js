@@ -18,37 +18,6 @@
     });
   }
 
-  // 95% intervals as whiskers over bars: spec.errors = {series name: [[low, high] or null, ...]} (fractions).
-  var errorBars = {
-    id: "errorBars",
-    afterDatasetsDraw: function (chart) {
-      var spec = chart.config.options.plugins.errorBars;
-      if (!spec) return;
-      var ctx = chart.ctx, y = chart.scales.y, whiskers = 0;
-      chart.data.datasets.forEach(function (dataset, d) {
-        var ranges = spec[dataset.label];
-        var meta = chart.getDatasetMeta(d);
-        if (!ranges || meta.hidden) return;
-        meta.data.forEach(function (bar, i) {
-          var r = ranges[i];
-          if (!r || r[0] === null || r[1] === null) return;
-          var top = y.getPixelForValue(r[1] * 100), bottom = y.getPixelForValue(r[0] * 100), w = 5;
-          ctx.save();
-          ctx.strokeStyle = "#1d2330";
-          ctx.lineWidth = 1.5;
-          ctx.beginPath();
-          ctx.moveTo(bar.x, top); ctx.lineTo(bar.x, bottom);
-          ctx.moveTo(bar.x - w, top); ctx.lineTo(bar.x + w, top);
-          ctx.moveTo(bar.x - w, bottom); ctx.lineTo(bar.x + w, bottom);
-          ctx.stroke();
-          ctx.restore();
-          whiskers += 1;
-        });
-      });
-      chart.canvas.dataset.errorBars = String(whiskers);
-    },
-  };
-
   document.querySelectorAll("canvas[data-chart]").forEach(function (canvas) {
     var spec = specs[canvas.dataset.chart];
     if (!spec || typeof Chart === "undefined") return;
@@ -56,8 +25,9 @@
     new Chart(canvas, {
       type: spec.type,
       data: { labels: spec.labels, datasets: datasets(spec) },
-      options: { responsive: true, animation: false, scales: { y: scale }, plugins: { errorBars: spec.errors || null } },
-      plugins: [errorBars],
+      options: { responsive: true, animation: false, scales: { y: scale },
+                 plugins: { errorBars: spec.errors ? { ranges: spec.errors, factor: spec.percent ? 100 : 1 } : null } },
+      plugins: [window.ranklabErrorBars],
     });
     drawn += 1;
   });

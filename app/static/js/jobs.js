@@ -28,18 +28,25 @@
 
   // ---- jobs list: queue form and live table ----
   var queueForm = document.getElementById("queue-job");
+  var paramForm = window.ranklabParamForm;
   if (queueForm) {
-    // each kind starts from its own example params (a sample job's params are refused for an export)
-    queueForm.elements.kind.addEventListener("change", function () {
-      var option = queueForm.elements.kind.selectedOptions[0];
-      queueForm.elements.params.value = option.dataset.example || "{}";
+    // each kind has its own params form (generated from its JSON Schema); only the chosen kind's counts
+    var kindSelect = queueForm.elements.kind;
+    var showKind = function () {
+      queueForm.querySelectorAll("fieldset[data-kind]").forEach(function (set) {
+        var mine = set.dataset.kind === kindSelect.value;
+        set.hidden = !mine;
+        set.disabled = !mine;
+      });
       document.getElementById("queue-error").textContent = "";
-    });
+      paramForm.syncRaw(queueForm);
+    };
+    if (kindSelect.tagName === "SELECT") { kindSelect.addEventListener("change", showKind); showKind(); }
     queueForm.addEventListener("submit", function (ev) {
       ev.preventDefault();
       var box = document.getElementById("queue-error");
       box.textContent = "";
-      var params = parseJson(queueForm.elements.params.value, box);
+      var params = paramForm.params(queueForm, box);
       if (params === null) return;
       api("POST", queueForm.dataset.api, { kind: queueForm.elements.kind.value, params: params }).then(function (r) {
         if (r.ok) window.location.href = queueForm.dataset.jobUrl + "/" + r.data.id;
@@ -277,7 +284,7 @@
       ev.preventDefault();
       var box = document.getElementById("round-error");
       box.textContent = "";
-      var params = parseJson(roundForm.elements.params.value, box);
+      var params = paramForm.params(roundForm, box);
       if (params === null) return;
       api("POST", roundForm.dataset.api, params).then(function (r) {
         if (r.ok) window.location.reload();

@@ -2,7 +2,7 @@
    from the keyboard (WCAG 2.1.1); checked on load, on resize, and when a page's script changes what it shows. */
 (function () {
   "use strict";
-  const SCROLLERS = ".card, .output-text, .reader-cols, .prompt-text, .scroll-x";
+  const SCROLLERS = ".card, .output-text, .reader-cols, .prompt-text, .scroll-x, .markdown pre, .markdown table";
   function markScrollable() {
     for (const node of document.querySelectorAll(SCROLLERS)) {
       const style = getComputedStyle(node);

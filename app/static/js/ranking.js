@@ -13,8 +13,9 @@
   let current = null; // {assignment_id, prompt, completions, expires_at, key, started}
   let lastSlot = null; // slot index where an output was last placed (for "tie with previous")
   let busy = false;
-  // The lease is renewed while the page is in use (a key, a click, a touch since the last renewal), at most every
-  // RENEW_MS, and at once when it is near its end; WARN_MS before the end a countdown shows.
+  // The lease is renewed while the page is in use (a key, a click, a touch, scrolling or pointer movement since the
+  // last renewal), at most every RENEW_MS, and at once when it is near its end; WARN_MS before the end a countdown
+  // shows, in the bar and in a notice that stays on screen.
   const RENEW_MS = window.RANKLAB_RENEW_MS || 60000;
   const WARN_MS = 5 * 60000;
   let lastActivity = 0, lastRenew = 0, renewing = false;
@@ -31,6 +32,20 @@
     $("status").textContent = message || "";
     $("status").classList.toggle("error", !!isError);
     $("status").classList.remove("ok");
+  }
+
+  // Said to a screen reader (a polite live region): where an output went.
+  function announce(message) {
+    const box = $("announce");
+    box.textContent = "";
+    requestAnimationFrame(() => { box.textContent = message; });
+  }
+  function labelOf(card) { return card.querySelector(".output-label").textContent; }
+  function placedText(card) {
+    const slot = card.parentElement;
+    if (!slot || slot.dataset.slot === "pool") return labelOf(card) + " unranked";
+    const others = Array.from(slot.querySelectorAll(".output"), labelOf).filter((l) => l !== labelOf(card));
+    return labelOf(card) + " → rank " + (Number(slot.dataset.slot) + 1) + (others.length ? ", tied with " + others.join(", ") : "");
   }
 
   // What was done, said once the next task is in place: the new task's own message (its draft is back) follows it
@@ -155,7 +170,14 @@
   // they had when the drag began (the output leaving them does not shrink them), and the placeholder shown in a
   // slot is a thin bar (CSS), so hovering over a slot does not push the slots below it down.
   function freezeLayout() {
+    // Where the ranking column scrolls inside its own box (K=9 with long outputs), a rank below its fold cannot be
+    // reached by dragging (the page scrolls, not the box): ranked outputs then fold to their head rows (CSS) so every
+    // rank is in view. Otherwise nothing moves at all (the page itself scrolls while dragging near its edge).
+    const col = document.querySelector(".ranking-col");
+    root.classList.toggle("compact", col.scrollHeight > col.clientHeight + 1);
     root.classList.add("dragging");
+    document.addEventListener("pointermove", previewDrop, true);
+    document.addEventListener("mousemove", previewDrop, true);
     for (const node of [$("pool"), ...slotNodes()]) node.style.minHeight = node.getBoundingClientRect().height + "px";
   }
 
@@ -163,13 +185,32 @@
   // on a busy machine its placeholder can trail a slot behind; the release point, read (capture phase, before
   // Sortable handles it) against the layout the labeler sees, decides.
   let dropTarget = null;
-  function notePointerUp(e) {
-    if (!root.classList.contains("dragging")) return;
-    const p = e.changedTouches && e.changedTouches.length ? e.changedTouches[0] : e;
-    dropTarget = [...slotNodes(), $("pool")].find((node) => {
+  function slotAt(e) {
+    const p = e.changedTouches && e.changedTouches.length ? e.changedTouches[0] : e.touches && e.touches.length ? e.touches[0] : e;
+    return [...slotNodes(), $("pool")].find((node) => {
       const r = node.getBoundingClientRect();
       return p.clientX >= r.left && p.clientX <= r.right && p.clientY >= r.top && p.clientY <= r.bottom;
     }) || null;
+  }
+  function notePointerUp(e) {
+    if (!root.classList.contains("dragging")) return;
+    dropTarget = slotAt(e);
+  }
+
+  // Before release: the rank the output would land in is outlined, and one that already holds an output says
+  // that dropping there makes a tie.
+  function previewDrop(e) {
+    const over = slotAt(e);
+    for (const slot of slotNodes()) {
+      const others = slot.querySelectorAll(".output:not(.sortable-chosen):not(.sortable-ghost)").length;
+      slot.classList.toggle("drop-here", slot === over);
+      slot.classList.toggle("drop-tie", slot === over && others > 0);
+    }
+  }
+  function clearPreview() {
+    document.removeEventListener("pointermove", previewDrop, true);
+    document.removeEventListener("mousemove", previewDrop, true);
+    for (const slot of slotNodes()) slot.classList.remove("drop-here", "drop-tie");
   }
   for (const type of ["mouseup", "pointerup", "touchend"]) window.addEventListener(type, notePointerUp, true);
 
@@ -180,10 +221,12 @@
     target.append(card);
     if (target.dataset.slot !== "pool") lastSlot = Number(target.dataset.slot);
     refresh();
+    announce(placedText(card));
   }
 
   function thawLayout() {
-    root.classList.remove("dragging");
+    clearPreview();
+    root.classList.remove("dragging", "compact");
     for (const node of [$("pool"), ...slotNodes()]) node.style.minHeight = "";
   }
 
@@ -232,11 +275,12 @@
     slot.append(card);
     lastSlot = slotIndex;
     refresh();
+    announce(placedText(card));
     const next = cards().find((c) => c.parentElement.id === "pool");
     select(next || card);
   }
 
-  function unrank(card) { if (card) { $("pool").append(card); refresh(); select(card); } }
+  function unrank(card) { if (card) { $("pool").append(card); refresh(); announce(placedText(card)); select(card); } }
 
   function rate(card, value) {
     const input = card && card.querySelector('input[type=radio][value="' + value + '"]');
@@ -256,7 +300,7 @@
     const body = collect();
     const draft = { buckets: slotNodes().map((slot) => Array.from(slot.querySelectorAll(".output"), (c) => Number(c.dataset.id))),
                     ratings: body.ratings, flags: body.flags, note: body.note, not_rankable: body.not_rankable,
-                    key: current.key, saved_at: Date.now() };
+                    key: current.key, saved_at: Date.now(), labeler: root.dataset.user };
     const empty = !draft.buckets.some((b) => b.length) && !Object.keys(draft.ratings).length &&
       !Object.keys(draft.flags).length && !draft.note && !draft.not_rankable;
     try {
@@ -274,6 +318,24 @@
     applyState(draft);
     if (draft.key) current.key = draft.key; // the same idempotency key: a retried submit is a replay, never a double
     return true;
+  }
+
+  // Drafts of other tasks of this labeler left in this browser: on a new task they are stranded (the server gives a
+  // lapsed task back while nobody else took it, so a task that did not come back went to another labeler). They are
+  // dropped, and the labeler is told.
+  function dropStrandedDrafts() {
+    let dropped = 0;
+    try {
+      for (const key of Object.keys(localStorage)) {
+        if (!key.startsWith(DRAFT_PREFIX) || key === draftKey()) continue;
+        let draft = null;
+        try { draft = JSON.parse(localStorage.getItem(key)); } catch (e) { draft = null; }
+        if (draft && draft.labeler && draft.labeler !== root.dataset.user) continue; // someone else's, same browser
+        localStorage.removeItem(key);
+        dropped += 1;
+      }
+    } catch (e) { /* no storage */ }
+    return dropped;
   }
 
   // Put a ranking on the board: {buckets, ratings, flags, note, not_rankable} (a draft, or a stored ranking).
@@ -310,11 +372,19 @@
     } finally { renewing = false; }
   }
 
+  // The warning near and after the lease's end stays on screen however far the labeler has scrolled.
+  function leaseAlert(text) {
+    if (text && $("lease-alert").hidden) announce(text); // said once when it appears, not at every second
+    $("lease-alert").hidden = !text;
+    $("lease-alert-text").textContent = text || "";
+  }
+
   function tick() {
-    if (!current) { $("lease").textContent = ""; return; }
+    if (!current) { $("lease").textContent = ""; leaseAlert(""); return; }
     const left = new Date(current.expires_at).getTime() - Date.now();
     const lease = $("lease");
     if (current.revisionId) {
+      leaseAlert("");
       lease.classList.remove("lease-warning");
       lease.textContent = left > 0 ? "revisable until " + new Date(current.expires_at).toLocaleTimeString()
                                    : "the time to revise this ranking is over";
@@ -326,15 +396,28 @@
     } else if (left < WARN_MS) {
       const s = Math.ceil(left / 1000);
       lease.textContent = "Lease ends in " + Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0") +
-        " · any key or click keeps it";
+        " · reading, scrolling or any key keeps it";
     } else {
       lease.textContent = "lease until " + new Date(current.expires_at).toLocaleTimeString();
     }
+    leaseAlert(left < WARN_MS ? lease.textContent : "");
     const used = lastActivity > lastRenew;
     if (used && document.visibilityState !== "hidden" && (Date.now() - lastRenew >= RENEW_MS || left < WARN_MS)) renew();
   }
 
+  // The prompt as the labeler reads it (one place: a conversation view can replace it).
+  function showPrompt(prompt) {
+    MD.show($("prompt-text"), prompt.text);
+  }
+
+  // Researchers are told what they rank (labelers never: hidden gold must look like any task).
+  const KIND_NOTES = {
+    gold: "Gold task: your ranking becomes the gold answer labelers are scored against.",
+    screening: "Screening task: your ranking is the answer new labelers are screened against.",
+  };
+
   function show(task, revision) {
+    setStatus(""); // a new task starts with a clean status line: what was done is said once, by the caller
     current = Object.assign({}, task, { key: newKey(), started: Date.now() });
     $("revising").hidden = !revision;
     $("skip-button").hidden = !!revision;
@@ -344,7 +427,9 @@
     $("lost").hidden = true;
     lastSlot = null;
     MD.clear();
-    MD.show($("prompt-text"), task.prompt.text);
+    showPrompt(task.prompt);
+    $("task-kind").hidden = !KIND_NOTES[task.kind];
+    $("task-kind").textContent = KIND_NOTES[task.kind] || "";
     const pool = $("pool");
     pool.replaceChildren(...task.completions.map(buildCard));
     buildSlots(task.completions.length);
@@ -356,7 +441,13 @@
     if (revision) {
       const r = revision.ranking;
       applyState({ buckets: r.ranking, ratings: r.ratings, flags: r.flags, note: r.note, not_rankable: r.not_rankable });
-    } else if (restoreDraft()) setStatus("Your unsent ranking of this task is back.");
+    } else {
+      const back = restoreDraft();
+      const dropped = dropStrandedDrafts();
+      setStatus([back ? "Your unsent ranking of this task is back." : "",
+                 dropped ? "Your unsent ranking of an earlier task was dropped: its lease ran out and another labeler " +
+                           "has that task now." : ""].filter(Boolean).join(" "));
+    }
     refresh();
     tick();
     markLongOutputs();
@@ -374,6 +465,7 @@
     clearTimeout(recheck);
     const { status, data } = await api("GET", root.dataset.nextUrl);
     if (status === 204) {
+      setStatus("");
       current = null;
       $("task").hidden = true;
       $("empty").hidden = false;
@@ -395,6 +487,8 @@
     $("lost").hidden = true;
     $("outcome").replaceChildren(el("h2", {}, title), el("p", {}, text));
     $("outcome").hidden = false;
+    // nothing to rank: no task tools, no progress beside a verdict
+    for (const node of document.querySelectorAll(".ranker-bar, #screening")) node.hidden = true;
     setStatus("");
     tick();
     window.scrollTo(0, 0);
@@ -463,10 +557,10 @@
         const passed = !!root.dataset.screening && data.labeler_status === "active";
         if (afterScreening(data)) return;
         loadHistory();
-        setStatus(passed ? "You passed screening: from now on you rank real tasks. Here is the first one."
-                         : "Saved. Here is the next one.");
-        $("status").classList.toggle("ok", passed);
         await loadNext();
+        const next = current ? "Here is the next one." : "Nothing else to rank right now.";
+        sayBefore(passed ? "You passed screening: from now on you rank real tasks. " + next : "Saved. " + next);
+        $("status").classList.toggle("ok", passed && !$("status").classList.contains("error"));
       } else if (status === 401) {
         sessionLost();
       } else if (status === 410) {
@@ -570,7 +664,11 @@
   }
 
   document.addEventListener("keydown", onKey);
+  // In use: a key, a click, typing, and reading too (scrolling the page or an output, moving the pointer).
   for (const type of ["keydown", "pointerdown", "input", "change"]) document.addEventListener(type, touch, true);
+  for (const type of ["scroll", "wheel", "touchmove", "mousemove"]) {
+    document.addEventListener(type, touch, { capture: true, passive: true });
+  }
   for (const type of ["input", "change"]) root.addEventListener(type, () => saveDraft());
   $("lost-next").addEventListener("click", () => { dropDraft(); setStatus(""); $("lost").hidden = true; loadNext(); });
   setInterval(tick, 1000);

@@ -1,0 +1,2 @@
+"""Sampling K completions per prompt for ranking (`completions`) and the `sample` job that turns them into ranking
+tasks (`job`)."""

@@ -1,0 +1,1 @@
+"""Supervised fine-tuning on demonstrations (step 1 of the method)."""

@@ -1,0 +1,89 @@
+"""SFT on several processes (one per GPU) under torchrun, launched by the `train_sft` job.
+
+The job writes a spec (base folder, config, the fixed training records, checkpoint folder) and runs
+``python -m torch.distributed.run --standalone --nproc_per_node N -m trainer.sft.ddp SPEC.json``
+(`trainer.common.launch`). Rank 0 reports each optimizer step and saves the trained weights; every rank stops at the
+next step once the job creates the stop file (after a checkpoint). NCCL on CUDA, gloo on CPU (the tests).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from torch.distributed.elastic.multiprocessing.errors import record
+
+from trainer.common.context import JobContext, WorkerStopping
+from trainer.common.launch import DONE_PREFIX, report_metrics
+from trainer.common.progress import Reporter
+from trainer.common.versions import Version
+
+
+def train_distributed(
+    ctx: JobContext,
+    params: Any,
+    cfg: Any,
+    data: Any,
+    base: Version,
+    checkpoint_dir: Path,
+    processes: int,
+    reporter: Reporter,
+    total: int,
+) -> Any:
+    """Train under torchrun with `processes` ranks (DDP); returns the trained model loaded back in this process."""
+    import torch
+
+    from trainer.common.launch import launch, write_spec
+    from trainer.common.models import load_policy
+
+    run_dir = checkpoint_dir.with_name(checkpoint_dir.name + "-ddp")
+    stop_file, out_dir = run_dir / "stop", run_dir / "trained"
+    stop_file.unlink(missing_ok=True)
+    spec = write_spec(
+        run_dir / "spec.json", base=str(base.path), config=asdict(cfg), train=data.train, device=ctx.device,
+        checkpoint_dir=str(checkpoint_dir), checkpoint_every=params.checkpoint_every, stop_file=str(stop_file),
+        out_dir=str(out_dir),
+    )  # fmt: skip
+    ctx.log(f"training on {processes} processes under torchrun (DDP, {'nccl' if ctx.device == 'cuda' else 'gloo'})")
+    stopped = launch(spec, module="trainer.sft.ddp", processes=processes, on_metrics=reporter.on_metrics(total),
+                     should_stop=reporter.should_stop, stop_file=stop_file)  # fmt: skip
+    if stopped:
+        raise WorkerStopping("worker stopping: distributed SFT paused at a checkpoint")
+    model, _ = load_policy(out_dir, device=ctx.device, dtype=torch.float32)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return model
+
+
+@record
+def main(spec_path: str) -> None:
+    """One rank: train on its share of every optimizer step; rank 0 reports and saves."""
+    import torch
+
+    from trainer.common.distributed import rank_session
+    from trainer.common.models import load_policy, save_model_folder
+    from trainer.sft.data import encode_records
+    from trainer.sft.train import SftConfig, train_sft
+
+    spec = json.loads(Path(spec_path).read_text())
+    with rank_session(spec.get("device", "cpu")) as (rank, device):
+        model, tokenizer = load_policy(spec["base"], device=device, dtype=torch.float32)
+        cfg = SftConfig(**spec["config"])
+        examples = encode_records(tokenizer, spec["train"], cfg.max_length)
+        stop_file = Path(spec["stop_file"])
+        result = train_sft(
+            cfg, model, examples, pad_token_id=int(tokenizer.pad_token_id), on_metrics=report_metrics,
+            checkpoint_dir=Path(spec["checkpoint_dir"]), checkpoint_every=int(spec["checkpoint_every"]),
+            should_stop=stop_file.exists,
+        )  # fmt: skip
+        if rank == 0:
+            if not result.stopped:
+                save_model_folder(model, tokenizer, Path(spec["out_dir"]))
+            print(DONE_PREFIX + json.dumps({"stopped": result.stopped, "steps": result.steps}), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
