@@ -104,9 +104,14 @@
     const editor = raw(form);
     if (!editor) return;
     const box = form.querySelector("[role=alert]");
+    const text = editor.querySelector("textarea");
+    // Filled when the summary is clicked (before the editor opens), not on the toggle event: that event comes a task
+    // later, and text typed or pasted in between would be overwritten by the fields.
+    editor.querySelector("summary").addEventListener("click", () => {
+      if (!editor.open) text.value = JSON.stringify(collect(form), null, 2);
+    });
     editor.addEventListener("toggle", () => {
-      const text = editor.querySelector("textarea");
-      if (editor.open) { text.value = JSON.stringify(collect(form), null, 2); return; }
+      if (editor.open) return;
       try { fill(form, JSON.parse(text.value || "{}")); if (box) box.textContent = ""; } catch (e) {
         editor.open = true;
         if (box) box.textContent = "The raw JSON was not applied to the fields: " + e.message;
