@@ -65,7 +65,13 @@ def test_reward_versions_side_by_side_and_training_from_the_page(page, live_serv
     page.fill("#queue-job textarea[name=params]", '{"epochs": 0}')
     page.click("#queue-job button[type=submit]")
     page.wait_for_selector("#queue-error:has-text('epochs')")
-    page.click("#queue-job details.raw-json summary")  # closing it puts the JSON into the fields
+    page.fill("#queue-job textarea[name=params]", '{"nope": 1}')
+    page.click("#queue-job details.raw-json summary")  # JSON the fields cannot hold keeps the editor open and says why
+    assert page.evaluate("document.querySelector('#queue-job details.raw-json').open")
+    assert "unknown params: nope" in page.inner_text("#queue-error")
+    page.fill("#queue-job textarea[name=params]", '{"epochs": 0}')
+    page.fill("#param-rm-epochs", "3")  # typed behind the editor: closing it puts the JSON into the fields
+    page.click("#queue-job details.raw-json summary")
     page.wait_for_function("document.getElementById('param-rm-epochs').value === '0'")
     page.fill("#param-rm-epochs", "2")
     page.fill("#param-rm-sft_version", str(sft.id))
@@ -123,7 +129,6 @@ def test_rounds_policies_and_human_evaluation_on_the_page(page, live_server, tmp
     page.wait_for_selector("#round-error:has-text('set by the round')")
     page.click("#start-round details.raw-json summary")
     page.wait_for_selector("#start-round details.raw-json:not([open])")
-    page.wait_for_timeout(100)  # the toggle event (which puts the JSON into the fields) comes after the click
     page.fill("#param-round-min_new_rankings", "4")
     page.click("#start-round details.param-section:has(#param-round-sample-n_unlabeled) summary")
     page.fill("#param-round-sample-n_unlabeled", "2")

@@ -105,15 +105,13 @@
     if (!editor) return;
     const box = form.querySelector("[role=alert]");
     const text = editor.querySelector("textarea");
-    // Filled when the summary is clicked (before the editor opens), not on the toggle event: that event comes a task
-    // later, and text typed or pasted in between would be overwritten by the fields.
-    editor.querySelector("summary").addEventListener("click", () => {
-      if (!editor.open) text.value = JSON.stringify(collect(form), null, 2);
-    });
-    editor.addEventListener("toggle", () => {
-      if (editor.open) return;
+    // Both directions happen in the summary's click handler, before the editor opens or closes, not on the toggle
+    // event: that comes a task later, and whatever was typed in between (in the editor, or in the fields) would be
+    // overwritten. A raw JSON that cannot be applied keeps the editor open and says why.
+    editor.querySelector("summary").addEventListener("click", (ev) => {
+      if (!editor.open) { text.value = JSON.stringify(collect(form), null, 2); return; }
       try { fill(form, JSON.parse(text.value || "{}")); if (box) box.textContent = ""; } catch (e) {
-        editor.open = true;
+        ev.preventDefault();
         if (box) box.textContent = "The raw JSON was not applied to the fields: " + e.message;
       }
     });
