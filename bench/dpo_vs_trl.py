@@ -47,7 +47,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.reward_vs_trl import (  # noqa: E402
+from bench.common import (  # noqa: E402
     MODELS,
     PeakMemory,
     _sync,

@@ -48,7 +48,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.reward_vs_trl import FILLER, MODELS, PeakMemory, _sync, model_config, quiet_libraries  # noqa: E402
+from bench.common import FILLER, MODELS, PeakMemory, _sync, model_config, quiet_libraries  # noqa: E402
 from trainer.common.tiny import build_tiny_tokenizer  # noqa: E402
 from trainer.sft.data import encode_records  # noqa: E402
 from trainer.sft.train import SftConfig, train_sft  # noqa: E402
