@@ -205,6 +205,8 @@ class OwnDemonstration:
     demonstration: Demonstration
     prompt_text: str
     revisable_until: datetime | None
+    prompt_messages: list[dict[str, str]]
+    """The conversation it answers (the ranking page shows it again to revise)."""
 
 
 def revisable_until(demo: Demonstration, kind: TaskKind, now: datetime, window: timedelta) -> datetime | None:
@@ -221,14 +223,17 @@ def recent_demonstrations(
     """The labeler's newest demonstrations, newest first."""
     now = now or utcnow()
     rows = session.execute(
-        select(Demonstration, Prompt.text, RankingTask.kind)
+        select(Demonstration, Prompt.text, RankingTask.kind, Prompt.messages)
         .join(RankingTask, RankingTask.id == Demonstration.task_id)
         .join(Prompt, Prompt.id == Demonstration.prompt_id)
         .where(Demonstration.labeler_id == labeler.id)
         .order_by(Demonstration.id.desc())
         .limit(limit)
     ).all()
-    return [OwnDemonstration(d, text, revisable_until(d, kind, now, window)) for d, text, kind in rows]
+    return [
+        OwnDemonstration(d, text, revisable_until(d, kind, now, window), list(messages))
+        for d, text, kind, messages in rows
+    ]
 
 
 def revise_demonstration(
