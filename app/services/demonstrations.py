@@ -61,6 +61,16 @@ def check_content(content: object) -> str:
     return content.strip()
 
 
+def parse_prompt_ids(text: str) -> list[int]:
+    """Prompt ids written as a list (commas, spaces or new lines between them); InvalidInput naming a bad one."""
+    ids = []
+    for word in text.replace(",", " ").split():
+        if not word.isdigit() or int(word) < 1:
+            raise InvalidInput(f"{word[:40]!r} is not a prompt id (a whole number from 1)")
+        ids.append(int(word))
+    return ids
+
+
 def create_demonstration_tasks(
     session: Session,
     *,
