@@ -11,6 +11,7 @@ from app.services import demonstrations as demo_service
 from app.services import users as user_service
 from app.services.prompts import get_or_create_prompt
 from app.services.tasks import NewCompletion, create_task
+from tests.browser.a11y import violations
 from tests.browser.conftest import login, only_new_tasks
 
 pytestmark = pytest.mark.browser
@@ -53,6 +54,7 @@ def test_labeler_ranks_a_three_turn_conversation(page, live_server):
         earlier = page.locator("#prompt-text details.turns-earlier")
         assert earlier.locator(".turn").count() == 1 and earlier.evaluate("d => d.open")
         assert page.locator("#prompt-text > .turn").count() == 2
+        assert violations(page) == []
         earlier.locator("summary").click()
         assert not earlier.evaluate("d => d.open")
         assert not earlier.locator(".turn").is_visible()
@@ -122,6 +124,7 @@ def test_labeler_writes_demonstrations(page, live_server):
         page.wait_for_selector("#demo-sources:not([hidden])")
         page.wait_for_selector("#status:has-text('Demonstration saved.')")
         assert "demo-writer: describe the sea" in page.locator("#demo-conversation").inner_text()
+        assert violations(page) == []  # the editor, its preview and the outputs to start from
         page.get_by_label("Start from output B").check()
         chosen = page.locator("#demo-text").input_value()
         assert chosen.startswith("The sea is wide")

@@ -12,6 +12,7 @@ from app.services import users as user_service
 from app.services.prompts import get_or_create_prompt
 from app.services.tasks import NewCompletion, create_task
 from tests.browser import demo_seed
+from tests.browser.a11y import violations
 from tests.browser.conftest import login, only_new_tasks
 
 pytestmark = pytest.mark.browser
@@ -55,6 +56,7 @@ def test_researcher_reviews_demonstrations(page, live_server):
     removed = second.locator(".diff .removed").all_inner_texts()
     assert len(removed) == 2 and removed[0].startswith("- Red ") and removed[1] == "- Like fire."
     assert second.locator(".diff .added").all_inner_texts() == ["+ Blue.", "+ Like the sky."]
+    assert violations(page) == []  # the sweep sees an empty list; here a conversation and a diff are on the page
     # accept one
     first.get_by_role("button", name="Accept").click()
     assert page.locator("#flash").inner_text() == f"Demonstration {written} accepted."
@@ -118,3 +120,35 @@ def test_task_page_shows_the_conversation_turns(page, live_server):
     assert not earlier.locator(".turn").first.is_visible()
     assert page.locator(".conversation > .turn").last.inner_text().endswith("turns-res: last turn")
     page.locator(".turn strong", has_text="rain").wait_for(state="attached")  # markdown in every turn
+
+
+def test_models_page_lists_sft_versions_with_their_metrics(page, live_server, tmp_path):
+    from app.models import ModelKind, ModelVersion
+
+    _researcher(live_server, "sft-res")
+    with live_server.session() as s:
+        base = ModelVersion(kind=ModelKind.sft, name="sft-page-base", path=str(tmp_path / "base"))
+        s.add(base)
+        s.flush()
+        metrics = {
+            "method": "sft",
+            "val_loss": 1.25,
+            "val_perplexity": 3.4903,
+            "base_val_loss": 1.5,
+            "base_val_perplexity": 4.4817,
+            "data": {"demonstrations": 42, "best_ranked": 0},
+        }
+        tuned = ModelVersion(
+            kind=ModelKind.sft, name="sft-page-tuned", path=str(tmp_path / "t"), parent_id=base.id, metrics=metrics
+        )
+        s.add(tuned)
+        s.flush()
+        ids = (base.id, tuned.id)
+    login(page, "sft-res", PASSWORD)
+    page.goto("/models")
+    row = page.locator(f'#sft-table tr[data-sft-id="{ids[1]}"]')
+    assert row.locator('[data-label="val. loss"]').inner_text() == "1.250 (1.500)"
+    assert row.locator('[data-label="perplexity"]').inner_text() == "3.49 (4.48)"
+    assert row.locator('[data-label="demonstrations"]').inner_text() == "42"
+    assert row.locator('[data-label="parent"]').inner_text() == f"{ids[0]} (sft-page-base)"
+    assert page.locator(f'#sft-table tr[data-sft-id="{ids[0]}"] [data-label="val. loss"]').inner_text() == "— (—)"
