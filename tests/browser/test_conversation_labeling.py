@@ -54,6 +54,7 @@ def test_labeler_ranks_a_three_turn_conversation(page, live_server):
         earlier = page.locator("#prompt-text details.turns-earlier")
         assert earlier.locator(".turn").count() == 1 and earlier.evaluate("d => d.open")
         assert page.locator("#prompt-text > .turn").count() == 2
+        assert page.locator("#conversation-help").is_visible()  # says the outputs are the next assistant turn
         assert violations(page) == []
         earlier.locator("summary").click()
         assert not earlier.evaluate("d => d.open")
@@ -81,6 +82,7 @@ def test_plain_prompt_looks_as_before(page, live_server):
         page.goto("/label")
         page.wait_for_selector("#task:not([hidden]) #pool .output")
         assert page.locator("#prompt-text .turn").count() == 0
+        assert page.locator("#conversation-help").is_hidden()
         assert page.locator("#prompt-text.markdown em").inner_text() == "tides"
 
 
@@ -153,3 +155,29 @@ def test_labeler_writes_demonstrations(page, live_server):
         assert rewritten.content == corrected
         source = s.get(Completion, rewritten.source_completion_id)
         assert source is not None and source.text == chosen
+
+
+def test_labeler_skips_a_demonstration_with_a_reason(page, live_server):
+    from app.models import Assignment, AssignmentStatus
+
+    user_id = _labeler(live_server, "demo-skipper")
+    with only_new_tasks(live_server):
+        with live_server.session() as s:
+            prompt, _ = get_or_create_prompt(s, text="demo-skipper: write a sonnet")
+            [task] = demo_service.create_demonstration_tasks(s, prompt_ids=[prompt.id], created_by=None)
+            task_id = task.id
+        login(page, "demo-skipper", PASSWORD)
+        page.goto("/label")
+        page.wait_for_selector("#demo-task:not([hidden])")
+        page.fill("#demo-text", "Shall I compare")
+        page.click("#skip-button")
+        page.get_by_label("I cannot judge this subject").check()
+        page.click("#skip-confirm")
+        page.wait_for_selector("#status:has-text('Skipped.')")
+        page.wait_for_selector("#empty:not([hidden])")
+        assert page.locator("#demo-task").is_hidden()
+        assert page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('ranklab-draft-'))") == []
+    with live_server.session() as s:
+        assignment = s.scalars(select(Assignment).where(Assignment.labeler_id == user_id)).one()
+        assert assignment.task_id == task_id and assignment.status == AssignmentStatus.skipped
+        assert assignment.skip_reason == "I cannot judge this subject"

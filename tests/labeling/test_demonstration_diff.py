@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from app.errors import InvalidInput
 from app.services.conversations import turn_views
+from app.services.demonstrations import parse_prompt_ids
 from app.services.demonstration_diff import DiffLine, rewrite_diff
 
 
@@ -56,3 +58,12 @@ def test_turn_views_fold_all_but_the_last_two_turns() -> None:
 def test_turn_views_single_user_turn_is_a_plain_prompt() -> None:
     view = turn_views([{"role": "user", "content": "Explain tides"}])
     assert view["single"] and view["earlier"] == [] and view["last"][0]["content"] == "Explain tides"
+
+
+def test_prompt_ids_from_the_prompts_page_form() -> None:
+    assert parse_prompt_ids("12, 13\n20  7") == [12, 13, 20, 7]
+    assert parse_prompt_ids("  ") == []
+    with pytest.raises(InvalidInput, match="'12x' is not a prompt id"):
+        parse_prompt_ids("3, 12x")
+    with pytest.raises(InvalidInput):
+        parse_prompt_ids("0")

@@ -409,6 +409,7 @@
   // The prompt as the labeler reads it: its conversation's turns (conversation.js); one user turn shows as before.
   function showPrompt(prompt) {
     window.ranklabConversation.render($("prompt-text"), prompt.messages || [{ role: "user", content: prompt.text }], MD);
+    $("conversation-help").hidden = !$("prompt-text").classList.contains("conversation");
   }
 
   // A demonstration task (or one's demonstration to correct) goes to demonstration.js; lease, skip and status stay here.
