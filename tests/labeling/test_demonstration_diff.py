@@ -6,8 +6,8 @@ import pytest
 
 from app.errors import InvalidInput
 from app.services.conversations import turn_views
-from app.services.demonstrations import parse_prompt_ids
 from app.services.demonstration_diff import DiffLine, rewrite_diff
+from app.services.demonstrations import parse_prompt_ids
 
 
 def test_unchanged_text_is_all_same() -> None:
