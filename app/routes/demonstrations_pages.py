@@ -4,6 +4,7 @@ demonstration tasks made from the prompts page."""
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -49,17 +50,24 @@ def _row(row: ListedDemonstration, request: Request) -> dict[str, object]:
     }
 
 
-def _page_view(session: SessionDep, request: Request, status: str, offset: int) -> dict[str, object]:
+def _page_view(
+    session: SessionDep, request: Request, status: str, labeler_id: int | None, offset: int
+) -> dict[str, object]:
     shown = DemonstrationStatus(status) if status else None
-    rows, total = review_service.list_demonstrations(session, status=shown, limit=PAGE, offset=offset)
+    rows, total = review_service.list_demonstrations(
+        session, status=shown, labeler_id=labeler_id, limit=PAGE, offset=offset
+    )
+    page = request.app.url_path_for("demonstrations_page")
     return {
         "status": status,
+        "labeler_id": labeler_id or "",
         "statuses": [{"value": k, "label": v} for k, v in STATUS_LABELS.items()],
         "total": total,
         "rows": [_row(r, request) for r in rows],
         "stats": [
             {
                 "username": s.username,
+                "href": f"{page}?status={status}&labeler_id={s.labeler_id}",
                 "submitted": s.submitted,
                 "accepted": s.accepted,
                 "rejected": s.rejected,
@@ -70,9 +78,14 @@ def _page_view(session: SessionDep, request: Request, status: str, offset: int) 
             }
             for s in review_service.labeler_stats(session)
         ],
-        "next_offset": offset + PAGE if offset + PAGE < total else None,
-        "prev_offset": max(0, offset - PAGE) if offset else None,
+        "next_href": _href(page, status, labeler_id, offset + PAGE) if offset + PAGE < total else "",
+        "prev_href": _href(page, status, labeler_id, max(0, offset - PAGE)) if offset else "",
     }
+
+
+def _href(page: str, status: str, labeler_id: int | None, offset: int) -> str:
+    query = {"status": status, "offset": offset} | ({"labeler_id": labeler_id} if labeler_id else {})
+    return f"{page}?{urlencode(query)}"
 
 
 @router.get("/demonstrations", response_class=HTMLResponse, name="demonstrations_page")
@@ -81,9 +94,10 @@ def demonstrations_page(
     session: SessionDep,
     user: CurrentResearcher,
     status: Annotated[str, Query(pattern="^(|submitted|accepted|rejected)$")] = "submitted",
+    labeler_id: Annotated[int | None, Query(ge=1, le=INT64_MAX)] = None,
     offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
 ) -> Response:
-    view = _page_view(session, request, status, offset)
+    view = _page_view(session, request, status, labeler_id, offset)
     return render(request, "researcher/demonstrations.html", user=user, view=view)
 
 

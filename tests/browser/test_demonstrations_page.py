@@ -43,6 +43,13 @@ def test_researcher_reviews_demonstrations(page, live_server):
             outputs=[f"Red {i}.\nLike fire." for i in range(4)],
             rewrite=0,
         ).id
+        edited = demo_seed.write(
+            s,
+            live_server.settings,
+            a,
+            messages=[{"role": "user", "content": "review-conv: spell colour"}],
+            content="colr",
+        ).id
     login(page, "review-res", PASSWORD)
     page.goto("/demonstrations")
     assert page.locator("nav a", has_text="Demonstrations").count() == 1
@@ -65,6 +72,11 @@ def test_researcher_reviews_demonstrations(page, live_server):
     page.locator(f"#demo-{rewritten}").get_by_role("button", name="Reject").click()
     assert page.locator("#flash").inner_text() == f"Demonstration {rewritten} rejected."
     assert page.locator(f"#demo-{written}").count() == 0  # the default list is what still waits for review
+    # edit and accept: the reviewer's text is what trains; the labeler's stays beside it
+    page.locator(f"#demo-{edited} summary", has_text="Edit and accept").click()
+    page.fill(f"#edit-{edited}", "colour")
+    page.locator(f"#demo-{edited}").get_by_role("button", name="Save the edit and accept").click()
+    assert page.locator("#flash").inner_text() == f"Demonstration {edited} edited and accepted."
     page.select_option("#status-filter", "rejected")
     page.click("form.inline-form button:has-text('Filter')")
     assert "Does not answer the question asked." in page.locator(f"#demo-{rewritten} .demo-reason").inner_text()
@@ -73,9 +85,20 @@ def test_researcher_reviews_demonstrations(page, live_server):
         for name in ("review-lab-a", "review-lab-b")
     }
     assert rates["review-lab-a"].startswith("100%") and rates["review-lab-b"].startswith("0%")
+    # one labeler's demonstrations, whatever their status
+    page.select_option("#status-filter", "")
+    page.click("form.inline-form button:has-text('Filter')")
+    page.locator("#demo-stats a", has_text="review-lab-a").click()
+    assert sorted(int(x) for x in page.locator("[data-demo]").evaluate_all("ns => ns.map(n => n.dataset.demo)")) == [
+        written,
+        edited,
+    ]
+    assert "What the labeler wrote before the edit" in page.locator(f"#demo-{edited}").inner_text()
     with live_server.session() as s:
         assert s.get(Demonstration, written).status == DemonstrationStatus.accepted
         assert s.get(Demonstration, rewritten).status == DemonstrationStatus.rejected
+        fixed = s.get(Demonstration, edited)
+        assert (fixed.status, fixed.content, fixed.original_content) == (DemonstrationStatus.accepted, "colour", "colr")
 
 
 def test_researcher_creates_demonstration_tasks_from_prompts(page, live_server):
