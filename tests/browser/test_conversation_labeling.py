@@ -30,7 +30,7 @@ def test_labeler_ranks_a_three_turn_conversation(page, live_server):
     user_id = _labeler(live_server, "conv-ranker")
     messages = [
         {"role": "user", "content": "conv-ranker: what is a **prime** number?"},
-        {"role": "assistant", "content": "A number with exactly two divisors."},
+        {"role": "assistant", "content": "A number with exactly two divisors." + "\n\nMore." * 40},
         {"role": "user", "content": "Give an example, please."},
     ]
     with only_new_tasks(live_server):
@@ -55,6 +55,8 @@ def test_labeler_ranks_a_three_turn_conversation(page, live_server):
         assert earlier.locator(".turn").count() == 1 and earlier.evaluate("d => d.open")
         assert page.locator("#prompt-text > .turn").count() == 2
         assert page.locator("#conversation-help").is_visible()  # says the outputs are the next assistant turn
+        # a long turn scrolls inside its box, which can then take the focus (scrolled from the keyboard)
+        page.wait_for_function("document.querySelectorAll('#prompt-text .turn-text')[1].tabIndex === 0")
         assert violations(page) == []
         earlier.locator("summary").click()
         assert not earlier.evaluate("d => d.open")
