@@ -134,7 +134,7 @@ def test_labeler_writes_demonstrations(page, live_server):
         assert chosen.startswith("The sea is wide")
         page.fill("#demo-text", chosen + " And *deep*.")
         assert page.locator("#demo-preview em").inner_text() == "deep"
-        page.click("#demo-submit")
+        page.press("#demo-text", "Control+Enter")  # submits from the editor
         page.wait_for_selector("#status:has-text('Demonstration saved.')")
         page.wait_for_selector("#empty:not([hidden])")
         page.wait_for_selector("#demo-history:not([hidden]) #demo-history-list li >> nth=1", state="attached")

@@ -90,7 +90,7 @@
     CONV.render($("demo-conversation"), served.prompt.messages, MD);
     buildSources(revision ? [] : served.completions || []);
     $("demo-text").value = revision ? revision.content : "";
-    $("demo-submit").textContent = revision ? "Save the correction" : "Submit and next";
+    $("demo-submit").textContent = revision ? "Save the correction (Ctrl+Enter)" : "Submit and next (Ctrl+Enter)";
     $("demo-cancel").hidden = !revision;
     const back = revision ? false : restoreDraft();
     preview();
@@ -159,6 +159,9 @@
   function init(given) {
     hooks = given;
     $("demo-text").addEventListener("input", () => { preview(); saveDraft(); });
+    $("demo-text").addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); submit(); }
+    });
     $("demo-sources").addEventListener("change", onSource);
     $("demo-submit").addEventListener("click", submit);
     $("demo-cancel").addEventListener("click", () => { hooks.setStatus(""); hooks.next(); });
