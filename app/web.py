@@ -22,6 +22,7 @@ NAV = [
     ("Guidelines", "guidelines_page", {"labeler", "researcher", "admin"}),
     ("Prompts", "prompts_page", {"researcher", "admin"}),
     ("Tasks", "tasks_page", {"researcher", "admin"}),
+    ("Demonstrations", "demonstrations_page", {"researcher", "admin"}),
     ("Agreement", "dashboard_overview", {"researcher", "admin"}),
     ("Jobs", "jobs_page", {"researcher", "admin"}),
     ("Models", "models_page", {"researcher", "admin"}),

@@ -134,6 +134,9 @@ RULES: dict[str, Rule] = {
     "GET /tasks": rule("researcher", 200),
     "POST /tasks/upload": rule("researcher", 422),
     "GET /tasks/{task_id}": rule("researcher", 200),
+    "GET /demonstrations": rule("researcher", 200),
+    "POST /demonstrations/{demonstration_id}/review": rule("researcher", 422),  # no action given
+    "POST /prompts/demonstration-tasks": rule("researcher", 303),  # no prompt given: said on the prompts page
     "POST /api/v1/jobs": rule("researcher", 422),
     "GET /api/v1/jobs": rule("researcher", 200),
     "GET /api/v1/jobs/{job_id}": rule("researcher", 200),

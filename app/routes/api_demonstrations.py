@@ -84,7 +84,9 @@ def mine(
             id=r.demonstration.id,
             task_id=r.demonstration.task_id,
             prompt_excerpt=r.prompt_text[:160],
+            messages=r.prompt_messages,  # type: ignore[arg-type]
             content=r.demonstration.content,
+            source_completion_id=r.demonstration.source_completion_id,
             status=r.demonstration.status,
             review_reason=r.demonstration.review_reason,
             created_at=r.demonstration.created_at,

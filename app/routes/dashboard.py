@@ -11,9 +11,11 @@ from app.deps import CurrentResearcher, SessionDep, SettingsDep
 from app.metrics import MIN_UNITS
 from app.schemas.agreement import Interval, LabelerAgreementRead, MatrixRead, OverviewRead
 from app.services import assignment as assignment_service
+from app.services import prompts as prompt_service
 from app.services import screening as screening_service
 from app.services import users as user_service
 from app.services.agreement import report
+from app.services.conversations import turn_views
 from app.web import excerpt, redirect_after_post, render
 
 router = APIRouter(prefix="/dashboard", tags=["dashboards"])
@@ -206,6 +208,7 @@ def labeler_page(
 ) -> Response:
     detail = report.labeler_detail(session, settings=settings, user=user_service.get_user(session, user_id=user_id))
     tasks = list(reversed(detail.tasks))
+    turns = prompt_service.task_conversations(session, task_ids=[t.task_id for t in detail.tasks])
     charts = {
         "history": {
             "type": "line",
@@ -221,6 +224,7 @@ def labeler_page(
                 "id": t.task_id,
                 "kind": t.kind.value,
                 "prompt": excerpt(t.prompt, 300),
+                "turns": turn_views(turns.get(t.task_id) or [{"role": "user", "content": t.prompt}]),
                 "agreement": pct(t.agreement),
                 "mine": t.mine.buckets,
                 "gold": [(g.username, g.buckets) for g in t.gold],
@@ -239,6 +243,7 @@ def matrix_page(request: Request, session: SessionDep, user: CurrentResearcher) 
 @router.get("/disagreements", response_class=HTMLResponse, name="dashboard_disagreements")
 def disagreements_page(request: Request, session: SessionDep, user: CurrentResearcher) -> Response:
     queue = report.disagreement_queue(session, limit=30)
+    turns = prompt_service.task_conversations(session, task_ids=[t.task_id for t in queue])
     charts = {
         "queue": {
             "type": "bar",
@@ -252,6 +257,7 @@ def disagreements_page(request: Request, session: SessionDep, user: CurrentResea
             "id": t.task_id,
             "kind": t.kind.value,
             "prompt": excerpt(t.prompt, 600),
+            "turns": turn_views(turns.get(t.task_id) or [{"role": "user", "content": t.prompt}]),
             "completions": [(chr(ord("A") + i), excerpt(text, 400)) for i, text in enumerate(t.completions)],
             "task_url": request.app.url_path_for("task_detail_page", task_id=str(t.task_id)),
             "agreement": pct(t.agreement),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
@@ -59,6 +59,9 @@ def labeling_page(request: Request, session: SessionDep, settings: SettingsDep, 
         "login_url": f"{app.url_path_for('login_page')}?{urlencode({'next': app.url_path_for('labeling_page')})}",
         "history_url": app.url_path_for("api_my_rankings"),
         "ranking_url_template": app.url_path_for("api_my_ranking", ranking_id="0").replace("/0", "/{id}"),
+        "demo_submit_url_template": _template(app, "api_submit_demonstration", assignment_id="0"),
+        "demo_revise_url_template": _template(app, "api_revise_demo", demonstration_id="0"),
+        "demo_history_url": app.url_path_for("api_my_demonstrations"),
         "revision_minutes": settings.revision_minutes,
         "guidelines_url": app.url_path_for("guidelines_page"),
         "guideline_version": guideline_service.current_version(session),
@@ -69,6 +72,13 @@ def labeling_page(request: Request, session: SessionDep, settings: SettingsDep, 
         "flag_keys_json": json.dumps(FLAG_VIEW),
     }
     return render(request, "labeling/rank.html", user=labeler, view=view)
+
+
+def _template(app: Any, name: str, **zero: str) -> str:
+    """A route's path with its one id as ``{id}``, for the page's script to fill in."""
+    path = str(app.url_path_for(name, **zero))
+    head, _, tail = path.rpartition("/0")
+    return f"{head}/{{id}}{tail}"
 
 
 NOT_NOW = {

@@ -63,6 +63,21 @@ def reward_row(model: ModelVersion) -> dict[str, Any]:
     }
 
 
+def sft_row(model: ModelVersion, names: dict[int, str]) -> dict[str, Any]:
+    """One SFT version: its validation loss and perplexity (before -> after), the demonstrations it learned from."""
+    metrics = model.metrics or {}
+    data = metrics.get("data") or {}
+    return {
+        "id": model.id, "name": model.name, "job_id": model.job_id,
+        "parent": f"{model.parent_id} ({names.get(model.parent_id, '?')})" if model.parent_id else "—",
+        "val_loss": figure(metrics.get("val_loss")), "base_val_loss": figure(metrics.get("base_val_loss")),
+        "perplexity": figure(metrics.get("val_perplexity"), 2),
+        "base_perplexity": figure(metrics.get("base_val_perplexity"), 2),
+        "demonstrations": figure(data.get("demonstrations")), "best_ranked": figure(data.get("best_ranked")),
+        "created": f"{model.created_at:%Y-%m-%d %H:%M}",
+    }  # fmt: skip
+
+
 def policy_row(model: ModelVersion, human: evaluation_service.HumanEvaluation) -> dict[str, Any]:
     """A policy version: what PPO reached, its newest evaluation and its human win rate against its parent."""
     metrics, ev = model.metrics or {}, model_charts.newest_eval(model)
@@ -195,6 +210,7 @@ def models_page(request: Request, session: SessionDep, settings: SettingsDep, us
         chart_tables=model_charts.chart_tables(charts),
         charts_json=_script_json(charts),
         policies=[policy_row(m, human) for m in models if m.kind == ModelKind.policy],
+        sfts=[sft_row(m, {v.id: v.name for v in models}) for m in models if m.kind == ModelKind.sft],
         rounds=[
             round_row(
                 r,

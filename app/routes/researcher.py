@@ -17,6 +17,7 @@ from app.services import rankings as ranking_service
 from app.services import revisions as revision_service
 from app.services import screening as screening_service
 from app.services import tasks as task_service
+from app.services.conversations import turn_views
 from app.web import excerpt, redirect_after_post, render
 
 router = APIRouter(tags=["researcher pages"])
@@ -172,6 +173,7 @@ def _task_view(session: SessionDep, task_id: int, user: User) -> dict[str, objec
     return {
         "id": task.id,
         "prompt": prompt.text,
+        "turns": turn_views(prompt.messages),
         "kind": task.kind.value,
         "status": task.status.value,
         "overlap": task.overlap,

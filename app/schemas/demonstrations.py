@@ -84,7 +84,10 @@ class OwnDemonstrationRead(BaseModel):
     id: int
     task_id: int
     prompt_excerpt: str
+    messages: list[Message]
+    """The conversation the demonstration answers."""
     content: str
+    source_completion_id: int | None
     status: DemonstrationStatus
     review_reason: str
     created_at: datetime

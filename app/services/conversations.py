@@ -158,3 +158,26 @@ def text_form(messages: Sequence[Mapping[str, str]]) -> str:
 def last_user_turn(messages: Sequence[Mapping[str, str]]) -> str:
     """The content of the final user message (what the outputs answer)."""
     return messages[-1]["content"]
+
+
+SHOWN_OPEN = 2
+"""How many of the last turns a page always shows; earlier ones fold into a disclosure."""
+FOLD_CHARS = 1500
+"""Earlier turns longer than this (together) start folded; shorter ones start open."""
+
+
+def turn_views(messages: Sequence[Mapping[str, str]], *, shown_open: int = SHOWN_OPEN) -> dict[str, Any]:
+    """What a page shows of a conversation: ``single`` (one user turn, shown as a plain prompt), the ``earlier``
+    turns (in a disclosure, ``earlier_open`` when they are short) and the ``last`` ones, each as
+    ``{"role", "label", "content"}``."""
+    turns = [{"role": m["role"], "label": ROLE_LABELS[m["role"]], "content": m["content"]} for m in messages]
+    single = len(turns) == 1 and turns[0]["role"] == "user"
+    cut = max(0, len(turns) - shown_open)
+    earlier_open = sum(len(t["content"]) for t in turns[:cut]) <= FOLD_CHARS
+    return {
+        "single": single,
+        "earlier": turns[:cut],
+        "earlier_open": earlier_open,
+        "last": turns[cut:],
+        "count": len(turns),
+    }

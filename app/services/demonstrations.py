@@ -61,6 +61,16 @@ def check_content(content: object) -> str:
     return content.strip()
 
 
+def parse_prompt_ids(text: str) -> list[int]:
+    """Prompt ids written as a list (commas, spaces or new lines between them); InvalidInput naming a bad one."""
+    ids = []
+    for word in text.replace(",", " ").split():
+        if not word.isdigit() or int(word) < 1:
+            raise InvalidInput(f"{word[:40]!r} is not a prompt id (a whole number from 1)")
+        ids.append(int(word))
+    return ids
+
+
 def create_demonstration_tasks(
     session: Session,
     *,
@@ -205,6 +215,8 @@ class OwnDemonstration:
     demonstration: Demonstration
     prompt_text: str
     revisable_until: datetime | None
+    prompt_messages: list[dict[str, str]]
+    """The conversation it answers (the ranking page shows it again to revise)."""
 
 
 def revisable_until(demo: Demonstration, kind: TaskKind, now: datetime, window: timedelta) -> datetime | None:
@@ -221,14 +233,17 @@ def recent_demonstrations(
     """The labeler's newest demonstrations, newest first."""
     now = now or utcnow()
     rows = session.execute(
-        select(Demonstration, Prompt.text, RankingTask.kind)
+        select(Demonstration, Prompt.text, RankingTask.kind, Prompt.messages)
         .join(RankingTask, RankingTask.id == Demonstration.task_id)
         .join(Prompt, Prompt.id == Demonstration.prompt_id)
         .where(Demonstration.labeler_id == labeler.id)
         .order_by(Demonstration.id.desc())
         .limit(limit)
     ).all()
-    return [OwnDemonstration(d, text, revisable_until(d, kind, now, window)) for d, text, kind in rows]
+    return [
+        OwnDemonstration(d, text, revisable_until(d, kind, now, window), list(messages))
+        for d, text, kind, messages in rows
+    ]
 
 
 def revise_demonstration(

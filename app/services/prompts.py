@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput, NotFound
-from app.models import Prompt, PromptSource, Split, User
+from app.models import Prompt, PromptSource, RankingTask, Split, User
 from app.services import conversations
 from app.services.conversations import Message
 
@@ -222,3 +222,15 @@ def search_prompts(
     total = session.scalar(select(func.count()).select_from(Prompt).where(*where)) or 0
     rows = session.scalars(select(Prompt).where(*where).order_by(Prompt.id.desc()).limit(limit).offset(offset))
     return list(rows), total
+
+
+def task_conversations(session: Session, *, task_ids: Sequence[int]) -> dict[int, list[Message]]:
+    """The conversation of each task (by task id), in one statement."""
+    if not task_ids:
+        return {}
+    rows = session.execute(
+        select(RankingTask.id, Prompt.messages)
+        .join(Prompt, Prompt.id == RankingTask.prompt_id)
+        .where(RankingTask.id.in_(list(task_ids)))
+    ).all()
+    return {task_id: list(messages) for task_id, messages in rows}

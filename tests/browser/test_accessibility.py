@@ -58,6 +58,7 @@ PAGES = {
     "/prompts": "a11y-res",
     "/tasks": "a11y-res",
     "/tasks/{task_id}": "a11y-res",
+    "/demonstrations": "a11y-res",
     "/dashboard": "a11y-res",
     "/dashboard/labelers": "a11y-res",
     "/dashboard/labelers/{user_id}": "a11y-res",

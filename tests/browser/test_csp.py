@@ -20,7 +20,10 @@ def test_pages_under_the_csp(browser, live_server) -> None:  # type: ignore[no-u
         user_service.create_user(s, username="csp-res", password=PASSWORD, role=Role.researcher)
         prompt, _ = get_or_create_prompt(s, text="csp prompt: explain tides")
         create_task(s, prompt=prompt, completions=[NewCompletion(text=f"csp output {i}") for i in range(4)])
-    for username, paths in (("csp-lab", ["/label", "/guidelines"]), ("csp-res", ["/dashboard", "/jobs", "/tasks"])):
+    for username, paths in (
+        ("csp-lab", ["/label", "/guidelines"]),
+        ("csp-res", ["/dashboard", "/jobs", "/tasks", "/demonstrations", "/dashboard/disagreements"]),
+    ):
         context = browser.new_context(base_url=live_server.base_url)
         page = context.new_page()
         problems: list[str] = []

@@ -21,8 +21,8 @@
 
   function raw() { return rawMode; }
 
-  function paint(node, text) {
-    if (raw() || !ready) {
+  function paint(node, text, always) {
+    if ((raw() && !always) || !ready) {
       node.classList.remove("markdown");
       node.classList.add("raw-text");
       node.textContent = text;
@@ -45,6 +45,8 @@
       rendered.push([node, text]);
       paint(node, text);
     },
+    /** Show `text` in `node` as markdown even in raw mode, without keeping it for the toggle (a live preview). */
+    preview(node, text) { paint(node, text, true); },
     raw,
     /** Flip between rendered markdown and raw text everywhere on the page. */
     toggle() {

@@ -2,7 +2,8 @@
    from the keyboard (WCAG 2.1.1); checked on load, on resize, and when a page's script changes what it shows. */
 (function () {
   "use strict";
-  const SCROLLERS = ".card, .output-text, .reader-cols, .prompt-text, .scroll-x, .markdown pre, .markdown table";
+  const SCROLLERS = ".card, .output-text, .reader-cols, .prompt-text, .scroll-x, .markdown pre, .markdown table, " +
+    ".turn-text, .demo-preview, .demo-source-text";
   function markScrollable() {
     for (const node of document.querySelectorAll(SCROLLERS)) {
       const style = getComputedStyle(node);

@@ -9,6 +9,7 @@
   const LABELS = "ABCDEFGHI";
   const $ = (id) => document.getElementById(id);
   const MD = window.ranklabMarkdown;
+  const DEMO = window.ranklabDemonstration; // the demonstration view (demonstration.js)
   function textBox(text) { const node = el("div", { class: "output-text" }); MD.show(node, text); return node; }
   let current = null; // {assignment_id, prompt, completions, expires_at, key, started}
   let lastSlot = null; // slot index where an output was last placed (for "tie with previous")
@@ -296,7 +297,7 @@
   function draftKey() { return DRAFT_PREFIX + current.assignment_id; }
 
   function saveDraft() {
-    if (!current || current.revisionId) return;
+    if (!current || current.revisionId || current.task_type === "demonstration") return;
     const body = collect();
     const draft = { buckets: slotNodes().map((slot) => Array.from(slot.querySelectorAll(".output"), (c) => Number(c.dataset.id))),
                     ratings: body.ratings, flags: body.flags, note: body.note, not_rankable: body.not_rankable,
@@ -405,9 +406,25 @@
     if (used && document.visibilityState !== "hidden" && (Date.now() - lastRenew >= RENEW_MS || left < WARN_MS)) renew();
   }
 
-  // The prompt as the labeler reads it (one place: a conversation view can replace it).
+  // The prompt as the labeler reads it: its conversation's turns (conversation.js); one user turn shows as before.
   function showPrompt(prompt) {
-    MD.show($("prompt-text"), prompt.text);
+    window.ranklabConversation.render($("prompt-text"), prompt.messages || [{ role: "user", content: prompt.text }], MD);
+    $("conversation-help").hidden = !$("prompt-text").classList.contains("conversation");
+  }
+
+  // A demonstration task (or one's demonstration to correct) goes to demonstration.js; lease, skip and status stay here.
+  function showDemonstration(task, revision) {
+    setStatus("");
+    current = Object.assign({}, task, { task_type: "demonstration", key: newKey(), started: Date.now() });
+    if (revision) Object.assign(current, { revisionId: revision.id, assignment_id: null, expires_at: revision.revisable_until });
+    lastRenew = Date.now();
+    for (const id of ["lost", "empty", "task"]) $(id).hidden = true;
+    $("skip-button").hidden = !!revision;
+    MD.clear();
+    DEMO.show(current, revision);
+    if (!revision && dropStrandedDrafts()) sayBefore("Your unsent work on an earlier task was dropped: its lease ran out.");
+    tick();
+    window.scrollTo(0, 0);
   }
 
   // Researchers are told what they rank (labelers never: hidden gold must look like any task).
@@ -417,6 +434,8 @@
   };
 
   function show(task, revision) {
+    if (DEMO) DEMO.hide();
+    if (task.task_type === "demonstration") { showDemonstration(task); return; }
     setStatus(""); // a new task starts with a clean status line: what was done is said once, by the caller
     current = Object.assign({}, task, { key: newKey(), started: Date.now() });
     $("revising").hidden = !revision;
@@ -468,6 +487,7 @@
       setStatus("");
       current = null;
       $("task").hidden = true;
+      if (DEMO) DEMO.hide();
       $("empty").hidden = false;
       recheck = setTimeout(loadNext, RECHECK_MS);
       return;
@@ -483,6 +503,7 @@
     clearTimeout(recheck);
     current = null;
     $("task").hidden = true;
+    if (DEMO) DEMO.hide();
     $("empty").hidden = true;
     $("lost").hidden = true;
     $("outcome").replaceChildren(el("h2", {}, title), el("p", {}, text));
@@ -691,6 +712,11 @@
     if (chosen) chosen.checked = false;
   });
   $("revise-cancel").addEventListener("click", () => { setStatus(""); loadNext(); });
+  if (DEMO) {
+    DEMO.init({ api, next: loadNext, sayBefore, setStatus, sessionLost, renew, hasTask: () => !!current,
+      revise: (d) => { clearTimeout(recheck); saveDraft();
+        showDemonstration({ assignment_id: null, prompt: { messages: d.messages }, completions: [] }, d); } });
+  }
   loadHistory();
   loadNext();
 })();
