@@ -116,10 +116,25 @@ class Ranklab:
     def stop(self) -> None:
         for proc in self.procs:
             proc.terminate()
-            proc.wait(timeout=120)
+            try:
+                proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:  # a worker deep in a training step: its job is lost anyway
+                proc.kill()
+                proc.wait()
 
-    def get(self, path: str, **params: Any) -> Any:
-        resp = httpx.get(f"{self.base}{path}", params=params, headers=self.headers, timeout=60)
+    def get(self, path: str, patience_s: float = 600, **params: Any) -> Any:
+        """GET, waiting out a server that does not answer for a while (a loaded machine: a training step and a
+        benchmark beside it once starved it for over a minute) instead of ending an hour's run on one timeout."""
+        deadline = time.monotonic() + patience_s
+        while True:
+            try:
+                resp = httpx.get(f"{self.base}{path}", params=params, headers=self.headers, timeout=60)
+                break
+            except httpx.TransportError as exc:
+                if time.monotonic() > deadline:
+                    raise
+                print(f"  (the server did not answer {path}: {exc!r}; trying again)", flush=True)
+                time.sleep(5)
         resp.raise_for_status()
         return resp.json()
 
