@@ -109,6 +109,8 @@ def train_policy_job(ctx: JobContext, params: TrainPolicyParams) -> NewModelVers
 
     processes = params.processes or (torch.cuda.device_count() if ctx.device == "cuda" else 1)
     folder = ctx.model_dir("policy")
+    if processes > 1 and params.lora is not None:
+        raise ValueError("lora is not supported with processes > 1 yet: set processes to 1")
     if processes > 1:
         steps = _ppo_distributed(ctx, params, plan, prompts, checkpoint_dir, folder, processes, on_metrics, reporter)
     else:
@@ -140,7 +142,12 @@ def _ppo_here(
     from trainer.ppo.rollout import reward_model_fn
     from trainer.ppo.train import train_policy
 
-    m = load_models(plan, ctx.device)
+    m = load_models(plan, ctx.device, params.lora)
+    if params.lora is not None:
+        from trainer.common.lora import describe
+
+        same = "the policy with its adapters off" if m.reference is m.policy else f"SFT v{plan.sft.id}, loaded apart"
+        ctx.log(f"policy {describe(m.policy)}; value model {describe(m.value_model)}; reference: {same}")
     result = train_policy(
         ppo_config(params), m.policy, m.reference, m.value_model, reward_model_fn(m.reward_model, m.reward_tokenizer),
         prompts, m.tokenizer, on_metrics=on_metrics, checkpoint_dir=checkpoint_dir,
@@ -149,7 +156,12 @@ def _ppo_here(
     )  # fmt: skip
     if result.stopped:
         raise WorkerStopping(f"worker stopping: PPO paused at step {result.steps} (checkpointed)")
-    save_model_folder(m.policy, m.tokenizer, folder)
+    if m.policy_adapters is not None:
+        from trainer.common.lora import save_merged
+
+        save_merged(m.policy_adapters, m.tokenizer, folder)
+    else:
+        save_model_folder(m.policy, m.tokenizer, folder)
     return result.steps
 
 

@@ -1,0 +1,60 @@
+"""LoRA through the job path: `train_reward` and `train_policy` with `lora` train adapters on the tiny model and
+register plain Hugging Face folders (adapters merged, the adapter beside them in `adapter/`) that the usual loaders
+read; PPO's reference is the policy with its adapters off."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM
+
+from app.models import JobKind, JobStatus, ModelKind, ModelVersion
+from tests.worker.conftest import run_job_once
+from tests.worker.reward_jobs import seed_rankings
+from trainer.common.lora import ADAPTER_DIR
+from trainer.common.reward_model import load_reward_model
+
+LORA = {"r": 4, "alpha": 8}
+SMALL_PPO = {"steps": 2, "batch_size": 4, "minibatches": 2, "epochs": 1, "response_length": 4, "checkpoint_every": 1}
+
+
+def _version(sessions, model_id: int) -> ModelVersion:  # type: ignore[no-untyped-def]
+    with sessions() as s:
+        version = s.get(ModelVersion, model_id)
+        s.expunge(version)
+        return version
+
+
+def test_reward_and_ppo_jobs_with_lora_register_merged_versions(sessions, worker_settings, tiny_model_dir):
+    seed_rankings(sessions, tiny_model_dir)
+    rm_job = run_job_once(
+        sessions, worker_settings, JobKind.train_reward,
+        {"heldout_labeler_share": 0.0, "lora": LORA, "learning_rate": 1e-3},
+    )  # fmt: skip
+    assert rm_job.status == JobStatus.succeeded, rm_job.error or rm_job.log_tail
+    assert "LoRA: " in rm_job.log_tail and "(the score head fully)" in rm_job.log_tail
+    reward = _version(sessions, rm_job.output_model_id)
+    assert reward.kind == ModelKind.reward
+    rm_folder = Path(reward.path)
+    assert (rm_folder / ADAPTER_DIR / "adapter_config.json").is_file()
+    weights = load_file(rm_folder / "model.safetensors")
+    assert not any("lora" in k or "modules_to_save" in k for k in weights)  # merged: plain HF names
+    start = load_file(tiny_model_dir / "model.safetensors")
+    assert any(not torch.equal(weights[k], start[k]) for k in start if k in weights)  # the adapters moved weights
+    loaded, _ = load_reward_model(rm_folder)
+    assert loaded.score.weight.shape[0] == 1
+
+    ppo_job = run_job_once(sessions, worker_settings, JobKind.train_policy, {**SMALL_PPO, "lora": LORA})
+    assert ppo_job.status == JobStatus.succeeded, ppo_job.error or ppo_job.log_tail
+    assert "reference: the policy with its adapters off" in ppo_job.log_tail
+    policy = _version(sessions, ppo_job.output_model_id)
+    assert policy.kind == ModelKind.policy and policy.metrics["reward_version"] == reward.id
+    folder = Path(policy.path)
+    assert (folder / ADAPTER_DIR / "adapter_model.safetensors").is_file()
+    trained = load_file(folder / "model.safetensors")
+    assert set(trained) == set(start)  # the policy's own layout, no adapter weights
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    assert model.config.vocab_size == trained["lm_head.weight"].shape[0]
+    assert [p["step"] for p in ppo_job.metrics if "objective/kl" in p][-1] == 2
