@@ -11,6 +11,7 @@ from trainer.common.memory import (
     ModelShape,
     available_memory,
     choose_micro_batch,
+    divisors,
     estimate,
     frozen,
 )
@@ -45,8 +46,12 @@ def test_lora_shrinks_gradients_and_optimizer_not_activations() -> None:
     assert lora.activations == full.activations
 
 
-def test_extra_per_token_is_added() -> None:
-    assert estimate([MODEL], tokens=5, extra_per_token=7).activations == 5 * (2 * PER_LAYER + 7)
+def test_extra_per_token_and_fixed_extra_are_added() -> None:
+    assert estimate([MODEL], tokens=5, extra_per_token=7, extra=11).activations == 5 * (2 * PER_LAYER + 7) + 11
+
+
+def test_divisors_keep_the_effective_batch() -> None:
+    assert divisors(12) == [1, 2, 3, 4, 6, 12] and divisors(1) == [1]
 
 
 def test_chooser_takes_the_largest_that_fits_without_checkpointing() -> None:

@@ -71,15 +71,21 @@ def activation_bytes_per_token(shape: ModelShape, *, checkpointing: bool) -> int
 
 
 def estimate(
-    models: Sequence[ModelShape], *, tokens: int, checkpointing: bool = False, extra_per_token: int = 0
+    models: Sequence[ModelShape],
+    *,
+    tokens: int,
+    checkpointing: bool = False,
+    extra_per_token: int = 0,
+    extra: int = 0,
 ) -> MemoryEstimate:
-    """The memory of training `models` on micro-batches of `tokens` tokens."""
+    """The memory of training `models` on micro-batches of `tokens` tokens (`extra`: fixed working memory, such as
+    one chunk of LM-head logits, counted with the activations)."""
+    per_token = sum(activation_bytes_per_token(m, checkpointing=checkpointing) for m in models) + extra_per_token
     return MemoryEstimate(
         weights=sum(m.parameters * m.weight_bytes for m in models),
         gradients=sum(m.trainable * GRAD_BYTES for m in models),
         optimizer=sum(m.trainable * ADAMW_BYTES for m in models),
-        activations=tokens
-        * (sum(activation_bytes_per_token(m, checkpointing=checkpointing) for m in models) + extra_per_token),
+        activations=tokens * per_token + extra,
     )
 
 
@@ -114,6 +120,7 @@ def choose_micro_batch(
     budget_source: str = "max_memory_gb",
     checkpointing: bool = False,
     extra_per_token: int = 0,
+    extra: int = 0,
 ) -> MemoryPlan:
     """The largest candidate micro-batch whose estimate fits `budget` bytes: without activation checkpointing when
     one fits (unless `checkpointing` is asked for anyway), else with it; DoesNotFit naming the numbers otherwise."""
@@ -123,11 +130,11 @@ def choose_micro_batch(
     for ckpt in (True,) if checkpointing else (False, True):
         for size in sizes:
             need = estimate(models, tokens=size * tokens_per_example, checkpointing=ckpt,
-                            extra_per_token=extra_per_token)  # fmt: skip
+                            extra_per_token=extra_per_token, extra=extra)  # fmt: skip
             if need.total <= budget:
                 return MemoryPlan(size, ckpt, need, budget, budget_source)
     smallest = estimate(models, tokens=sizes[-1] * tokens_per_example, checkpointing=True,
-                        extra_per_token=extra_per_token)  # fmt: skip
+                        extra_per_token=extra_per_token, extra=extra)  # fmt: skip
     raise DoesNotFit(
         f"not enough memory: micro-batch {sizes[-1]} ({sizes[-1] * tokens_per_example} tokens) with activation "
         f"checkpointing needs an estimated {smallest.describe()}, but {budget / GB:.3f} GB is available "
@@ -146,6 +153,11 @@ def shape_of(model: Any, *, weight_bytes: int | None = None) -> ModelShape:
         layers=int(config.num_hidden_layers),
         weight_bytes=weight_bytes or (params[0].element_size() if params else FLOAT32),
     )
+
+
+def divisors(n: int) -> list[int]:
+    """Every micro-batch size that splits `n` examples evenly (so the effective batch stays `n`)."""
+    return [d for d in range(1, n + 1) if n % d == 0]
 
 
 def frozen(shape: ModelShape) -> ModelShape:

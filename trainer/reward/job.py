@@ -185,6 +185,31 @@ def reward_config(ctx: JobContext, params: TrainRewardParams, data: RewardData) 
     return RewardConfig.from_params(params, batch_size=batch_size)
 
 
+def plan_memory(ctx: JobContext, params: TrainRewardParams, cfg: Any, data: RewardData, model: Any) -> Any:
+    """The config with the largest micro-batch (a divisor of the batch, the rest by accumulation) whose memory
+    estimate fits `max_memory_gb` (default: what is free), checkpointing activations when needed; the choice goes
+    to the job log. DoesNotFit, naming the numbers, when even one task with checkpointing does not fit."""
+    from dataclasses import replace
+
+    from trainer.common.memory import DoesNotFit, available_memory, choose_micro_batch, divisors, shape_of
+
+    budget, source = available_memory(ctx.device, params.max_memory_gb)
+    k = max(len(t.completions) for t in data.train)  # one task's K outputs, each at most max_length tokens
+    plan = choose_micro_batch(
+        [shape_of(model)], candidates=divisors(cfg.batch_size), tokens_per_example=k * cfg.max_length, budget=budget,
+        budget_source=source, checkpointing=cfg.gradient_checkpointing,
+    )  # fmt: skip
+    ctx.log(plan.describe() + f" (a task = {k} outputs x {cfg.max_length} tokens at most)")
+    if plan.micro_batch == cfg.batch_size and plan.checkpointing == cfg.gradient_checkpointing:
+        return cfg
+    if plan.checkpointing and cfg.shared_prompt:
+        raise DoesNotFit(f"{plan.describe()}: it needs activation checkpointing, which shared_prompt excludes")
+    accum = cfg.grad_accum_steps * (cfg.batch_size // plan.micro_batch)
+    ctx.log(f"memory plan: {plan.micro_batch} tasks per micro-batch x {accum} accumulation steps "
+            f"(asked: {cfg.batch_size} x {cfg.grad_accum_steps})")  # fmt: skip
+    return replace(cfg, batch_size=plan.micro_batch, grad_accum_steps=accum, gradient_checkpointing=plan.checkpointing)
+
+
 def train_model(
     ctx: JobContext,
     params: TrainRewardParams,
@@ -210,7 +235,6 @@ def train_model(
     tokenizer = load_tokenizer(sft_path)
     torch.manual_seed(params.seed)  # the head's initialisation
     model = build_reward_model(sft_path, pad_token_id=int(tokenizer.pad_token_id))
-    model.to(torch.device(ctx.device))  # type: ignore[arg-type]  # transformers types .to oddly
     adapted = None
     if params.lora is not None:
         from trainer.common.lora import add_adapters, describe
@@ -218,6 +242,8 @@ def train_model(
         adapted = add_adapters(model, params.lora, head="score")
         model = adapted.get_base_model()
         ctx.log(describe(model) + " (the score head fully)")
+    cfg = plan_memory(ctx, params, cfg, data, model)
+    model.to(torch.device(ctx.device))  # type: ignore[arg-type]  # transformers types .to oddly
     result = train_reward_model(
         cfg, model, tokenizer, data.train, on_metrics=reporter.on_metrics(_total_steps(cfg, data)),
         checkpoint_dir=checkpoint_dir, checkpoint_every=params.checkpoint_every, should_stop=reporter.should_stop,
