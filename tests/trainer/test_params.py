@@ -47,6 +47,7 @@ JOB_ONLY = {
         "until",
         "processes",
         "checkpoint_every",
+        "max_memory_gb",
     },  # fmt: skip
 }
 CASES = [(PPOConfig, TrainPolicyParams), (RewardConfig, TrainRewardParams), (SftConfig, TrainSftParams)]

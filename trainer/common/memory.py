@@ -142,6 +142,33 @@ def choose_micro_batch(
     )
 
 
+def fit_config(
+    cfg: Any,
+    models: Sequence[ModelShape],
+    *,
+    tokens_per_example: int,
+    budget: int,
+    budget_source: str,
+    log: Any,
+    unit: str = "examples",
+    extra_per_token: int = 0,
+) -> Any:
+    """A supervised trainer's config (`batch_size`, `grad_accum_steps`, `gradient_checkpointing`) with the largest
+    micro-batch that divides its batch and fits `budget` (the rest by accumulation, so the effective batch stays),
+    checkpointing when needed; the plan goes to `log`. DoesNotFit, naming the numbers, when nothing fits."""
+    plan = choose_micro_batch(
+        models, candidates=divisors(cfg.batch_size), tokens_per_example=tokens_per_example, budget=budget,
+        budget_source=budget_source, checkpointing=cfg.gradient_checkpointing, extra_per_token=extra_per_token,
+    )  # fmt: skip
+    log(plan.describe() + f" (one of the {unit}: {tokens_per_example} tokens at most)")
+    if plan.micro_batch == cfg.batch_size and plan.checkpointing == cfg.gradient_checkpointing:
+        return cfg
+    accum = cfg.grad_accum_steps * (cfg.batch_size // plan.micro_batch)
+    log(f"memory plan: {plan.micro_batch} {unit} per micro-batch x {accum} accumulation steps "
+        f"(asked: {cfg.batch_size} x {cfg.grad_accum_steps})")  # fmt: skip
+    return replace(cfg, batch_size=plan.micro_batch, grad_accum_steps=accum, gradient_checkpointing=plan.checkpointing)
+
+
 def shape_of(model: Any, *, weight_bytes: int | None = None) -> ModelShape:
     """The `ModelShape` of a live torch model (parameter counts, hidden size and layers from its config)."""
     params = list(model.parameters())

@@ -124,6 +124,18 @@ def kl_to_reference(
     return float(kl_on_samples(policy, reference, samples.episodes).mean())
 
 
+def plan_memory(ctx: JobContext, params: TrainDpoParams, cfg: Any, policy: Any, reference: Any, k: int) -> Any:
+    """The config with the largest micro-batch whose memory estimate fits `max_memory_gb` (default: what is free),
+    checkpointing when needed (`trainer.common.memory.fit_config`); DoesNotFit, with the numbers, otherwise."""
+    from trainer.common.memory import FLOAT32, available_memory, fit_config, frozen, shape_of
+
+    budget, source = available_memory(ctx.device, params.max_memory_gb)
+    logits = 2 * int(policy.config.vocab_size) * FLOAT32  # per token: the logits and their gradient
+    models = [shape_of(policy)] + ([] if reference is policy else [frozen(shape_of(reference))])
+    return fit_config(cfg, models, tokens_per_example=k * cfg.max_length, budget=budget, budget_source=source,
+                      log=ctx.log, unit="tasks", extra_per_token=logits)  # fmt: skip
+
+
 def train_dpo_job(ctx: JobContext, params: TrainDpoParams) -> NewModelVersion:
     """Everything the `train_dpo` job does; returns the policy for the worker to register."""
     import torch
@@ -143,6 +155,8 @@ def train_dpo_job(ctx: JobContext, params: TrainDpoParams) -> NewModelVersion:
     train, validation = (encode_dpo_tasks(t, tokenizer, params.max_length) for t in (data.train, data.validation))
     fits = max(1, len(train) // params.grad_accum_steps)
     cfg = DpoConfig.from_params(params, batch_size=min(params.batch_size, fits))
+    if processes == 1:
+        cfg = plan_memory(ctx, params, cfg, policy, reference, max(len(t.completions) for t in data.train))
     ctx.log(
         f"{data.n_rankings} rankings: {len(train)} training tasks, {len(validation)} validation tasks ({data.note}); "
         f"{cfg.loss_type} loss, beta {cfg.beta}; start v{start.id}, reference v{reference_version.id}"

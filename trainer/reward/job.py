@@ -186,28 +186,18 @@ def reward_config(ctx: JobContext, params: TrainRewardParams, data: RewardData) 
 
 
 def plan_memory(ctx: JobContext, params: TrainRewardParams, cfg: Any, data: RewardData, model: Any) -> Any:
-    """The config with the largest micro-batch (a divisor of the batch, the rest by accumulation) whose memory
-    estimate fits `max_memory_gb` (default: what is free), checkpointing activations when needed; the choice goes
-    to the job log. DoesNotFit, naming the numbers, when even one task with checkpointing does not fit."""
-    from dataclasses import replace
-
-    from trainer.common.memory import DoesNotFit, available_memory, choose_micro_batch, divisors, shape_of
+    """The config with the largest micro-batch whose memory estimate fits `max_memory_gb` (default: what is free),
+    checkpointing activations when needed (`trainer.common.memory.fit_config`); DoesNotFit, naming the numbers,
+    when even one task with checkpointing does not fit."""
+    from trainer.common.memory import DoesNotFit, available_memory, fit_config, shape_of
 
     budget, source = available_memory(ctx.device, params.max_memory_gb)
     k = max(len(t.completions) for t in data.train)  # one task's K outputs, each at most max_length tokens
-    plan = choose_micro_batch(
-        [shape_of(model)], candidates=divisors(cfg.batch_size), tokens_per_example=k * cfg.max_length, budget=budget,
-        budget_source=source, checkpointing=cfg.gradient_checkpointing,
-    )  # fmt: skip
-    ctx.log(plan.describe() + f" (a task = {k} outputs x {cfg.max_length} tokens at most)")
-    if plan.micro_batch == cfg.batch_size and plan.checkpointing == cfg.gradient_checkpointing:
-        return cfg
-    if plan.checkpointing and cfg.shared_prompt:
-        raise DoesNotFit(f"{plan.describe()}: it needs activation checkpointing, which shared_prompt excludes")
-    accum = cfg.grad_accum_steps * (cfg.batch_size // plan.micro_batch)
-    ctx.log(f"memory plan: {plan.micro_batch} tasks per micro-batch x {accum} accumulation steps "
-            f"(asked: {cfg.batch_size} x {cfg.grad_accum_steps})")  # fmt: skip
-    return replace(cfg, batch_size=plan.micro_batch, grad_accum_steps=accum, gradient_checkpointing=plan.checkpointing)
+    planned = fit_config(cfg, [shape_of(model)], tokens_per_example=k * cfg.max_length, budget=budget,
+                         budget_source=source, log=ctx.log, unit="tasks")  # fmt: skip
+    if planned.gradient_checkpointing and cfg.shared_prompt:
+        raise DoesNotFit("the memory plan needs activation checkpointing, which shared_prompt excludes: turn it off")
+    return planned
 
 
 def train_model(

@@ -118,6 +118,17 @@ def fixed_sft_data(ctx: JobContext, params: TrainSftParams, path: Path) -> SftDa
     return data
 
 
+def plan_memory(ctx: JobContext, params: TrainSftParams, cfg: Any, policy: Any) -> Any:
+    """The config with the largest micro-batch whose memory estimate fits `max_memory_gb` (default: what is free),
+    checkpointing when needed (`trainer.common.memory.fit_config`); DoesNotFit, with the numbers, otherwise."""
+    from trainer.common.memory import FLOAT32, available_memory, fit_config, shape_of
+
+    budget, source = available_memory(ctx.device, params.max_memory_gb)
+    logits = 2 * int(policy.config.vocab_size) * FLOAT32  # per token: the logits and their gradient
+    return fit_config(cfg, [shape_of(policy)], tokens_per_example=cfg.max_length, budget=budget, budget_source=source,
+                      log=ctx.log, unit="demonstrations", extra_per_token=logits)  # fmt: skip
+
+
 def train_model(
     ctx: JobContext, params: TrainSftParams, data: SftData, base: Version, checkpoint_dir: Path, processes: int
 ) -> tuple[Any, Any, float, dict[str, float]]:
@@ -134,6 +145,8 @@ def train_model(
     )
     if cfg.batch_size < params.batch_size:
         ctx.log(f"only {len(examples)} training examples: batch size {cfg.batch_size} instead of {params.batch_size}")
+    if processes == 1:
+        cfg = plan_memory(ctx, params, cfg, policy)
     reporter, started = Reporter(ctx), time.monotonic()
     if has_checkpoint(checkpoint_dir):
         ctx.log(f"resuming from the checkpoint in {checkpoint_dir}")
