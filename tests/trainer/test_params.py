@@ -47,6 +47,7 @@ JOB_ONLY = {
         "until",
         "processes",
         "checkpoint_every",
+        "lora",
         "max_memory_gb",
     },  # fmt: skip
 }

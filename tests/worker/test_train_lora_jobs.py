@@ -58,3 +58,28 @@ def test_reward_and_ppo_jobs_with_lora_register_merged_versions(sessions, worker
     model = AutoModelForCausalLM.from_pretrained(folder)
     assert model.config.vocab_size == trained["lm_head.weight"].shape[0]
     assert [p["step"] for p in ppo_job.metrics if "objective/kl" in p][-1] == 2
+
+
+def test_sft_and_dpo_jobs_with_lora_register_merged_versions(sessions, worker_settings, tiny_model_dir):
+    seed_rankings(sessions, tiny_model_dir)
+    start = load_file(tiny_model_dir / "model.safetensors")
+    sft_params = {"include_best_ranked": True, "epochs": 1, "batch_size": 4, "lora": LORA, "learning_rate": 1e-3}
+    sft_job = run_job_once(sessions, worker_settings, JobKind.train_sft, sft_params)
+    assert sft_job.status == JobStatus.succeeded, sft_job.error or sft_job.log_tail
+    assert "LoRA: " in sft_job.log_tail
+    sft = _version(sessions, sft_job.output_model_id)
+    assert sft.kind == ModelKind.sft and (Path(sft.path) / ADAPTER_DIR / "adapter_config.json").is_file()
+    assert set(load_file(Path(sft.path) / "model.safetensors")) == set(start)
+    AutoModelForCausalLM.from_pretrained(sft.path)
+
+    dpo_params = {"policy_version": sft.id, "lora": LORA, "learning_rate": 1e-3, "batch_size": 2, "kl_prompts": 2,
+                  "kl_response_length": 4}  # fmt: skip
+    dpo_job = run_job_once(sessions, worker_settings, JobKind.train_dpo, dpo_params)
+    assert dpo_job.status == JobStatus.succeeded, dpo_job.error or dpo_job.log_tail
+    assert "reference: the policy with its adapters off" in dpo_job.log_tail
+    policy = _version(sessions, dpo_job.output_model_id)
+    assert policy.kind == ModelKind.policy and (Path(policy.path) / ADAPTER_DIR).is_dir()
+    trained = load_file(Path(policy.path) / "model.safetensors")
+    assert set(trained) == set(start)
+    assert policy.metrics["kl"] is not None and policy.metrics["kl"] > -1e-3  # KL to the base, adapters off
+    AutoModelForCausalLM.from_pretrained(policy.path)

@@ -131,14 +131,24 @@ def plan_memory(ctx: JobContext, params: TrainSftParams, cfg: Any, policy: Any) 
 
 def train_model(
     ctx: JobContext, params: TrainSftParams, data: SftData, base: Version, checkpoint_dir: Path, processes: int
-) -> tuple[Any, Any, float, dict[str, float]]:
-    """Train here, or under torchrun; returns (model, tokenizer, seconds, last step's metrics)."""
+) -> tuple[Any, Any, float, dict[str, float], Any]:
+    """Train here, or under torchrun; returns (model, tokenizer, seconds, last step's metrics, peft's wrapper with
+    LoRA else None)."""
     import torch
 
     from trainer.common.models import load_policy
     from trainer.sft.train import SftConfig, train_sft
 
     policy, tokenizer = load_policy(base.path, device=ctx.device, dtype=torch.float32)
+    adapted = None
+    if params.lora is not None:
+        from trainer.common.lora import add_adapters, describe
+
+        if processes > 1:
+            raise ValueError("lora is not supported with processes > 1 yet: set processes to 1")
+        adapted = add_adapters(policy, params.lora)
+        policy = adapted.get_base_model()
+        ctx.log(describe(policy))
     examples = encode_records(tokenizer, data.train, params.max_length)
     cfg = SftConfig.from_params(
         params, batch_size=min(params.batch_size, max(1, len(examples) // params.grad_accum_steps))
@@ -155,7 +165,7 @@ def train_model(
         from trainer.sft.ddp import train_distributed
 
         policy = train_distributed(ctx, params, cfg, data, base, checkpoint_dir, processes, reporter, total)
-        return policy, tokenizer, time.monotonic() - started, {}
+        return policy, tokenizer, time.monotonic() - started, {}, None
     last: dict[str, float] = {}
     report = reporter.on_metrics(total)
 
@@ -169,7 +179,7 @@ def train_model(
     )  # fmt: skip
     if result.stopped:
         raise WorkerStopping(f"worker stopping: SFT paused at step {result.steps} (checkpointed)")
-    return policy, tokenizer, time.monotonic() - started, last
+    return policy, tokenizer, time.monotonic() - started, last, adapted
 
 
 def train_sft_job(ctx: JobContext, params: TrainSftParams) -> NewModelVersion:
@@ -193,7 +203,7 @@ def train_sft_job(ctx: JobContext, params: TrainSftParams) -> NewModelVersion:
     pad = int(tokenizer.pad_token_id)
     before = validation_loss(base_model, validation, pad_token_id=pad, packing=params.packing)
     del base_model
-    model, tokenizer, seconds, last = train_model(ctx, params, data, base, checkpoint_dir, processes)
+    model, tokenizer, seconds, last, adapted = train_model(ctx, params, data, base, checkpoint_dir, processes)
     after = validation_loss(model, validation, pad_token_id=pad, packing=params.packing)
     metrics: dict[str, Any] = {
         "method": "sft",
@@ -217,7 +227,12 @@ def train_sft_job(ctx: JobContext, params: TrainSftParams) -> NewModelVersion:
         ctx.metrics(step=0, **{k.replace("/", "_"): round(v, 6) for k, v in after.items()})
         ctx.log(f"validation loss {before['val/loss']:.4f} -> {after['val/loss']:.4f} "
                 f"(perplexity {before['val/perplexity']:.2f} -> {after['val/perplexity']:.2f})")  # fmt: skip
-    folder = save_model_folder(model.cpu(), tokenizer, ctx.model_dir("sft"))
+    if adapted is not None:
+        from trainer.common.lora import save_merged
+
+        folder = save_merged(adapted.cpu(), tokenizer, ctx.model_dir("sft"))
+    else:
+        folder = save_model_folder(model.cpu(), tokenizer, ctx.model_dir("sft"))
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     ctx.progress(1.0)
     return NewModelVersion(ModelKind.sft, f"sft-job{ctx.job_id}", folder, parent_id=base.id, metrics=metrics)
