@@ -157,7 +157,7 @@ def largest_model(base: dict[str, Any], bigger: dict[str, Any], more_tokens: dic
 
 
 def measure(argv: list[str], args: argparse.Namespace) -> dict[str, Any]:
-    results: dict[str, Any] = {"args": vars(args) | {"case": None}}
+    results: dict[str, Any] = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}}
     for lora in (False, True):
         name = "lora" if lora else "full"
         ppo = run_case(argv, method="ppo", lora=lora)
