@@ -10,11 +10,13 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
-from app.models import JobKind, JobStatus, ModelKind, ModelVersion
+from app.models import Job, JobKind, JobStatus, ModelKind, ModelVersion
+from app.services import jobs as job_service
 from tests.worker.conftest import run_job_once
-from tests.worker.reward_jobs import seed_rankings
+from tests.worker.reward_jobs import run_worker, seed_rankings, trained_weights
 from trainer.common.lora import ADAPTER_DIR
 from trainer.common.reward_model import load_reward_model
+from trainer.reward import job as reward_job
 
 LORA = {"r": 4, "alpha": 8}
 SMALL_PPO = {"steps": 2, "batch_size": 4, "minibatches": 2, "epochs": 1, "response_length": 4, "checkpoint_every": 1}
@@ -83,3 +85,39 @@ def test_sft_and_dpo_jobs_with_lora_register_merged_versions(sessions, worker_se
     assert set(trained) == set(start)
     assert policy.metrics["kl"] is not None and policy.metrics["kl"] > -1e-3  # KL to the base, adapters off
     AutoModelForCausalLM.from_pretrained(policy.path)
+
+
+def test_a_stopped_lora_reward_job_resumes_to_the_uninterrupted_result(
+    sessions, worker_settings, tiny_model_dir, monkeypatch
+):
+    """The checkpoint holds the adapters and the head's trained copy (LoRA dropout on: the RNG resumes too)."""
+    seed_rankings(sessions, tiny_model_dir)
+    params = {"checkpoint_every": 1, "batch_size": 4, "learning_rate": 1e-3, "heldout_labeler_share": 0.0,
+              "lora": {"r": 4, "dropout": 0.1}}  # fmt: skip
+    with sessions.begin() as s:
+        straight = job_service.enqueue_job(s, kind=JobKind.train_reward, params=params).id
+        stopped = job_service.enqueue_job(s, kind=JobKind.train_reward, params=params).id
+    real = reward_job.Reporter.on_metrics
+
+    def stop_after_two_steps(self, total):  # type: ignore[no-untyped-def]
+        report = real(self, total)
+
+        def wrapped(step, metrics):  # type: ignore[no-untyped-def]
+            report(step, metrics)
+            if step == 2 and self.ctx.job_id == stopped:
+                self.ctx.stop.set()
+
+        return wrapped
+
+    monkeypatch.setattr(reward_job.Reporter, "on_metrics", stop_after_two_steps)
+    run_worker(sessions, worker_settings)
+    with sessions() as s:
+        assert s.get(Job, stopped).status == JobStatus.queued
+    monkeypatch.setattr(reward_job.Reporter, "on_metrics", real)
+    run_worker(sessions, worker_settings)
+    first, resumed = trained_weights(sessions, straight), trained_weights(sessions, stopped)
+    assert first.keys() == resumed.keys()
+    for name in first:
+        torch.testing.assert_close(resumed[name], first[name], rtol=0, atol=1e-6)
+    with sessions() as s:
+        assert "resuming" in s.get(Job, stopped).log_tail
