@@ -130,3 +130,39 @@ def test_merged_reward_model_loads_with_its_trained_head(tiny_model_dir: Path, t
     loaded, _ = load_reward_model(folder)
     with torch.no_grad():
         torch.testing.assert_close(rewards(loaded, ids, mask), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_ppo_scoring_reads_the_reference_as_the_base_model_exactly() -> None:
+    """score_rollout with the LoRA policy as its own reference: reference log-probs = the base model's, bit for bit,
+    while the old log-probs are the adapted policy's."""
+    from tests.trainer.ppo_helpers import PROMPTS, TOKENIZER, tiny_policy, tiny_value_model
+    from trainer.common.chat import as_messages
+    from trainer.common.generation import encode_prompts
+    from trainer.ppo.rollout import sample_rollout, score_rollout
+
+    base = tiny_policy()
+    policy = add_adapters(tiny_policy(), LoraParams(r=4, dropout=0.0)).get_base_model()
+    _nudge_adapters(policy)
+    rollout, _ = sample_rollout(
+        policy, TOKENIZER, encode_prompts(TOKENIZER, PROMPTS, 64), [as_messages(p) for p in PROMPTS],
+        lambda batch: batch.response_mask.sum(-1).float(), max_new_tokens=5, temperature=1.0, eos_ids=[2],
+        generation_batch_size=4, seed=3, step=0, first_chunk=0,
+    )  # fmt: skip
+    chunks = list(torch.arange(len(PROMPTS)).split(3))
+    score_rollout(rollout, policy, policy, tiny_value_model(), chunks, temperature=1.0, chunk_tokens=4)
+    shared = rollout.ref_logprobs.clone()
+    adapted = rollout.logprobs.clone()
+    score_rollout(rollout, policy, base, tiny_value_model(), chunks, temperature=1.0, chunk_tokens=4)
+    assert torch.equal(shared, rollout.ref_logprobs)  # adapters off = the base model, exactly
+    assert not torch.equal(adapted, shared)  # and the policy itself still reads with its adapters
+    assert has_adapters(policy) and all(p.requires_grad for n, p in policy.named_parameters() if "lora_" in n)
+
+
+def test_ppo_keeps_the_adapters_trainable_when_the_reference_is_the_policy() -> None:
+    from tests.trainer.ppo_helpers import tiny_policy, tiny_value_model
+    from trainer.ppo.train import _prepare
+
+    policy = add_adapters(tiny_policy(), LoraParams(r=4)).get_base_model()
+    _prepare(policy, policy, tiny_value_model())
+    assert policy.training and trainable_counts(policy)[0] > 0
+    assert all(m.p == 0.0 for n, m in policy.named_modules() if n.endswith("lora_dropout.default"))  # ratio 1
