@@ -49,6 +49,7 @@ if [ -n "${TINY:-}" ]; then  # toy sizes: proves every step runs, measures nothi
   dpo_135="--prompts 8 --k 4 --prompt-tokens 16 --response-tokens 8 --batch-size 2"
   dpo_1b="$dpo_135"
   sft_small=tiny big_sft=tiny
+  lora="--layers 1 --batch-size 2 --prompt-tokens 8 --response 4 --tasks 4"
 else
   rm_135="--prompts 512 --prompt-tokens 512 --response-tokens 128 --batch-size 8 --trl-grad-accum 8"
   rm_1b="--prompts 128 --prompt-tokens 512 --response-tokens 128 --batch-size 4 --trl-grad-accum 8"
@@ -61,6 +62,7 @@ else
   dpo_135="--prompts 256 --k 9 --prompt-tokens 256 --response-tokens 64 --batch-size 4"
   dpo_1b="--prompts 64 --k 9 --prompt-tokens 256 --response-tokens 64 --batch-size 2"
   sft_small=smollm2-135m big_sft=1b
+  lora="--layers 30 --batch-size 16 --prompt-tokens 256 --response 64 --tasks 32 --rm-batch-size 4"
 fi
 # shellcheck disable=SC2086  # the size strings are word lists on purpose
 {
@@ -87,6 +89,8 @@ fi
     --json "$out/dpo_1b.json"
   step sampling_static 60 "$py" bench/sampling.py --model "$sampler" --device "$device" --dtype "$dtype" $sample \
     --cache static
+  # issue 20: peak memory and step time of PPO and the reward model with and without LoRA (SmolLM2-135M's shape)
+  step lora_memory 120 "$py" bench/lora_memory.py --device "$device" $lora --json "$out/lora_memory.json"
 }
 grep -h "^{\"args\"" "$log" > "$out/ppo_runs.jsonl" || true
 echo "==> done; results in $out" | tee -a "$log"

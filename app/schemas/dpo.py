@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from app.models import ModelKind
 from app.schemas.fields import Id
-from app.schemas.params import RankingFilter
+from app.schemas.params import MAX_MEMORY_GB_HELP, LoraParams, RankingFilter
 from app.schemas.training import check_version
 
 
@@ -55,6 +55,10 @@ class TrainDpoParams(RankingFilter):
     """Optimizer steps between resumable checkpoints."""
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     """Seeds the data order, the held-back validation and the KL samples."""
+    lora: LoraParams | None = None
+    """Train LoRA adapters instead of every weight; when the reference is the starting version it is the policy
+    itself with its adapters off (one copy of the weights); none: full fine-tuning."""
+    max_memory_gb: float | None = Field(default=None, gt=0.0, le=1_000_000.0, description=MAX_MEMORY_GB_HELP)
 
     def check_references(self, session: Session) -> None:
         """The start and the reference are SFT or policy versions (or such a version exists)."""

@@ -61,6 +61,36 @@ def _as_json(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
+class LoraParams(BaseModel):
+    """Train low-rank adapters (LoRA) instead of every weight: the base stays frozen, each targeted projection W
+    learns W + (alpha / r) * B A; the registered version has the adapters merged (a plain Hugging Face folder), the
+    adapter itself saved beside it in `adapter/`."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    r: int = Field(default=16, ge=1, le=1024)
+    """Rank of each adapter (A is r x in, B is out x r)."""
+    alpha: int = Field(default=32, ge=1, le=65_536)
+    """Scale numerator: the adapter's update is multiplied by alpha / r."""
+    dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
+    """Dropout on the adapter's input while training."""
+    target_modules: list[str] | None = Field(default=None, min_length=1, max_length=64)
+    """Names of the linear layers that get adapters (e.g. ["q_proj", "v_proj"]); default: every attention and MLP
+    projection of the model."""
+
+    @field_validator("target_modules")
+    @classmethod
+    def _named(cls, names: list[str] | None) -> list[str] | None:
+        if names is not None and any(not n.strip() for n in names):
+            raise ValueError("target_modules: every name must be a non-empty module name such as q_proj")
+        return names
+
+
+MAX_MEMORY_GB_HELP = """Memory the job may use, in GB (10^9 bytes): the largest micro-batch whose estimate fits is
+chosen (with activation checkpointing when needed), and the job fails at once when even one example does not fit;
+default: the memory available when it starts (free GPU memory on CUDA, available RAM on CPU)."""
+
+
 class RankingFilter(JobParams):
     """Which rankings to use: the comparison export's filters, applied by the same code (`app.services.exports`)."""
 

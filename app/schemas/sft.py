@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from app.errors import InvalidInput
 from app.models import Demonstration, DemonstrationStatus, ModelKind
 from app.schemas.fields import Id, UtcMoment
-from app.schemas.params import JobParams
+from app.schemas.params import MAX_MEMORY_GB_HELP, JobParams, LoraParams
 from app.schemas.training import check_version
 
 SFT_BASE_KINDS = (ModelKind.base, ModelKind.sft)
@@ -58,6 +58,10 @@ class TrainSftParams(JobParams):
     """Optimizer steps between resumable checkpoints."""
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     """Seeds the data order."""
+    lora: LoraParams | None = None
+    """Train LoRA adapters instead of every weight (the version is saved merged, the adapter in `adapter/`);
+    none: full fine-tuning."""
+    max_memory_gb: float | None = Field(default=None, gt=0.0, le=1_000_000.0, description=MAX_MEMORY_GB_HELP)
 
     @model_validator(mode="after")
     def _ordered_dates(self) -> TrainSftParams:

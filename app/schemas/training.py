@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from app.errors import InvalidInput
 from app.models import ModelKind, ModelVersion
 from app.schemas.fields import Id
-from app.schemas.params import JobParams, RankingFilter, check_files_kept
+from app.schemas.params import MAX_MEMORY_GB_HELP, JobParams, LoraParams, RankingFilter, check_files_kept
 
 
 class TrainRewardParams(RankingFilter):
@@ -51,6 +51,10 @@ class TrainRewardParams(RankingFilter):
     """Optimizer steps between resumable checkpoints."""
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     """Seed of the head's initialisation, the data order and the held-out labelers."""
+    lora: LoraParams | None = None
+    """Train LoRA adapters on the backbone (the score head stays fully trainable) instead of every weight; none:
+    full fine-tuning."""
+    max_memory_gb: float | None = Field(default=None, gt=0.0, le=1_000_000.0, description=MAX_MEMORY_GB_HELP)
 
     @model_validator(mode="after")
     def _compatible(self) -> TrainRewardParams:
@@ -117,6 +121,10 @@ class TrainPolicyParams(JobParams):
     """PPO steps between resumable checkpoints."""
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     """Seeds the prompt order, the sampling and the minibatches."""
+    lora: LoraParams | None = None
+    """Train LoRA adapters instead of every weight: the reference is the same model with its adapters off (one
+    copy of the base), the value model gets adapters of its own; none: full fine-tuning."""
+    max_memory_gb: float | None = Field(default=None, gt=0.0, le=1_000_000.0, description=MAX_MEMORY_GB_HELP)
 
     @model_validator(mode="after")
     def _divisible(self) -> TrainPolicyParams:

@@ -16,7 +16,15 @@ from trainer.sft.train import SftConfig
 
 # Params the trainer does not see: they choose versions, data, processes and checkpoints in the job itself.
 JOB_ONLY = {
-    TrainPolicyParams: {"policy_version", "reward_version", "max_prompts", "processes", "checkpoint_every"},
+    TrainPolicyParams: {
+        "policy_version",
+        "reward_version",
+        "max_prompts",
+        "processes",
+        "checkpoint_every",
+        "lora",
+        "max_memory_gb",
+    },
     TrainRewardParams: {
         "sft_version",
         "heldout_labeler_share",
@@ -28,6 +36,8 @@ JOB_ONLY = {
         "exclude_flags",
         "since",
         "until",
+        "lora",
+        "max_memory_gb",
     },  # fmt: skip
     TrainSftParams: {
         "base_version",
@@ -37,6 +47,8 @@ JOB_ONLY = {
         "until",
         "processes",
         "checkpoint_every",
+        "lora",
+        "max_memory_gb",
     },  # fmt: skip
 }
 CASES = [(PPOConfig, TrainPolicyParams), (RewardConfig, TrainRewardParams), (SftConfig, TrainSftParams)]

@@ -60,6 +60,7 @@ def test_rankings_to_a_dpo_policy_that_samples_and_is_evaluated(api, sessions, w
     job = client.get(f"/api/v1/jobs/{dpo}", headers=headers).json()
     assert job["status"] == "succeeded", job["error"] or job["log_tail"]
     assert any("loss/dpo" in point for point in job["metrics"]) and "implicit-reward accuracy" in job["log_tail"]
+    assert "memory plan: micro-batch" in job["log_tail"]
     models = {m["id"]: m for m in client.get("/api/v1/models", headers=headers).json()}
     [policy] = [m for m in models.values() if m["kind"] == "policy"]
     metrics = policy["metrics"]

@@ -109,6 +109,7 @@ def test_demonstrations_to_a_registered_sft_model_and_its_samples(install, sessi
     job = run_job_once(sessions, worker_settings, JobKind.train_sft, params)
     assert job.status == JobStatus.succeeded, job.error or job.log_tail
     assert any("loss/sft" in point for point in job.metrics) and "validation loss" in job.log_tail
+    assert "memory plan: micro-batch" in job.log_tail
     models = client.get("/api/v1/models", headers=headers).json()
     [sft] = [m for m in models if m["kind"] == "sft"]
     assert sft["parent_id"] == base_id and sft["job_id"] == job.id

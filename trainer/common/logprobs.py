@@ -160,5 +160,12 @@ def sequence_logprob(model: torch.nn.Module, episodes: Episodes, batch_size: int
 
 
 def kl_on_samples(policy: torch.nn.Module, baseline: torch.nn.Module, samples: Episodes) -> np.ndarray:
-    """Per-episode KL estimate of policy from baseline: log pi(y|x) - log pi_base(y|x) on the policy's samples."""
-    return (sequence_logprob(policy, samples) - sequence_logprob(baseline, samples)).numpy()
+    """Per-episode KL estimate of policy from baseline: log pi(y|x) - log pi_base(y|x) on the policy's samples.
+
+    The baseline is read with any LoRA adapters off: with LoRA the baseline may be the policy object itself."""
+    from trainer.common.lora import adapters_disabled
+
+    ours = sequence_logprob(policy, samples)
+    with adapters_disabled(baseline):
+        theirs = sequence_logprob(baseline, samples)
+    return (ours - theirs).numpy()

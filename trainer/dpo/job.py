@@ -124,10 +124,49 @@ def kl_to_reference(
     return float(kl_on_samples(policy, reference, samples.episodes).mean())
 
 
+def dpo_models(
+    ctx: JobContext, params: TrainDpoParams, policy: Any, start: Version, reference_version: Version, processes: int
+) -> tuple[Any, Any, Any]:
+    """(policy, reference, peft's wrapper or None): with LoRA the policy trains adapters and, when the reference is
+    the starting version, the reference is the policy itself (its adapters switched off where it is read)."""
+    import torch
+
+    from trainer.common.models import load_policy
+
+    adapted = None
+    if params.lora is not None:
+        from trainer.common.lora import add_adapters, describe
+
+        if processes > 1:
+            raise ValueError("lora is not supported with processes > 1 yet: set processes to 1")
+        adapted = add_adapters(policy, params.lora)
+        policy = adapted.get_base_model()
+        if reference_version.id == start.id:
+            ctx.log(describe(policy) + "; reference: the policy with its adapters off")
+            return policy, policy, adapted
+        ctx.log(describe(policy) + f"; reference: v{reference_version.id}, loaded apart")
+    frozen = torch.bfloat16 if ctx.device == "cuda" else torch.float32
+    reference, _ = load_policy(reference_version.path, device=ctx.device, dtype=frozen)
+    return policy, reference, adapted
+
+
+def plan_memory(ctx: JobContext, params: TrainDpoParams, cfg: Any, policy: Any, reference: Any, k: int) -> Any:
+    """The config with the largest micro-batch whose memory estimate fits `max_memory_gb` (default: what is free),
+    checkpointing when needed (`trainer.common.memory.fit_config`); DoesNotFit, with the numbers, otherwise."""
+    from trainer.common.memory import FLOAT32, available_memory, fit_config, frozen, shape_of
+
+    budget, source = available_memory(ctx.device, params.max_memory_gb)
+    logits = 2 * int(policy.config.vocab_size) * FLOAT32  # per token: the logits and their gradient
+    models = [shape_of(policy)] + ([] if reference is policy else [frozen(shape_of(reference))])
+    return fit_config(cfg, models, tokens_per_example=k * cfg.max_length, budget=budget, budget_source=source,
+                      log=ctx.log, unit="tasks", extra_per_token=logits)  # fmt: skip
+
+
 def train_dpo_job(ctx: JobContext, params: TrainDpoParams) -> NewModelVersion:
     """Everything the `train_dpo` job does; returns the policy for the worker to register."""
     import torch
 
+    from trainer.common.lora import adapters_disabled, save_merged
     from trainer.common.models import load_policy, save_model_folder
     from trainer.dpo.data import encode_dpo_tasks, reference_logprobs
     from trainer.dpo.train import DpoConfig, evaluate_dpo, train_dpo
@@ -137,17 +176,19 @@ def train_dpo_job(ctx: JobContext, params: TrainDpoParams) -> NewModelVersion:
     data = fixed_dpo_data(ctx, params, checkpoint_dir.with_name(checkpoint_dir.name + "-data.json"))
     processes = params.processes or (torch.cuda.device_count() if ctx.device == "cuda" else 1)
     policy, tokenizer = load_policy(start.path, device=ctx.device, dtype=torch.float32)
-    frozen = torch.bfloat16 if ctx.device == "cuda" else torch.float32
-    reference, _ = load_policy(reference_version.path, device=ctx.device, dtype=frozen)
+    policy, reference, adapted = dpo_models(ctx, params, policy, start, reference_version, processes)
     pad = int(tokenizer.pad_token_id)
     train, validation = (encode_dpo_tasks(t, tokenizer, params.max_length) for t in (data.train, data.validation))
     fits = max(1, len(train) // params.grad_accum_steps)
     cfg = DpoConfig.from_params(params, batch_size=min(params.batch_size, fits))
+    if processes == 1:
+        cfg = plan_memory(ctx, params, cfg, policy, reference, max(len(t.completions) for t in data.train))
     ctx.log(
         f"{data.n_rankings} rankings: {len(train)} training tasks, {len(validation)} validation tasks ({data.note}); "
         f"{cfg.loss_type} loss, beta {cfg.beta}; start v{start.id}, reference v{reference_version.id}"
     )
-    reference_logprobs(reference, train + validation, packing=cfg.packing, pad_id=pad)  # once per completion
+    with adapters_disabled(reference):  # with LoRA the reference may be the policy itself, adapters off
+        reference_logprobs(reference, train + validation, packing=cfg.packing, pad_id=pad)  # once per completion
     before = evaluate_dpo(policy, validation, cfg, pad_token_id=pad)
     reporter, started = Reporter(ctx), time.monotonic()
     if processes > 1:
@@ -173,7 +214,10 @@ def train_dpo_job(ctx: JobContext, params: TrainDpoParams) -> NewModelVersion:
     said_kl = "not measured" if kl is None else f"{kl:.4f} nats"
     ctx.log(f"validation implicit-reward accuracy {before.get('val/accuracy', 0):.3f} -> "
             f"{after.get('val/accuracy', 0):.3f}; KL to the reference {said_kl}")  # fmt: skip
-    folder = save_model_folder(policy.cpu(), tokenizer, ctx.model_dir("policy"))
+    if adapted is not None:
+        folder = save_merged(adapted.cpu(), tokenizer, ctx.model_dir("policy"))
+    else:
+        folder = save_model_folder(policy.cpu(), tokenizer, ctx.model_dir("policy"))
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     ctx.progress(1.0)
     return NewModelVersion(ModelKind.policy, f"dpo-job{ctx.job_id}", folder, parent_id=start.id, metrics=metrics)

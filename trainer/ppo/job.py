@@ -74,6 +74,36 @@ def ppo_config(params: TrainPolicyParams) -> Any:
     return PPOConfig.from_params(params)
 
 
+def plan_memory(ctx: JobContext, params: TrainPolicyParams, cfg: Any, m: Any, prompts: list[Any]) -> Any:
+    """The config with the largest micro-batch (a divisor of a minibatch, the rest by accumulation) whose memory
+    estimate fits `max_memory_gb` (default: what is free), with activation checkpointing of policy and value model
+    when needed; the choice goes to the job log. DoesNotFit, naming the numbers, when one episode does not fit."""
+    from dataclasses import replace
+
+    from trainer.common.generation import encode_prompts
+    from trainer.common.memory import FLOAT32, available_memory, choose_micro_batch, divisors, frozen, shape_of
+    from trainer.common.models import enable_activation_checkpointing
+
+    budget, source = available_memory(ctx.device, params.max_memory_gb)
+    models = [shape_of(m.policy), shape_of(m.value_model), frozen(shape_of(m.reward_model))]
+    if m.reference is not m.policy:
+        models.append(frozen(shape_of(m.reference)))
+    tokens = max(len(ids) for ids in encode_prompts(m.tokenizer, prompts, cfg.max_prompt_length)) + cfg.response_length
+    config = m.policy.config
+    logits = 3 * cfg.chunk_tokens * int(config.vocab_size) * FLOAT32  # a chunk of logits, its softmax, its gradient
+    kv_cache = cfg.generation_batch_size * tokens * 2 * config.num_hidden_layers * config.hidden_size * FLOAT32
+    per_minibatch = cfg.batch_size // cfg.minibatches
+    plan = choose_micro_batch(
+        models, candidates=divisors(per_minibatch), tokens_per_example=tokens, budget=budget, budget_source=source,
+        extra=max(logits, kv_cache),
+    )  # fmt: skip
+    ctx.log(plan.describe() + f" (an episode = {tokens} tokens at most)")
+    if plan.checkpointing:
+        enable_activation_checkpointing(m.policy)
+        enable_activation_checkpointing(m.value_model)
+    return replace(cfg, grad_accum=per_minibatch // plan.micro_batch)
+
+
 def final_metrics(history: list[dict[str, float]], plan: PolicyPlan, steps: int) -> dict[str, Any]:
     """What the registry keeps: the last steps' mean reward and KL, and which versions it came from."""
     tail = history[-max(1, len(history) // 10) :] or [{}]
@@ -109,6 +139,8 @@ def train_policy_job(ctx: JobContext, params: TrainPolicyParams) -> NewModelVers
 
     processes = params.processes or (torch.cuda.device_count() if ctx.device == "cuda" else 1)
     folder = ctx.model_dir("policy")
+    if processes > 1 and params.lora is not None:
+        raise ValueError("lora is not supported with processes > 1 yet: set processes to 1")
     if processes > 1:
         steps = _ppo_distributed(ctx, params, plan, prompts, checkpoint_dir, folder, processes, on_metrics, reporter)
     else:
@@ -140,16 +172,27 @@ def _ppo_here(
     from trainer.ppo.rollout import reward_model_fn
     from trainer.ppo.train import train_policy
 
-    m = load_models(plan, ctx.device)
+    m = load_models(plan, ctx.device, params.lora)
+    if params.lora is not None:
+        from trainer.common.lora import describe
+
+        same = "the policy with its adapters off" if m.reference is m.policy else f"SFT v{plan.sft.id}, loaded apart"
+        ctx.log(f"policy {describe(m.policy)}; value model {describe(m.value_model)}; reference: {same}")
+    cfg = plan_memory(ctx, params, ppo_config(params), m, prompts)
     result = train_policy(
-        ppo_config(params), m.policy, m.reference, m.value_model, reward_model_fn(m.reward_model, m.reward_tokenizer),
+        cfg, m.policy, m.reference, m.value_model, reward_model_fn(m.reward_model, m.reward_tokenizer),
         prompts, m.tokenizer, on_metrics=on_metrics, checkpoint_dir=checkpoint_dir,
         checkpoint_every=params.checkpoint_every, should_stop=reporter.should_stop,
         ptx_texts=ptx_texts(ctx, m.tokenizer) if params.ptx_coef > 0 else None,
     )  # fmt: skip
     if result.stopped:
         raise WorkerStopping(f"worker stopping: PPO paused at step {result.steps} (checkpointed)")
-    save_model_folder(m.policy, m.tokenizer, folder)
+    if m.policy_adapters is not None:
+        from trainer.common.lora import save_merged
+
+        save_merged(m.policy_adapters, m.tokenizer, folder)
+    else:
+        save_model_folder(m.policy, m.tokenizer, folder)
     return result.steps
 
 

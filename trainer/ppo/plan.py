@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.models import ModelKind
+from app.schemas.params import LoraParams
 from app.services import model_registry as registry
 from trainer.common.context import JobContext
 from trainer.common.versions import Version, model_folder, sft_ancestor
@@ -53,20 +54,34 @@ class PPOModels:
     """The reward model's own tokenizer: episodes are re-encoded as the reward model was trained."""
     tokenizer: Any
     """The policy's tokenizer."""
+    policy_adapters: Any = None
+    """With LoRA: peft's wrapper of the policy (`trainer.common.lora.save_merged` writes the version from it)."""
 
 
-def load_models(plan: PolicyPlan, device: str) -> PPOModels:
-    """The policy and value model to train, the frozen reference and reward model, on `device`."""
+def load_models(plan: PolicyPlan, device: str, lora: LoraParams | None = None) -> PPOModels:
+    """The policy and value model to train, the frozen reference and reward model, on `device`.
+
+    With `lora` the policy and the value model train adapters; when the policy starts from the SFT version the
+    reference is the policy object itself (its adapters switched off while scoring), so the base is held once."""
     import torch
     from transformers import AutoModelForCausalLM
 
+    from trainer.common.lora import add_adapters
     from trainer.common.models import load_policy
     from trainer.common.reward_model import build_reward_model, load_reward_model
 
     frozen = torch.bfloat16 if device == "cuda" else torch.float32
     policy, tokenizer = load_policy(plan.start.path, device=device, dtype=torch.float32)
-    reference = AutoModelForCausalLM.from_pretrained(plan.sft.path, dtype=frozen, device_map=device).eval()
     value_model = build_reward_model(plan.reward.path, pad_token_id=int(tokenizer.pad_token_id))
     value_model.to(torch.device(device))  # type: ignore[arg-type]  # transformers types .to oddly
+    adapters, shared = None, lora is not None and plan.start.id == plan.sft.id
+    if lora is not None:
+        adapters = add_adapters(policy, lora)
+        policy = adapters.get_base_model()
+        value_model = add_adapters(value_model, lora, head="score").get_base_model()
+    if shared:
+        reference = policy
+    else:
+        reference = AutoModelForCausalLM.from_pretrained(plan.sft.path, dtype=frozen, device_map=device).eval()
     reward_model, reward_tokenizer = load_reward_model(plan.reward.path, device=device, dtype=frozen)
-    return PPOModels(policy, reference, value_model, reward_model, reward_tokenizer, tokenizer)
+    return PPOModels(policy, reference, value_model, reward_model, reward_tokenizer, tokenizer, adapters)

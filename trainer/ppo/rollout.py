@@ -26,6 +26,7 @@ from trainer.common.generation import (
     truncate_after_eos,
 )
 from trainer.common.logprobs import DEFAULT_CHUNK_TOKENS, forward_logprobs
+from trainer.common.lora import adapters_disabled
 from trainer.common.reward_model import encode_completion, rewards, score_sequences
 from trainer.ppo.model import forward_values
 
@@ -146,9 +147,10 @@ def score_rollout(
             policy, input_ids.to(device), attention_mask.to(device), start,
             temperature=temperature, chunk_tokens=chunk_tokens, with_entropy=True,
         )  # fmt: skip
-        ref, _ = forward_logprobs(
-            ref_policy, input_ids, attention_mask, start, temperature=temperature, chunk_tokens=chunk_tokens
-        )
+        with adapters_disabled(ref_policy):  # with LoRA the reference is the policy itself, adapters off
+            ref, _ = forward_logprobs(
+                ref_policy, input_ids, attention_mask, start, temperature=temperature, chunk_tokens=chunk_tokens
+            )
         values = forward_values(value_model, input_ids, attention_mask, start)
         assert entropy is not None
         for key, value in (("logprobs", logprobs), ("ref_logprobs", ref), ("values", values), ("entropy", entropy)):

@@ -116,9 +116,10 @@ def ptx_stream(
 
 def _prepare(policy: PreTrainedModel, ref_policy: PreTrainedModel, value_model: PreTrainedModel) -> None:
     for model in (policy, ref_policy, value_model):
-        disable_dropout(model)
-    ref_policy.eval()
-    ref_policy.requires_grad_(False)
+        disable_dropout(model)  # LoRA's dropout too: the first minibatch's ratio must be exactly 1
+    if ref_policy is not policy:  # with LoRA the reference is the policy with its adapters off
+        ref_policy.eval()
+        ref_policy.requires_grad_(False)
     policy.train()
     value_model.train()
 

@@ -185,6 +185,21 @@ def reward_config(ctx: JobContext, params: TrainRewardParams, data: RewardData) 
     return RewardConfig.from_params(params, batch_size=batch_size)
 
 
+def plan_memory(ctx: JobContext, params: TrainRewardParams, cfg: Any, data: RewardData, model: Any) -> Any:
+    """The config with the largest micro-batch whose memory estimate fits `max_memory_gb` (default: what is free),
+    checkpointing activations when needed (`trainer.common.memory.fit_config`); DoesNotFit, naming the numbers,
+    when even one task with checkpointing does not fit."""
+    from trainer.common.memory import DoesNotFit, available_memory, fit_config, shape_of
+
+    budget, source = available_memory(ctx.device, params.max_memory_gb)
+    k = max(len(t.completions) for t in data.train)  # one task's K outputs, each at most max_length tokens
+    planned = fit_config(cfg, [shape_of(model)], tokens_per_example=k * cfg.max_length, budget=budget,
+                         budget_source=source, log=ctx.log, unit="tasks")  # fmt: skip
+    if planned.gradient_checkpointing and cfg.shared_prompt:
+        raise DoesNotFit("the memory plan needs activation checkpointing, which shared_prompt excludes: turn it off")
+    return planned
+
+
 def train_model(
     ctx: JobContext,
     params: TrainRewardParams,
@@ -193,8 +208,9 @@ def train_model(
     checkpoint_dir: Path,
     processes: int,
     reporter: Reporter,
-) -> Any:
-    """Train in this process, or under torchrun on several; returns the trained model (WorkerStopping if paused)."""
+) -> tuple[Any, Any]:
+    """Train in this process, or under torchrun on several; returns the trained model and, with LoRA, peft's wrapper
+    (to save merged). WorkerStopping if paused."""
     import torch
 
     from trainer.common.reward_model import build_reward_model
@@ -203,10 +219,20 @@ def train_model(
 
     cfg = reward_config(ctx, params, data)
     if processes > 1:
-        return _train_distributed(ctx, params, cfg, data, sft_path, checkpoint_dir, processes, reporter)
+        if params.lora is not None:
+            raise ValueError("lora is not supported with processes > 1 yet: set processes to 1")
+        return _train_distributed(ctx, params, cfg, data, sft_path, checkpoint_dir, processes, reporter), None
     tokenizer = load_tokenizer(sft_path)
     torch.manual_seed(params.seed)  # the head's initialisation
     model = build_reward_model(sft_path, pad_token_id=int(tokenizer.pad_token_id))
+    adapted = None
+    if params.lora is not None:
+        from trainer.common.lora import add_adapters, describe
+
+        adapted = add_adapters(model, params.lora, head="score")
+        model = adapted.get_base_model()
+        ctx.log(describe(model) + " (the score head fully)")
+    cfg = plan_memory(ctx, params, cfg, data, model)
     model.to(torch.device(ctx.device))  # type: ignore[arg-type]  # transformers types .to oddly
     result = train_reward_model(
         cfg, model, tokenizer, data.train, on_metrics=reporter.on_metrics(_total_steps(cfg, data)),
@@ -214,7 +240,7 @@ def train_model(
     )  # fmt: skip
     if result.stopped:
         raise WorkerStopping(f"worker stopping: reward training paused at step {result.steps} (checkpointed)")
-    return model
+    return model, adapted
 
 
 def train_reward_job(ctx: JobContext, params: TrainRewardParams) -> NewModelVersion:
@@ -234,7 +260,7 @@ def train_reward_job(ctx: JobContext, params: TrainRewardParams) -> NewModelVers
         f"({data.note}); {len(data.held_out_labelers)} labelers held out; backbone SFT version {sft_id}"
     )
     started, reporter = time.monotonic(), Reporter(ctx)
-    model = train_model(ctx, params, data, sft_path, checkpoint_dir, processes, reporter)
+    model, adapted = train_model(ctx, params, data, sft_path, checkpoint_dir, processes, reporter)
     seconds, tokenizer = time.monotonic() - started, load_tokenizer(sft_path)
     offset = center_on_sft(model, tokenizer, sft_samples(ctx, sft_id=sft_id, fallback=data.train), max_length=512)
     evaluation = evaluate_reward_model(
@@ -243,7 +269,12 @@ def train_reward_job(ctx: JobContext, params: TrainRewardParams) -> NewModelVers
     metrics = evaluation_record(evaluation, data=data, offset=offset, seconds=seconds) | {"processes": processes}
     ctx.metrics(step=reporter.last_step, **{k: v for k, v in metrics.items() if k.startswith("val_")})
     ctx.log(f"validation accuracy {evaluation.accuracy:.3f} on {evaluation.pairs} pairs; reward offset {offset:.4f}")
-    folder = save_reward_model(model.cpu(), tokenizer, ctx.model_dir("reward"))
+    if adapted is not None:
+        from trainer.common.lora import save_merged
+
+        folder = save_merged(adapted.cpu(), tokenizer, ctx.model_dir("reward"))
+    else:
+        folder = save_reward_model(model.cpu(), tokenizer, ctx.model_dir("reward"))
     shutil.rmtree(checkpoint_dir, ignore_errors=True)  # optimizer state is large; the model folder is complete
     ctx.progress(1.0)
     return NewModelVersion(ModelKind.reward, f"reward-job{ctx.job_id}", folder, parent_id=sft_id, metrics=metrics)

@@ -118,22 +118,45 @@ def fixed_sft_data(ctx: JobContext, params: TrainSftParams, path: Path) -> SftDa
     return data
 
 
+def plan_memory(ctx: JobContext, params: TrainSftParams, cfg: Any, policy: Any) -> Any:
+    """The config with the largest micro-batch whose memory estimate fits `max_memory_gb` (default: what is free),
+    checkpointing when needed (`trainer.common.memory.fit_config`); DoesNotFit, with the numbers, otherwise."""
+    from trainer.common.memory import FLOAT32, available_memory, fit_config, shape_of
+
+    budget, source = available_memory(ctx.device, params.max_memory_gb)
+    logits = 2 * int(policy.config.vocab_size) * FLOAT32  # per token: the logits and their gradient
+    return fit_config(cfg, [shape_of(policy)], tokens_per_example=cfg.max_length, budget=budget, budget_source=source,
+                      log=ctx.log, unit="demonstrations", extra_per_token=logits)  # fmt: skip
+
+
 def train_model(
     ctx: JobContext, params: TrainSftParams, data: SftData, base: Version, checkpoint_dir: Path, processes: int
-) -> tuple[Any, Any, float, dict[str, float]]:
-    """Train here, or under torchrun; returns (model, tokenizer, seconds, last step's metrics)."""
+) -> tuple[Any, Any, float, dict[str, float], Any]:
+    """Train here, or under torchrun; returns (model, tokenizer, seconds, last step's metrics, peft's wrapper with
+    LoRA else None)."""
     import torch
 
     from trainer.common.models import load_policy
     from trainer.sft.train import SftConfig, train_sft
 
     policy, tokenizer = load_policy(base.path, device=ctx.device, dtype=torch.float32)
+    adapted = None
+    if params.lora is not None:
+        from trainer.common.lora import add_adapters, describe
+
+        if processes > 1:
+            raise ValueError("lora is not supported with processes > 1 yet: set processes to 1")
+        adapted = add_adapters(policy, params.lora)
+        policy = adapted.get_base_model()
+        ctx.log(describe(policy))
     examples = encode_records(tokenizer, data.train, params.max_length)
     cfg = SftConfig.from_params(
         params, batch_size=min(params.batch_size, max(1, len(examples) // params.grad_accum_steps))
     )
     if cfg.batch_size < params.batch_size:
         ctx.log(f"only {len(examples)} training examples: batch size {cfg.batch_size} instead of {params.batch_size}")
+    if processes == 1:
+        cfg = plan_memory(ctx, params, cfg, policy)
     reporter, started = Reporter(ctx), time.monotonic()
     if has_checkpoint(checkpoint_dir):
         ctx.log(f"resuming from the checkpoint in {checkpoint_dir}")
@@ -142,7 +165,7 @@ def train_model(
         from trainer.sft.ddp import train_distributed
 
         policy = train_distributed(ctx, params, cfg, data, base, checkpoint_dir, processes, reporter, total)
-        return policy, tokenizer, time.monotonic() - started, {}
+        return policy, tokenizer, time.monotonic() - started, {}, None
     last: dict[str, float] = {}
     report = reporter.on_metrics(total)
 
@@ -156,7 +179,7 @@ def train_model(
     )  # fmt: skip
     if result.stopped:
         raise WorkerStopping(f"worker stopping: SFT paused at step {result.steps} (checkpointed)")
-    return policy, tokenizer, time.monotonic() - started, last
+    return policy, tokenizer, time.monotonic() - started, last, adapted
 
 
 def train_sft_job(ctx: JobContext, params: TrainSftParams) -> NewModelVersion:
@@ -180,7 +203,7 @@ def train_sft_job(ctx: JobContext, params: TrainSftParams) -> NewModelVersion:
     pad = int(tokenizer.pad_token_id)
     before = validation_loss(base_model, validation, pad_token_id=pad, packing=params.packing)
     del base_model
-    model, tokenizer, seconds, last = train_model(ctx, params, data, base, checkpoint_dir, processes)
+    model, tokenizer, seconds, last, adapted = train_model(ctx, params, data, base, checkpoint_dir, processes)
     after = validation_loss(model, validation, pad_token_id=pad, packing=params.packing)
     metrics: dict[str, Any] = {
         "method": "sft",
@@ -204,7 +227,12 @@ def train_sft_job(ctx: JobContext, params: TrainSftParams) -> NewModelVersion:
         ctx.metrics(step=0, **{k.replace("/", "_"): round(v, 6) for k, v in after.items()})
         ctx.log(f"validation loss {before['val/loss']:.4f} -> {after['val/loss']:.4f} "
                 f"(perplexity {before['val/perplexity']:.2f} -> {after['val/perplexity']:.2f})")  # fmt: skip
-    folder = save_model_folder(model.cpu(), tokenizer, ctx.model_dir("sft"))
+    if adapted is not None:
+        from trainer.common.lora import save_merged
+
+        folder = save_merged(adapted.cpu(), tokenizer, ctx.model_dir("sft"))
+    else:
+        folder = save_model_folder(model.cpu(), tokenizer, ctx.model_dir("sft"))
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     ctx.progress(1.0)
     return NewModelVersion(ModelKind.sft, f"sft-job{ctx.job_id}", folder, parent_id=base.id, metrics=metrics)
