@@ -166,3 +166,20 @@ def test_ppo_keeps_the_adapters_trainable_when_the_reference_is_the_policy() -> 
     _prepare(policy, policy, tiny_value_model())
     assert policy.training and trainable_counts(policy)[0] > 0
     assert all(m.p == 0.0 for n, m in policy.named_modules() if n.endswith("lora_dropout.default"))  # ratio 1
+
+
+def test_lora_in_several_processes_is_refused_with_a_message_and_one_process_adapts_the_policy(tiny_model_dir):
+    from trainer.common.lora import ONE_PROCESS, adapt_policy, check_processes
+
+    check_processes(None, 4)  # no LoRA: any number of processes
+    check_processes(LoraParams(), 1)
+    with pytest.raises(ValueError, match="set processes to 1") as refused:
+        check_processes(LoraParams(), 2)
+    assert str(refused.value) == ONE_PROCESS
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    with pytest.raises(ValueError, match="processes > 1"):
+        adapt_policy(base, LoraParams(), 2)
+    policy, wrapper = adapt_policy(base, LoraParams(r=4), 1)
+    assert policy is wrapper.get_base_model()
+    trainable = [name for name, p in policy.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in name for name in trainable)

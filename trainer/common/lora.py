@@ -65,6 +65,22 @@ def add_adapters(model: PreTrainedModel, lora: LoraParams, *, head: str | None =
         raise ValueError(f"lora.target_modules: {error}") from error
 
 
+ONE_PROCESS = "lora is not supported with processes > 1 yet: set processes to 1"
+
+
+def check_processes(lora: LoraParams | None, processes: int) -> None:
+    """LoRA jobs run in one process for now: refused with a clear message rather than a DDP run over peft's model."""
+    if lora is not None and processes > 1:
+        raise ValueError(ONE_PROCESS)
+
+
+def adapt_policy(policy: PreTrainedModel, lora: LoraParams, processes: int) -> tuple[PreTrainedModel, Any]:
+    """(the policy to train, peft's wrapper to save from): `policy` frozen with trainable adapters (one process)."""
+    check_processes(lora, processes)
+    adapted = add_adapters(policy, lora)
+    return adapted.get_base_model(), adapted
+
+
 def trainable_counts(model: nn.Module) -> tuple[int, int]:
     """(trainable parameters, all parameters) of `model`."""
     params = list(model.parameters())

@@ -135,12 +135,9 @@ def dpo_models(
 
     adapted = None
     if params.lora is not None:
-        from trainer.common.lora import add_adapters, describe
+        from trainer.common.lora import adapt_policy, describe
 
-        if processes > 1:
-            raise ValueError("lora is not supported with processes > 1 yet: set processes to 1")
-        adapted = add_adapters(policy, params.lora)
-        policy = adapted.get_base_model()
+        policy, adapted = adapt_policy(policy, params.lora, processes)
         if reference_version.id == start.id:
             ctx.log(describe(policy) + "; reference: the policy with its adapters off")
             return policy, policy, adapted

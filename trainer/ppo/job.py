@@ -124,6 +124,8 @@ def train_policy_job(ctx: JobContext, params: TrainPolicyParams) -> NewModelVers
     """Everything the `train_policy` job does; returns the model for the worker to register."""
     import torch
 
+    from trainer.common.lora import check_processes
+
     plan = resolve_plan(ctx, policy_version=params.policy_version, reward_version=params.reward_version)
     checkpoint_dir = ctx.data_dir / "checkpoints" / f"job-{ctx.job_id}-policy"
     prompts = fixed_prompts(ctx, params, checkpoint_dir.with_name(checkpoint_dir.name + "-prompts.json"))
@@ -139,8 +141,7 @@ def train_policy_job(ctx: JobContext, params: TrainPolicyParams) -> NewModelVers
 
     processes = params.processes or (torch.cuda.device_count() if ctx.device == "cuda" else 1)
     folder = ctx.model_dir("policy")
-    if processes > 1 and params.lora is not None:
-        raise ValueError("lora is not supported with processes > 1 yet: set processes to 1")
+    check_processes(params.lora, processes)
     if processes > 1:
         steps = _ppo_distributed(ctx, params, plan, prompts, checkpoint_dir, folder, processes, on_metrics, reporter)
     else:

@@ -219,8 +219,9 @@ def train_model(
 
     cfg = reward_config(ctx, params, data)
     if processes > 1:
-        if params.lora is not None:
-            raise ValueError("lora is not supported with processes > 1 yet: set processes to 1")
+        from trainer.common.lora import check_processes
+
+        check_processes(params.lora, processes)
         return _train_distributed(ctx, params, cfg, data, sft_path, checkpoint_dir, processes, reporter), None
     tokenizer = load_tokenizer(sft_path)
     torch.manual_seed(params.seed)  # the head's initialisation

@@ -142,12 +142,9 @@ def train_model(
     policy, tokenizer = load_policy(base.path, device=ctx.device, dtype=torch.float32)
     adapted = None
     if params.lora is not None:
-        from trainer.common.lora import add_adapters, describe
+        from trainer.common.lora import adapt_policy, describe
 
-        if processes > 1:
-            raise ValueError("lora is not supported with processes > 1 yet: set processes to 1")
-        adapted = add_adapters(policy, params.lora)
-        policy = adapted.get_base_model()
+        policy, adapted = adapt_policy(policy, params.lora, processes)
         ctx.log(describe(policy))
     examples = encode_records(tokenizer, data.train, params.max_length)
     cfg = SftConfig.from_params(
