@@ -220,24 +220,38 @@ IDLE_LOOKS = 4
 
 
 class _Budget:
-    """Rankings left to hand out (None: unlimited), shared by the labeler threads."""
+    """Rankings left to hand out (None: unlimited), shared by the labeler threads.
+
+    A take is held until it is settled: used (a ranking was stored) or given back (no work, 403, an error). While
+    other labelers hold the last takes, a labeler waits for them to settle instead of concluding that the budget is
+    spent: a labeler that failed screening holds the last take only until its 403 comes back, and the labeler that
+    still has work must get it then.
+    """
 
     def __init__(self, total: int | None) -> None:
-        self.left, self.lock = total, threading.Lock()
+        self.left, self.held = total, 0
+        self.cond = threading.Condition()
 
     def take(self) -> bool:
-        with self.lock:
+        with self.cond:
             if self.left is None:
                 return True
+            while self.left <= 0 and self.held > 0:
+                self.cond.wait()
             if self.left <= 0:
                 return False
             self.left -= 1
+            self.held += 1
             return True
 
-    def give_back(self) -> None:
-        with self.lock:
-            if self.left is not None:
+    def settle(self, *, used: bool) -> None:
+        with self.cond:
+            if self.left is None:
+                return
+            self.held -= 1
+            if not used:
                 self.left += 1
+            self.cond.notify_all()
 
 
 class _LabelerPool:
@@ -292,16 +306,25 @@ class _LabelerPool:
         """One next + submit; False once this labeler is done (no work, not allowed, or the budget is spent)."""
         if not self.budget.take():
             return False
+        outcome = "failed"
+        try:
+            outcome = self._rank(lab)
+        finally:
+            self.budget.settle(used=outcome == "ranked")
+        if outcome == "idle":  # the take is back in the budget while this labeler waits
+            return self._idle(lab)
+        return outcome == "ranked"
+
+    def _rank(self, lab: SimLabeler) -> str:
+        """ "ranked" (one ranking stored), "idle" (no task now) or "refused" (403: this labeler is done)."""
         try:
             assignment = lab.api.next_assignment()
         except ApiError as exc:
-            self.budget.give_back()
             if exc.status_code == 403:  # pending review, rejected or paused: the gate has spoken
-                return False
+                return "refused"
             raise
         if assignment is None:
-            self.budget.give_back()
-            return self._idle(lab)
+            return "idle"
         lab.idle_since = None
         rng = np.random.default_rng([self.cfg.seed, lab.index, min(c["id"] for c in assignment["completions"])])
 
@@ -318,7 +341,7 @@ class _LabelerPool:
             done = len(self.records)
         if self.on_ranking:
             self.on_ranking(done)
-        return True
+        return "ranked"
 
     def _idle(self, lab: SimLabeler) -> bool:
         """An empty queue: look again a little later (a lease race, or a sampling job still adding tasks)."""
