@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from app.db import INT64_MAX
 from app.deps import CurrentLabeler, CurrentResearcher, SessionDep, SessionsDep, SettingsDep
 from app.errors import NotFound
-from app.models import Demonstration, DemonstrationStatus, Split, TaskKind
+from app.models import Demonstration, DemonstrationStatus, Split, TaskKind, UserStatus
 from app.schemas.demonstrations import (
     DemonstrationDetail,
     DemonstrationPage,
@@ -28,6 +28,7 @@ from app.services import demonstration_review as review_service
 from app.services import demonstrations as demo_service
 from app.services import sft_export
 from app.services.demonstration_review import ListedDemonstration
+from app.services.screening_demonstrations import demonstration_screening
 
 router = APIRouter(prefix="/api/v1", tags=["demonstrations"])
 
@@ -69,6 +70,9 @@ def submit(
         settings=settings,
     )
     read = demonstration_read(demo)
+    if labeler.status == UserStatus.screening:
+        written = demonstration_screening(session, settings=settings, user=labeler).written
+        read.screening_demonstrations_written = written
     return JSONResponse(read.model_dump(mode="json"), status_code=200) if replayed else read
 
 

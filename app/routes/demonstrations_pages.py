@@ -84,8 +84,16 @@ def _page_view(
 
 
 def _href(page: str, status: str, labeler_id: int | None, offset: int) -> str:
-    query = {"status": status, "offset": offset} | ({"labeler_id": labeler_id} if labeler_id else {})
+    query: dict[str, object] = {"status": status}
+    query |= {"labeler_id": labeler_id} if labeler_id else {}
+    query |= {"offset": offset} if offset else {}
     return f"{page}?{urlencode(query)}"
+
+
+def task_demonstrations(session: SessionDep, request: Request, task_id: int) -> list[dict[str, object]]:
+    """The demonstrations written for one demonstration task, as the review list shows them (for its task page)."""
+    rows, _ = review_service.list_demonstrations(session, task_id=task_id, limit=100)
+    return [_row(r, request) for r in rows]
 
 
 @router.get("/demonstrations", response_class=HTMLResponse, name="demonstrations_page")
@@ -112,8 +120,14 @@ def review_demonstration(
     reason: Annotated[str, Form(max_length=review_service.MAX_REASON_CHARS)] = "",
     content: Annotated[str | None, Form(max_length=demo_service.MAX_DEMONSTRATION_CHARS)] = None,
     status: Annotated[str, Form(pattern="^(|submitted|accepted|rejected)$")] = "submitted",
+    labeler_id: Annotated[int | None, Form(ge=1, le=INT64_MAX)] = None,
+    back_to_task: Annotated[int | None, Form(ge=1, le=INT64_MAX)] = None,
 ) -> Response:
-    back = f"{request.app.url_path_for('demonstrations_page')}?status={status}"
+    """Review one demonstration, then back to the list as it was filtered (or to the task page it was reviewed on)."""
+    if back_to_task is not None:
+        back = str(request.app.url_path_for("task_detail_page", task_id=str(back_to_task)))
+    else:
+        back = _href(str(request.app.url_path_for("demonstrations_page")), status, labeler_id, 0)
     message = _review(session, settings, user, demonstration_id, action, reason, content)
     return redirect_after_post(request, f"{back}#demo-{demonstration_id}", message=message)
 

@@ -15,6 +15,7 @@ from app.models import FLAGS, Role, User, UserStatus
 from app.services import guidelines as guideline_service
 from app.services import rankings as ranking_service
 from app.services import screening as screening_service
+from app.services.screening_demonstrations import demonstration_screening
 from app.web import render
 
 router = APIRouter(tags=["labeling pages"])
@@ -111,7 +112,9 @@ def _screening_view(session: SessionDep, labeler: User, settings: Settings) -> d
     if labeler.role != Role.labeler or labeler.status != UserStatus.screening:
         return None
     done = screening_service.screening_rankings_done(session, user=labeler)
-    return {"done": done, "total": settings.screening_set_size, "cutoff": round(settings.screening_cutoff * 100)}
+    demos = demonstration_screening(session, settings=settings, user=labeler)
+    return {"done": done, "total": settings.screening_set_size, "cutoff": round(settings.screening_cutoff * 100),
+            "demos_written": min(demos.written, demos.required), "demos_required": demos.required}  # fmt: skip
 
 
 @router.get("/guidelines", response_class=HTMLResponse, name="guidelines_page")

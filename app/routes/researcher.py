@@ -10,7 +10,8 @@ from fastapi.responses import HTMLResponse, Response
 from app.db import INT64_MAX
 from app.deps import CurrentResearcher, SessionDep
 from app.errors import DomainError
-from app.models import Split, TaskKind, TaskStatus, User
+from app.models import Split, TaskKind, TaskStatus, TaskType, User
+from app.routes.demonstrations_pages import task_demonstrations
 from app.services import imports as import_service
 from app.services import prompts as prompt_service
 from app.services import rankings as ranking_service
@@ -130,6 +131,8 @@ def upload_tasks(
 @router.get("/tasks/{task_id}", response_class=HTMLResponse, name="task_detail_page")
 def task_detail_page(request: Request, session: SessionDep, user: CurrentResearcher, task_id: int) -> Response:
     view = _task_view(session, task_id, user)
+    if view["task_type"] == TaskType.demonstration.value:
+        view["demonstrations"] = task_demonstrations(session, request, task_id)
     view["promote_url"] = request.app.url_path_for("dashboard_promote", task_id=str(task_id))
     view["rank_url"] = request.app.url_path_for("dashboard_adjudicate", task_id=str(task_id))
     return render(request, "researcher/task_detail.html", user=user, view=view)
@@ -175,6 +178,7 @@ def _task_view(session: SessionDep, task_id: int, user: User) -> dict[str, objec
         "prompt": prompt.text,
         "turns": turn_views(prompt.messages),
         "kind": task.kind.value,
+        "task_type": task.task_type.value,
         "status": task.status.value,
         "overlap": task.overlap,
         "slots": task.slots_taken,

@@ -64,6 +64,8 @@ class DemonstrationRead(BaseModel):
     guideline_version: int | None
     created_at: datetime
     updated_at: datetime | None
+    screening_demonstrations_written: int | None = None
+    """In the answer to a labeler's own submit while they are in screening: their screening demonstrations so far."""
 
 
 class DemonstrationDetail(DemonstrationRead):

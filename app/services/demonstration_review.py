@@ -60,6 +60,7 @@ def list_demonstrations(
     *,
     status: DemonstrationStatus | None = None,
     labeler_id: int | None = None,
+    task_id: int | None = None,
     only_id: int | None = None,
     limit: int = 50,
     offset: int = 0,
@@ -71,6 +72,8 @@ def list_demonstrations(
         where.append(Demonstration.status == status)
     if labeler_id is not None:
         where.append(Demonstration.labeler_id == labeler_id)
+    if task_id is not None:
+        where.append(Demonstration.task_id == task_id)
     if only_id is not None:
         where.append(Demonstration.id == only_id)
     total = session.scalar(select(func.count()).select_from(Demonstration).where(*where)) or 0

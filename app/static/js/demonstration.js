@@ -115,6 +115,10 @@
         if (back && back.status === 200) ({ status, data } = await hooks.api("POST", url, body));
       }
       if (status === 201 || status === 200) {
+        const written = data && data.screening_demonstrations_written, counter = $("screening-demos-done");
+        if (typeof written === "number" && counter) {  // the screening card's "Demonstrations: n of m written"
+          counter.textContent = String(Math.min(written, Number(counter.dataset.required)));
+        }
         dropDraft();
         loadHistory();
         await hooks.next();
