@@ -3,11 +3,14 @@ libraries. Used by reward_vs_trl, dpo_vs_trl, sft_vs_trl and the other training 
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import ctypes
 import gc
+import json
 import logging
 import os
+import platform
 import random
 import re
 import sys
@@ -122,3 +125,78 @@ def quiet_libraries() -> None:
         datasets.disable_progress_bars()
         datasets.logging.set_verbosity_error()
         transformers.logging.set_verbosity_error()
+
+
+# ---------------------------------------------------------------- what every ranklab-vs-TRL benchmark runs the same way
+
+
+def add_run_args(parser: argparse.ArgumentParser, sides: tuple[str, ...], *, lr: float, max_length: int) -> None:
+    """The options every side-by-side benchmark takes: model preset, device, dtype, epochs, threads, sides, seed."""
+    parser.add_argument("--model", choices=sorted(MODELS), default="tiny")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="bf16 = autocast (CUDA)")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--lr", type=float, default=lr)
+    parser.add_argument("--max-length", type=int, default=max_length)
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch intra-op threads, both sides")
+    parser.add_argument("--sides", default=",".join(sides))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, help="write the numbers here")
+
+
+def start_run(args: argparse.Namespace, known: tuple[str, ...]) -> tuple[torch.device, list[str]]:
+    """Quiet libraries, the thread count, the device; refuse bf16 on CPU and unknown sides. (device, sides)."""
+    quiet_libraries()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if args.dtype == "bf16" and device.type != "cuda":
+        raise SystemExit("--dtype bf16 is autocast on CUDA only (ranklab trains float32 on CPU); use --dtype fp32")
+    sides = args.sides.split(",")
+    if unknown := set(sides) - set(known):
+        raise SystemExit(f"unknown sides {sorted(unknown)}; choose from {known}")
+    return device, sides
+
+
+def initial_causal_lm(config: Any, seed: int) -> tuple[dict[str, torch.Tensor], int]:
+    """The weights both sides start from (a Llama of `config`, seeded) and its parameter count."""
+    from transformers import LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}, sum(p.numel() for p in model.parameters())
+
+
+def fresh_causal_lm(config: Any, initial: dict[str, torch.Tensor], device: torch.device) -> Any:
+    """A Llama with the shared initial weights on `device`, float32 (bf16 is autocast on CUDA by both sides)."""
+    from transformers import LlamaForCausalLM
+
+    with torch.device(device):
+        model = LlamaForCausalLM(config)
+    model.load_state_dict(initial)
+    return model
+
+
+def machine(device: torch.device) -> dict[str, Any]:
+    return {"nproc": os.cpu_count(), "torch": torch.__version__, "platform": platform.platform(),
+            "cuda": torch.cuda.get_device_name(device) if device.type == "cuda" else None}  # fmt: skip
+
+
+def run_header(args: argparse.Namespace, n_params: int, device: torch.device) -> str:
+    """The first words of a benchmark's printout: model, size, device, dtype, torch, threads, machine."""
+    return (
+        f"model {args.model} ({n_params / 1e6:.2f}M params), device {device}, dtype {args.dtype}, torch "
+        f"{torch.__version__}, threads {torch.get_num_threads()}, nproc {os.cpu_count()}, {platform.machine()}"
+    )
+
+
+def write_json(args: argparse.Namespace, device: torch.device, n_params: int, results: list[dict[str, Any]],
+               rate: str, **extra: Any) -> None:  # fmt: skip
+    """`--json`: the arguments, the machine, every side's numbers and each side's `rate` as a ratio to TRL's."""
+    if not args.json:
+        return
+    base = next((r for r in results if r["side"] == "trl"), None)
+    ratios = {r["side"]: r[rate] / base[rate] for r in results if base and r["side"] != "trl"}
+    payload = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+               "machine": machine(device), "params": n_params, **extra, "results": results,
+               "ratios_vs_trl": ratios}  # fmt: skip
+    args.json.write_text(json.dumps(payload, indent=2))

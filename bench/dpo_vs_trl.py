@@ -34,9 +34,6 @@ import contextlib
 import copy
 import gc
 import io
-import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -48,13 +45,17 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (  # noqa: E402
-    MODELS,
     PeakMemory,
     _sync,
+    add_run_args,
     as_preference_rows,
+    fresh_causal_lm,
+    initial_causal_lm,
     make_tasks,
     model_config,
-    quiet_libraries,
+    run_header,
+    start_run,
+    write_json,
 )
 from trainer.common.rankings import split_tasks  # noqa: E402
 from trainer.common.tiny import build_tiny_tokenizer  # noqa: E402
@@ -62,15 +63,6 @@ from trainer.dpo.data import encode_dpo_tasks, reference_logprobs  # noqa: E402
 from trainer.dpo.train import DpoConfig, evaluate_dpo, train_dpo  # noqa: E402
 
 SIDES = ("trl", "ranklab")
-
-
-def fresh_model(config: Any, initial: dict[str, torch.Tensor], device: torch.device) -> Any:
-    from transformers import LlamaForCausalLM
-
-    with torch.device(device):
-        model = LlamaForCausalLM(config)
-    model.load_state_dict(initial)
-    return model
 
 
 def ranklab_config(args: argparse.Namespace) -> DpoConfig:
@@ -170,69 +162,40 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", choices=sorted(MODELS), default="tiny")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
+    add_run_args(parser, SIDES, lr=5e-4, max_length=1024)
     parser.add_argument("--prompts", type=int, default=48)
     parser.add_argument("--k", type=int, default=9)
     parser.add_argument("--prompt-tokens", type=int, default=32)
     parser.add_argument("--response-tokens", type=int, default=16)
     parser.add_argument("--val-fraction", type=float, default=0.25)
-    parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=4, help="tasks per step (x C(K,2) pairs for TRL)")
     parser.add_argument("--trl-grad-accum", type=int, default=1)
     parser.add_argument("--beta", type=float, default=0.1)
-    parser.add_argument("--lr", type=float, default=5e-4)
-    parser.add_argument("--max-length", type=int, default=1024)
-    parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--sides", default=",".join(SIDES))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", type=Path)
     return parser.parse_args()
 
 
 def main() -> None:
-    from transformers import LlamaForCausalLM
-
     args = parse_args()
-    quiet_libraries()
-    torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    if args.dtype == "bf16" and device.type != "cuda":
-        raise SystemExit("--dtype bf16 is autocast on CUDA only; use --dtype fp32 on CPU")
-    sides = args.sides.split(",")
+    device, sides = start_run(args, SIDES)
     tokenizer = build_tiny_tokenizer()
     tasks = make_tasks(args.prompts, args.k, args.prompt_tokens, args.response_tokens, args.seed)
     train, val = split_tasks(tasks, args.val_fraction, seed=args.seed)
     config = model_config(args.model, len(tokenizer), args.max_length)
-    torch.manual_seed(args.seed)
-    base = LlamaForCausalLM(config)
-    initial = {k: v.detach().clone() for k, v in base.state_dict().items()}
-    n_params = sum(p.numel() for p in base.parameters())
-    val_tasks = encode_dpo_tasks(val, tokenizer, args.max_length)
-    reference_logprobs(base.to(device), val_tasks, packing=True, pad_id=int(tokenizer.pad_token_id))
-    del base
+    initial, n_params = initial_causal_lm(config, args.seed)
 
     def make_model() -> Any:
-        return fresh_model(config, initial, device)
+        return fresh_causal_lm(config, initial, device)
 
+    val_tasks = encode_dpo_tasks(val, tokenizer, args.max_length)
+    reference_logprobs(make_model(), val_tasks, packing=True, pad_id=int(tokenizer.pad_token_id))
     few = argparse.Namespace(**{**vars(args), "epochs": 1})
     for side in sides:  # warm-up, unmeasured
         run_side(side, make_model, tokenizer, train[: args.batch_size], copy.copy(val_tasks[:1]), few, device)
     results = [run_side(side, make_model, tokenizer, train, val_tasks, args, device) for side in sides]
-    print(f"model {args.model} ({n_params / 1e6:.2f}M params), device {device}, dtype {args.dtype}, torch "
-          f"{torch.__version__}, threads {torch.get_num_threads()}, nproc {os.cpu_count()}, {platform.machine()}; "
-          f"{len(train)} train / {len(val)} val tasks, K={args.k}, beta {args.beta}, "
-          f"{args.epochs} epoch(s)")  # fmt: skip
+    print(f"{run_header(args, n_params, device)}; {len(train)} train / {len(val)} val tasks, K={args.k}, "
+          f"beta {args.beta}, {args.epochs} epoch(s)")  # fmt: skip
     print(markdown_table(results))
-    if args.json:
-        base_side = next((r for r in results if r["side"] == "trl"), None)
-        payload = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-                   "machine": {"nproc": os.cpu_count(), "torch": torch.__version__, "platform": platform.platform()},
-                   "params": n_params, "results": results,
-                   "ratios_vs_trl": {r["side"]: r["comparisons_per_s"] / base_side["comparisons_per_s"]
-                                     for r in results if base_side and r["side"] != "trl"}}  # fmt: skip
-        args.json.write_text(json.dumps(payload, indent=2))
+    write_json(args, device, n_params, results, "comparisons_per_s")
 
 
 if __name__ == "__main__":

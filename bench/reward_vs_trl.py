@@ -51,8 +51,6 @@ import gc
 import io
 import json
 import math
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -67,13 +65,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import trainer.reward.train as ranklab_reward  # noqa: E402
 from bench.common import (  # noqa: E402
-    MODELS,
     PeakMemory,
     _sync,
+    add_run_args,
     as_preference_rows,
+    machine,
     make_tasks,
     model_config,
-    quiet_libraries,
+    run_header,
+    start_run,
 )
 from trainer.common.reward_model import build_reward_model  # noqa: E402
 from trainer.common.tiny import build_tiny_tokenizer  # noqa: E402
@@ -293,37 +293,21 @@ def markdown_table(results: list[SideResult], cuda: bool) -> str:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", choices=sorted(MODELS), default="tiny")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="bf16 = autocast (CUDA)")
+    add_run_args(parser, SIDES, lr=1e-4, max_length=4096)
     parser.add_argument("--prompts", type=int, default=64, help="tasks (one prompt, K ranked completions each)")
     parser.add_argument("--k", type=int, default=9)
     parser.add_argument("--prompt-tokens", type=int, default=64)
     parser.add_argument("--response-tokens", type=int, default=16)
     parser.add_argument("--val-fraction", type=float, default=0.25)
-    parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=8, help="tasks per optimizer step (x C(K,2) pairs for TRL)")
     parser.add_argument("--trl-grad-accum", type=int, default=1, help="TRL micro-batches per step (memory)")
-    parser.add_argument("--lr", type=float, default=1e-4)
-    parser.add_argument("--max-length", type=int, default=4096)
-    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch intra-op threads, both sides")
     parser.add_argument("--peak-tflops", type=float, default=989.0, help="accelerator peak, for MFU (H100/H200 bf16)")
-    parser.add_argument("--sides", default=",".join(SIDES))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", type=Path, help="write the numbers here")
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
-    quiet_libraries()
-    torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    if args.dtype == "bf16" and device.type != "cuda":
-        raise SystemExit("--dtype bf16 is autocast on CUDA only (ranklab trains float32 on CPU); use --dtype fp32")
-    sides = args.sides.split(",")
-    if unknown := set(sides) - set(SIDES):
-        raise SystemExit(f"unknown sides {sorted(unknown)}; choose from {SIDES}")
+    device, sides = start_run(args, SIDES)
 
     tokenizer = build_tiny_tokenizer()
     tasks = make_tasks(args.prompts, args.k, args.prompt_tokens, args.response_tokens, args.seed)
@@ -349,17 +333,15 @@ def main() -> None:
     )
     seq_tokens = len(tokenizer(sample, add_special_tokens=False)["input_ids"])
     print(
-        f"model {args.model} ({n_params / 1e6:.2f}M params), device {device}, dtype {args.dtype}, torch "
-        f"{torch.__version__}, threads {torch.get_num_threads()}, nproc {os.cpu_count()}, {platform.machine()}; "
-        f"{len(train)} train / {len(val)} val tasks, K={args.k}, {args.epochs} epoch(s), {seq_tokens} tokens per "
-        f"prompt+completion; validation accuracy before training {initial_accuracy:.3f}"
+        f"{run_header(args, n_params, device)}; {len(train)} train / {len(val)} val tasks, K={args.k}, "
+        f"{args.epochs} epoch(s), {seq_tokens} tokens per prompt+completion; validation accuracy before training "
+        f"{initial_accuracy:.3f}"
     )
     print(markdown_table(results, device.type == "cuda"))
     if args.json:
         payload = {
             "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-            "machine": {"nproc": os.cpu_count(), "torch": torch.__version__, "platform": platform.platform(),
-                        "cuda": torch.cuda.get_device_name(device) if device.type == "cuda" else None},
+            "machine": machine(device),
             "params": n_params,
             "tokens_per_sequence": seq_tokens,
             "initial_val_accuracy": initial_accuracy,

@@ -34,9 +34,6 @@ import argparse
 import contextlib
 import gc
 import io
-import json
-import os
-import platform
 import random
 import sys
 import tempfile
@@ -48,7 +45,18 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import FILLER, MODELS, PeakMemory, _sync, model_config, quiet_libraries  # noqa: E402
+from bench.common import (  # noqa: E402
+    FILLER,
+    PeakMemory,
+    _sync,
+    add_run_args,
+    fresh_causal_lm,
+    initial_causal_lm,
+    model_config,
+    run_header,
+    start_run,
+    write_json,
+)
 from trainer.common.tiny import build_tiny_tokenizer  # noqa: E402
 from trainer.sft.data import encode_records  # noqa: E402
 from trainer.sft.train import SftConfig, train_sft  # noqa: E402
@@ -65,15 +73,6 @@ def make_records(n: int, max_prompt: int, max_answer: int, seed: int) -> list[di
         answer = " ".join(rng.choice(FILLER) for _ in range(rng.randint(2, max_answer)))
         records.append({"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]})
     return records
-
-
-def fresh_model(config: Any, initial: dict[str, torch.Tensor], device: torch.device) -> Any:
-    from transformers import LlamaForCausalLM
-
-    with torch.device(device):
-        model = LlamaForCausalLM(config)
-    model.load_state_dict(initial)
-    return model
 
 
 def train_ranklab(model: Any, tokenizer: Any, records: list[dict[str, Any]], args: argparse.Namespace,
@@ -162,63 +161,33 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", choices=sorted(MODELS), default="tiny")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
+    add_run_args(parser, SIDES, lr=1e-4, max_length=1024)
     parser.add_argument("--examples", type=int, default=256)
     parser.add_argument("--max-prompt-tokens", type=int, default=64)
     parser.add_argument("--max-answer-tokens", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--lr", type=float, default=1e-4)
-    parser.add_argument("--max-length", type=int, default=1024)
-    parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--sides", default=",".join(SIDES))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", type=Path)
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
-    quiet_libraries()
-    torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    if args.dtype == "bf16" and device.type != "cuda":
-        raise SystemExit("--dtype bf16 is autocast on CUDA only; use --dtype fp32 on CPU")
-    sides = args.sides.split(",")
-    if unknown := set(sides) - set(SIDES):
-        raise SystemExit(f"unknown sides {sorted(unknown)}; choose from {SIDES}")
+    device, sides = start_run(args, SIDES)
     tokenizer = build_tiny_tokenizer()
     records = make_records(args.examples, args.max_prompt_tokens, args.max_answer_tokens, args.seed)
     config = model_config(args.model, len(tokenizer), args.max_length)
-    torch.manual_seed(args.seed)
-    from transformers import LlamaForCausalLM
-
-    base = LlamaForCausalLM(config)
-    initial = {k: v.detach().clone() for k, v in base.state_dict().items()}
-    n_params = sum(p.numel() for p in base.parameters())
-    del base
+    initial, n_params = initial_causal_lm(config, args.seed)
 
     def make_model() -> Any:
-        return fresh_model(config, initial, device)
+        return fresh_causal_lm(config, initial, device)
 
     few = argparse.Namespace(**{**vars(args), "epochs": 1})
     for side in sides:  # warm-up: one short run per side, unmeasured
         run_side(side, make_model, tokenizer, records[: args.batch_size * 2], few, device)
     results = [run_side(side, make_model, tokenizer, records, args, device) for side in sides]
-    print(f"model {args.model} ({n_params / 1e6:.2f}M params), device {device}, dtype {args.dtype}, torch "
-          f"{torch.__version__}, threads {torch.get_num_threads()}, nproc {os.cpu_count()}, {platform.machine()}; "
-          f"{len(records)} demonstrations, batch {args.batch_size}, {args.epochs} epoch(s)")  # fmt: skip
+    print(f"{run_header(args, n_params, device)}; {len(records)} demonstrations, batch {args.batch_size}, "
+          f"{args.epochs} epoch(s)")  # fmt: skip
     print(markdown_table(results))
-    if args.json:
-        base_side = next((r for r in results if r["side"] == "trl"), None)
-        payload = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-                   "machine": {"nproc": os.cpu_count(), "torch": torch.__version__, "platform": platform.platform()},
-                   "params": n_params, "results": results,
-                   "ratios_vs_trl": {r["side"]: r["tokens_per_s"] / base_side["tokens_per_s"] for r in results
-                                     if base_side and r["side"] != "trl"}}  # fmt: skip
-        args.json.write_text(json.dumps(payload, indent=2))
+    write_json(args, device, n_params, results, "tokens_per_s")
 
 
 if __name__ == "__main__":

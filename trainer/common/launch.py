@@ -22,8 +22,11 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from trainer.common.context import JobContext, WorkerStopping
 
 METRICS_PREFIX = "RANKLAB_METRICS "
 DONE_PREFIX = "RANKLAB_DONE "
@@ -41,6 +44,65 @@ def write_spec(path: Path, **spec: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(spec, default=str))
     return path
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """Where one torchrun launch of a job keeps its spec, rank logs, stop file and (by default) its trained model."""
+
+    root: Path
+
+    @property
+    def stop_file(self) -> Path:
+        return self.root / "stop"
+
+    @property
+    def out_dir(self) -> Path:
+        return self.root / "trained"
+
+    @classmethod
+    def beside(cls, checkpoint_dir: Path) -> RunFolder:
+        """`<checkpoint>-ddp`, without the stop file a previous (stopped) attempt left."""
+        run = cls(checkpoint_dir.with_name(checkpoint_dir.name + "-ddp"))
+        run.stop_file.unlink(missing_ok=True)
+        return run
+
+    def remove(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def launch_job(
+    ctx: JobContext,
+    run: RunFolder,
+    *,
+    module: str,
+    what: str,
+    processes: int,
+    on_metrics: Callable[[int, dict[str, float]], None],
+    should_stop: Callable[[], bool],
+    checkpoint_dir: Path,
+    checkpoint_every: int,
+    out_dir: Path | None = None,
+    **spec: Any,
+) -> None:
+    """A job's torchrun launch: write the spec (with the run's device, stop file, checkpoint and output folders), say
+    so in the job log, run the ranks. `WorkerStopping` when the ranks stopped at a checkpoint (cancel, shutdown)."""
+    path = write_spec(
+        run.root / "spec.json", device=ctx.device, checkpoint_dir=str(checkpoint_dir),
+        checkpoint_every=checkpoint_every, stop_file=str(run.stop_file), out_dir=str(out_dir or run.out_dir), **spec,
+    )  # fmt: skip
+    ctx.log(f"{what} on {processes} processes under torchrun (DDP, {'nccl' if ctx.device == 'cuda' else 'gloo'})")
+    if launch(path, module=module, processes=processes, on_metrics=on_metrics, should_stop=should_stop,
+              stop_file=run.stop_file):  # fmt: skip
+        raise WorkerStopping(f"worker stopping: distributed {what} paused at a checkpoint")
+
+
+def finish_rank(rank: int, *, stopped: bool, steps: int, save: Callable[[], object]) -> None:
+    """The end of a rank's training: rank 0 saves the model (unless it stopped early) and tells the job."""
+    if rank == 0:
+        if not stopped:
+            save()
+        print(DONE_PREFIX + json.dumps({"stopped": stopped, "steps": steps}), flush=True)
 
 
 def report_metrics(step: int, metrics: dict[str, float]) -> None:

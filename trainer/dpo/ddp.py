@@ -9,7 +9,6 @@ creates the stop file (after a checkpoint). NCCL on CUDA, gloo on CPU (the tests
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -17,8 +16,8 @@ from typing import Any
 
 from torch.distributed.elastic.multiprocessing.errors import record
 
-from trainer.common.context import JobContext, WorkerStopping
-from trainer.common.launch import DONE_PREFIX, report_metrics
+from trainer.common.context import JobContext
+from trainer.common.launch import RunFolder, finish_rank, launch_job, report_metrics
 from trainer.common.packing import TokenSequence
 from trainer.common.progress import Reporter
 from trainer.common.rankings import RankingRecord
@@ -49,26 +48,18 @@ def train_distributed(
     """Train under torchrun with `processes` ranks (DDP); returns the trained policy loaded back in this process."""
     import torch
 
-    from trainer.common.launch import launch, write_spec
+    from trainer.common.loop import steps_per_epoch
     from trainer.common.models import load_policy
 
-    run_dir = checkpoint_dir.with_name(checkpoint_dir.name + "-ddp")
-    stop_file, out_dir = run_dir / "stop", run_dir / "trained"
-    stop_file.unlink(missing_ok=True)
-    spec = write_spec(
-        run_dir / "spec.json", start=str(start.path), config=asdict(cfg), train=spec_tasks(train), device=ctx.device,
-        checkpoint_dir=str(checkpoint_dir), checkpoint_every=params.checkpoint_every, stop_file=str(stop_file),
-        out_dir=str(out_dir),
+    run = RunFolder.beside(checkpoint_dir)
+    total = max(1, steps_per_epoch(len(train), cfg.batch_size, cfg.grad_accum_steps * processes) * cfg.epochs)
+    launch_job(
+        ctx, run, module="trainer.dpo.ddp", what="DPO", processes=processes, on_metrics=reporter.on_metrics(total),
+        should_stop=reporter.should_stop, checkpoint_dir=checkpoint_dir, checkpoint_every=params.checkpoint_every,
+        start=str(start.path), config=asdict(cfg), train=spec_tasks(train),
     )  # fmt: skip
-    ctx.log(f"training on {processes} processes under torchrun (DDP, {'nccl' if ctx.device == 'cuda' else 'gloo'})")
-    per_step = cfg.batch_size * cfg.grad_accum_steps * processes
-    total = max(1, (len(train) // per_step) * cfg.epochs)
-    stopped = launch(spec, module="trainer.dpo.ddp", processes=processes, on_metrics=reporter.on_metrics(total),
-                     should_stop=reporter.should_stop, stop_file=stop_file)  # fmt: skip
-    if stopped:
-        raise WorkerStopping("worker stopping: distributed DPO paused at a checkpoint")
-    policy, _ = load_policy(out_dir, device=ctx.device, dtype=torch.float32)
-    shutil.rmtree(run_dir, ignore_errors=True)
+    policy, _ = load_policy(run.out_dir, device=ctx.device, dtype=torch.float32)
+    run.remove()
     return policy
 
 
@@ -90,10 +81,8 @@ def main(spec_path: str) -> None:
             on_metrics=report_metrics, checkpoint_dir=Path(spec["checkpoint_dir"]),
             checkpoint_every=int(spec["checkpoint_every"]), should_stop=stop_file.exists,
         )  # fmt: skip
-        if rank == 0:
-            if not result.stopped:
-                save_model_folder(policy, tokenizer, Path(spec["out_dir"]))
-            print(DONE_PREFIX + json.dumps({"stopped": result.stopped, "steps": result.steps}), flush=True)
+        finish_rank(rank, stopped=result.stopped, steps=result.steps,
+                    save=lambda: save_model_folder(policy, tokenizer, Path(spec["out_dir"])))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ rank 0 reports and checkpoints.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
@@ -20,18 +19,18 @@ import torch
 from torch import nn
 
 from app.schemas.dpo import TrainDpoParams
-from trainer.common.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint, seed_everything
-from trainer.common.distributed import agreed_stop, barrier, sum_over_processes, world
-from trainer.common.optim import make_optimizer
+from trainer.common.distributed import sum_over_processes, world
+from trainer.common.loop import MetricsCallback, TrainResult, run_training, steps_per_epoch
 from trainer.common.packing import CompletionBatch, sequence_logprobs
 from trainer.common.params import config_from_params, job_default
 from trainer.common.rankings import length_grouped_batches
 from trainer.dpo.data import DpoBatch, DpoTask, collate_dpo, gather_groups
 from trainer.dpo.losses import DpoLossType, dpo_loss
 
-MetricsCallback = Callable[[int, dict[str, float]], None]
 SUMMED = ("dpo/correct", "dpo/pairs")
 """Stats added up over micro-batches and processes; the others are averaged."""
+_StepSums = tuple[dict[str, torch.Tensor], int]
+"""A step's summed stats on this process, and the rankings of the step (all processes)."""
 
 
 def _job(name: str) -> Any:
@@ -85,14 +84,6 @@ class DpoConfig:
         return config_from_params(cls, params, **overrides)
 
 
-@dataclass(frozen=True)
-class DpoTrainResult:
-    steps: int
-    total_steps: int
-    stopped: bool
-    metrics: dict[str, float]
-
-
 class PolicyLogprobs(nn.Module):
     """(S,) summed completion log-probs of a batch's sequences (a module, so DDP can wrap the policy)."""
 
@@ -120,7 +111,7 @@ class DpoPlan:
 
     @property
     def steps_per_epoch(self) -> int:
-        return -(-len(self.tasks) // self.cfg.batch_size) // self.per_step
+        return steps_per_epoch(len(self.tasks), self.cfg.batch_size, self.per_step)
 
     @property
     def total_steps(self) -> int:
@@ -189,62 +180,33 @@ def train_dpo(
     checkpoint_dir: Path | None = None,
     checkpoint_every: int = 0,
     should_stop: Callable[[], bool] | None = None,
-) -> DpoTrainResult:
+) -> TrainResult:
     """Train `policy` in place on `tasks` (their reference log-probs already filled), resuming from a checkpoint."""
     rank, world_size = world()
     plan = DpoPlan(tasks, cfg, pad_token_id, rank, world_size)
-    total = plan.total_steps
-    if total == 0:
+    if plan.total_steps == 0:
         raise ValueError(
             f"{len(tasks)} ranked tasks fill no optimizer step of {plan.per_step} micro-batches of {cfg.batch_size}: "
             "lower batch_size or grad_accum_steps, or rank more tasks"
         )
-    if cfg.gradient_checkpointing:
-        policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        policy.config.use_cache = False
-    optimizer, scheduler = make_optimizer(
-        policy, learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
-        total_steps=total, min_lr_ratio=cfg.min_lr_ratio,
-    )  # fmt: skip
-    config = asdict(cfg) | {"world_size": world_size, "tasks": len(tasks)}
-    step = 0
-    if has_checkpoint(checkpoint_dir):
-        assert checkpoint_dir is not None
-        step = load_checkpoint(checkpoint_dir, model=policy, optimizer=optimizer, scheduler=scheduler, config=config)
-    else:
-        seed_everything(cfg.seed)
-    policy.train()
-    net: nn.Module = PolicyLogprobs(policy)
-    if world_size > 1:
-        net = nn.parallel.DistributedDataParallel(net)
-    metrics: dict[str, float] = {}
 
-    def checkpoint() -> None:
-        if checkpoint_dir is not None and rank == 0:
-            save_checkpoint(checkpoint_dir, model=policy, optimizer=optimizer, scheduler=scheduler, step=step,
-                            config=config)  # fmt: skip
-        barrier()
-
-    while step < total:
-        if agreed_stop(should_stop):
-            checkpoint()
-            return DpoTrainResult(step, total, True, metrics)
-        started = time.perf_counter()
-        lr = float(scheduler.get_last_lr()[0])
+    def step_fn(step: int, net: nn.Module, optimizer: torch.optim.Optimizer) -> _StepSums:
         batches = plan.micro_batches(step)
-        sums = _train_step(net, batches, cfg, optimizer)
-        scheduler.step()
-        step += 1
-        seconds = time.perf_counter() - started
-        metrics = step_metrics(sums, len(batches), seconds, lr, step / plan.steps_per_epoch)
         rankings = sum(b.group_index.shape[0] for b in batches) * world_size
+        return _train_step(net, batches, cfg, optimizer), rankings
+
+    def metrics_fn(out: _StepSums, seconds: float, lr: float, epoch: float) -> dict[str, float]:
+        sums, rankings = out
+        metrics = step_metrics(sums, cfg.grad_accum_steps, seconds, lr, epoch)
         metrics["perf/rankings_per_s"] = rankings / max(seconds, 1e-9)
         metrics["perf/comparisons_per_s"] = metrics.get("dpo/pairs", 0.0) / max(seconds, 1e-9)
-        if on_metrics is not None and rank == 0:
-            on_metrics(step, metrics)
-        if (checkpoint_every and step % checkpoint_every == 0) or step == total:
-            checkpoint()
-    return DpoTrainResult(step, total, False, metrics)
+        return metrics
+
+    return run_training(
+        policy, PolicyLogprobs(policy), cfg, total_steps=plan.total_steps, per_epoch=plan.steps_per_epoch,
+        config=asdict(cfg) | {"tasks": len(tasks)}, step_fn=step_fn, metrics_fn=metrics_fn, on_metrics=on_metrics,
+        checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, should_stop=should_stop,
+    )  # fmt: skip
 
 
 def _val_key(stat: str) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from torch.distributed.elastic.multiprocessing.errors import record
 
-from trainer.common.launch import DONE_PREFIX, report_metrics
+from trainer.common.launch import finish_rank, report_metrics
 
 
 @record
@@ -42,10 +42,8 @@ def main(spec_path: str) -> None:
             on_metrics=report_metrics, checkpoint_dir=Path(spec["checkpoint_dir"]),
             checkpoint_every=int(spec["checkpoint_every"]), should_stop=stop_file.exists, ptx_texts=spec["ptx_texts"],
         )  # fmt: skip
-        if rank == 0:
-            if not result.stopped:
-                save_model_folder(m.policy, m.tokenizer, Path(spec["out_dir"]))
-            print(DONE_PREFIX + json.dumps({"stopped": result.stopped, "steps": result.steps}), flush=True)
+        finish_rank(rank, stopped=result.stopped, steps=result.steps,
+                    save=lambda: save_model_folder(m.policy, m.tokenizer, Path(spec["out_dir"])))  # fmt: skip
 
 
 if __name__ == "__main__":

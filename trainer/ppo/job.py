@@ -211,20 +211,11 @@ def _ppo_distributed(
     """PPO under torchrun with `processes` ranks (rollouts split across them); rank 0 writes the policy folder."""
     from dataclasses import asdict
 
-    from trainer.common.launch import launch, write_spec
+    from trainer.common.launch import RunFolder, launch_job
     from trainer.common.tokenizer import load_tokenizer
 
-    run_dir = checkpoint_dir.with_name(checkpoint_dir.name + "-ddp")
-    stop_file = run_dir / "stop"
-    stop_file.unlink(missing_ok=True)
+    run = RunFolder.beside(checkpoint_dir)
     texts = ptx_texts(ctx, load_tokenizer(plan.start.path)) if params.ptx_coef > 0 else None
-    spec = write_spec(
-        run_dir / "spec.json", device=ctx.device, config=asdict(ppo_config(params)), prompts=prompts,
-        ptx_texts=texts, checkpoint_dir=str(checkpoint_dir), checkpoint_every=params.checkpoint_every,
-        stop_file=str(stop_file), out_dir=str(folder),
-        **{name: {"id": v["id"], "path": str(v["path"])} for name, v in asdict(plan).items()},
-    )  # fmt: skip
-    ctx.log(f"PPO on {processes} processes under torchrun (DDP, {'nccl' if ctx.device == 'cuda' else 'gloo'})")
     steps = 0
 
     def count(step: int, metrics: dict[str, float]) -> None:
@@ -232,11 +223,13 @@ def _ppo_distributed(
         steps = step
         on_metrics(step, metrics)
 
-    stopped = launch(spec, module="trainer.ppo.ddp", processes=processes, on_metrics=count,
-                     should_stop=reporter.should_stop, stop_file=stop_file)  # fmt: skip
-    if stopped:
-        raise WorkerStopping("worker stopping: distributed PPO paused at a checkpoint")
-    _remove(run_dir)
+    launch_job(
+        ctx, run, module="trainer.ppo.ddp", what="PPO", processes=processes, on_metrics=count,
+        should_stop=reporter.should_stop, checkpoint_dir=checkpoint_dir, checkpoint_every=params.checkpoint_every,
+        out_dir=folder, config=asdict(ppo_config(params)), prompts=prompts, ptx_texts=texts,
+        **{name: {"id": v["id"], "path": str(v["path"])} for name, v in asdict(plan).items()},
+    )  # fmt: skip
+    run.remove()
     return steps
 
 

@@ -27,6 +27,7 @@ from trainer.common.checkpoint import has_checkpoint, load_state, save_state, se
 from trainer.common.distributed import agreed_stop, barrier, world
 from trainer.common.generation import collate_queries, encode_prompts, eos_token_ids
 from trainer.common.logprobs import bf16_autocast
+from trainer.common.loop import MetricsCallback, TrainResult
 from trainer.common.models import disable_dropout
 from trainer.ppo.config import PPOConfig
 from trainer.ppo.model import PolicyAndValue
@@ -36,21 +37,6 @@ from trainer.ppo.update import micro_batches, ppo_update, seeded_generator, shap
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
-
-MetricsCallback = Callable[[int, dict[str, float]], None]
-
-
-@dataclass(frozen=True)
-class PPOTrainResult:
-    """What a (possibly interrupted) `train_policy` call did."""
-
-    steps: int
-    """PPO steps done in total, resumed ones included."""
-    total_steps: int
-    stopped: bool
-    """True when `should_stop` ended the run early (a checkpoint was written when a folder was given)."""
-    metrics: dict[str, float]
-    """The last step's metrics."""
 
 
 def prompt_indices(step: int, n_prompts: int, batch_size: int, seed: int) -> list[int]:
@@ -189,7 +175,7 @@ def train_policy(
     checkpoint_every: int = 0,
     should_stop: Callable[[], bool] | None = None,
     ptx_texts: Sequence[str | Sequence[int]] | None = None,
-) -> PPOTrainResult:
+) -> TrainResult:
     """Train `policy` (and `value_model`) in place with PPO; resume from `checkpoint_dir` when it holds a state.
 
     `prompts` are texts or conversations (rendered and tokenised by `trainer.common.chat`) or token-id lists (used
@@ -230,14 +216,14 @@ def train_policy(
     while run.step < cfg.steps:
         if agreed_stop(should_stop):
             checkpoint()
-            return PPOTrainResult(run.step, cfg.steps, True, metrics)
+            return TrainResult(run.step, cfg.steps, True, metrics)
         metrics = _ppo_step(run, reward_fn, conversations, prompt_ids, tokenizer, eos_ids, ptx_texts, rank, world_size)
         run.step += 1
         if on_metrics is not None and rank == 0:
             on_metrics(run.step, metrics)
         if (checkpoint_every and run.step % checkpoint_every == 0) or run.step == cfg.steps:
             checkpoint()
-    return PPOTrainResult(run.step, cfg.steps, False, metrics)
+    return TrainResult(run.step, cfg.steps, False, metrics)
 
 
 def _ppo_step(

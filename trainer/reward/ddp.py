@@ -19,7 +19,7 @@ from typing import Any
 
 from torch.distributed.elastic.multiprocessing.errors import record
 
-from trainer.common.launch import DONE_PREFIX, report_metrics
+from trainer.common.launch import finish_rank, report_metrics
 from trainer.reward.data import RankingRecord, TaskGroup
 
 
@@ -66,11 +66,12 @@ def main(spec_path: str) -> None:
             checkpoint_dir=Path(spec["checkpoint_dir"]), checkpoint_every=int(spec["checkpoint_every"]),
             should_stop=stop_file.exists,
         )  # fmt: skip
-        if rank == 0:
-            if not result.stopped:
-                with atomic_dir(Path(spec["out_dir"]), replace=True) as tmp:
-                    model.save_pretrained(tmp)
-            print(DONE_PREFIX + json.dumps({"stopped": result.stopped, "steps": result.steps}), flush=True)
+
+        def save() -> None:
+            with atomic_dir(Path(spec["out_dir"]), replace=True) as tmp:
+                model.save_pretrained(tmp)
+
+        finish_rank(rank, stopped=result.stopped, steps=result.steps, save=save)
 
 
 if __name__ == "__main__":

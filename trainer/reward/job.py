@@ -294,28 +294,22 @@ def _train_distributed(
     """Train under torchrun with `processes` ranks (DDP); returns the trained model loaded back in this process."""
     from dataclasses import asdict
 
-    from trainer.common.launch import launch, write_spec
+    from trainer.common.launch import RunFolder, launch_job
     from trainer.common.reward_model import build_reward_model
     from trainer.common.tokenizer import load_tokenizer
     from trainer.reward.ddp import spec_tasks
 
-    run_dir = checkpoint_dir.with_name(checkpoint_dir.name + "-ddp")
-    stop_file, out_dir = run_dir / "stop", run_dir / "trained"
-    stop_file.unlink(missing_ok=True)
-    spec = write_spec(
-        run_dir / "spec.json", backbone=str(sft_path), config=asdict(cfg), train=spec_tasks(data.train),
-        device=ctx.device, checkpoint_dir=str(checkpoint_dir), checkpoint_every=params.checkpoint_every,
-        stop_file=str(stop_file), out_dir=str(out_dir),
-    )  # fmt: skip
-    ctx.log(f"training on {processes} processes under torchrun (DDP, {'nccl' if ctx.device == 'cuda' else 'gloo'})")
+    run = RunFolder.beside(checkpoint_dir)
     total = _total_steps(cfg, data) // processes or 1
-    stopped = launch(spec, module="trainer.reward.ddp", processes=processes, on_metrics=reporter.on_metrics(total),
-                     should_stop=reporter.should_stop, stop_file=stop_file)  # fmt: skip
-    if stopped:
-        raise WorkerStopping("worker stopping: distributed reward training paused at a checkpoint")
-    model = build_reward_model(out_dir, pad_token_id=int(load_tokenizer(sft_path).pad_token_id))
+    launch_job(
+        ctx, run, module="trainer.reward.ddp", what="reward training", processes=processes,
+        on_metrics=reporter.on_metrics(total), should_stop=reporter.should_stop, checkpoint_dir=checkpoint_dir,
+        checkpoint_every=params.checkpoint_every, backbone=str(sft_path), config=asdict(cfg),
+        train=spec_tasks(data.train),
+    )  # fmt: skip
+    model = build_reward_model(run.out_dir, pad_token_id=int(load_tokenizer(sft_path).pad_token_id))
     model.to(ctx.device)  # type: ignore[arg-type]  # transformers types .to oddly
-    shutil.rmtree(run_dir, ignore_errors=True)
+    run.remove()
     return model
 
 

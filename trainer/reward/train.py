@@ -9,7 +9,6 @@ places the model on its device; only rank 0 reports metrics and writes checkpoin
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -20,10 +19,8 @@ import torch
 from torch import nn
 
 from trainer.common.chat import PromptLike, to_messages
-from trainer.common.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint, seed_everything
-from trainer.common.distributed import agreed_stop, barrier, sum_over_processes, world
-from trainer.common.models import enable_activation_checkpointing
-from trainer.common.optim import make_optimizer
+from trainer.common.distributed import sum_over_processes, world
+from trainer.common.loop import MetricsCallback, TrainResult, run_training, steps_per_epoch
 from trainer.common.reward_model import center_rewards, encode_completion, score_sequences
 from trainer.reward.config import RewardConfig
 from trainer.reward.data import (
@@ -42,21 +39,7 @@ from trainer.reward.shared import collate_shared_prompt
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-MetricsCallback = Callable[[int, dict[str, float]], None]
 UNTRUNCATED = 1 << 30
-
-
-@dataclass(frozen=True)
-class RewardTrainResult:
-    """What a (possibly interrupted) training call did."""
-
-    steps: int
-    """Optimizer steps done in total, resumed ones included."""
-    total_steps: int
-    stopped: bool
-    """True when `should_stop` ended the run early (a checkpoint was written when a folder was given)."""
-    metrics: dict[str, float]
-    """The last step's metrics."""
 
 
 @dataclass
@@ -76,7 +59,7 @@ class _Plan:
 
     @property
     def steps_per_epoch(self) -> int:
-        return -(-len(self.tasks) // self.cfg.batch_size) // self.per_step
+        return steps_per_epoch(len(self.tasks), self.cfg.batch_size, self.per_step)
 
     def micro_batches(self, step: int) -> list[RewardBatch]:
         """This process's micro-batches for global optimizer step `step`."""
@@ -107,15 +90,6 @@ class _Plan:
             use_weights=cfg.weight_by_agreement,
             pad_to_multiple_of=cfg.pad_to_multiple_of,
         )
-
-
-def _optimizer(
-    cfg: RewardConfig, model: nn.Module, total_steps: int
-) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-    return make_optimizer(
-        model, learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
-        total_steps=total_steps, min_lr_ratio=cfg.min_lr_ratio, decay=cfg.decay,
-    )  # fmt: skip
 
 
 def _train_step(
@@ -174,7 +148,7 @@ def train_reward_model(
     checkpoint_dir: Path | None = None,
     checkpoint_every: int = 0,
     should_stop: Callable[[], bool] | None = None,
-) -> RewardTrainResult:
+) -> TrainResult:
     """Train `model` in place on the rankings of `train`, resuming from `checkpoint_dir` when it holds a state."""
     rank, world_size = world()
     encode_length = UNTRUNCATED if cfg.shared_prompt else cfg.max_length  # shared mode truncates when collating
@@ -182,45 +156,18 @@ def train_reward_model(
     total = plan.steps_per_epoch * cfg.epochs
     if total == 0:
         raise ValueError(f"{len(plan.tasks)} usable tasks fill no optimizer step of {plan.per_step} batches")
-    if cfg.gradient_checkpointing:
-        enable_activation_checkpointing(model)
-    optimizer, scheduler = _optimizer(cfg, model, total)
-    config = asdict(cfg) | {"world_size": world_size}
-    step = 0
-    if checkpoint_dir is not None and has_checkpoint(checkpoint_dir):
-        step = load_checkpoint(checkpoint_dir, model=model, optimizer=optimizer, scheduler=scheduler, config=config)
-    else:
-        seed_everything(cfg.seed)
-    model.train()
-    net: nn.Module = RewardForward(model)
-    if world_size > 1:
-        net = nn.parallel.DistributedDataParallel(net)
-    metrics: dict[str, float] = {}
 
-    def checkpoint() -> None:
-        if checkpoint_dir is not None and rank == 0:
-            save_checkpoint(
-                checkpoint_dir, model=model, optimizer=optimizer, scheduler=scheduler, step=step, config=config
-            )
-        barrier()
+    def step_fn(step: int, net: nn.Module, optimizer: torch.optim.Optimizer) -> torch.Tensor:
+        return _train_step(net, plan.micro_batches(step), cfg, optimizer)
 
-    while step < total:
-        if agreed_stop(should_stop):
-            checkpoint()
-            return RewardTrainResult(step, total, True, metrics)
-        started = time.perf_counter()
-        lr = float(scheduler.get_last_lr()[0])
-        sums = _train_step(net, plan.micro_batches(step), cfg, optimizer)
-        scheduler.step()
-        step += 1
-        metrics = _step_metrics(
-            sums, cfg.grad_accum_steps, time.perf_counter() - started, lr, step / plan.steps_per_epoch
-        )
-        if on_metrics is not None and rank == 0:
-            on_metrics(step, metrics)
-        if (checkpoint_every and step % checkpoint_every == 0) or step == total:
-            checkpoint()  # the last one too: a job killed before saving the model resumes to "done" at once
-    return RewardTrainResult(step, total, False, metrics)
+    def metrics_fn(sums: torch.Tensor, seconds: float, lr: float, epoch: float) -> dict[str, float]:
+        return _step_metrics(sums, cfg.grad_accum_steps, seconds, lr, epoch)
+
+    return run_training(
+        model, RewardForward(model), cfg, total_steps=total, per_epoch=plan.steps_per_epoch, config=asdict(cfg),
+        step_fn=step_fn, metrics_fn=metrics_fn, decay=cfg.decay, on_metrics=on_metrics, checkpoint_dir=checkpoint_dir,
+        checkpoint_every=checkpoint_every, should_stop=should_stop,
+    )  # fmt: skip
 
 
 def score_tasks(

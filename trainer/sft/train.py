@@ -10,7 +10,6 @@ Under torchrun the caller initialises the process group and places the model; ra
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
@@ -21,14 +20,11 @@ import torch
 from torch import nn
 
 from app.schemas.sft import TrainSftParams
-from trainer.common.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint, seed_everything
-from trainer.common.distributed import agreed_stop, barrier, sum_over_processes, world
-from trainer.common.optim import make_optimizer
+from trainer.common.distributed import sum_over_processes, world
+from trainer.common.loop import MetricsCallback, TrainResult, run_training, steps_per_epoch
 from trainer.common.params import config_from_params, job_default
 from trainer.sft.data import SftBatch, SftExample, collate_packed, collate_padded, epoch_batches
 from trainer.sft.forward import AnswerLoss
-
-MetricsCallback = Callable[[int, dict[str, float]], None]
 
 
 def _job(name: str) -> Any:
@@ -83,17 +79,6 @@ class SftConfig:
         return config_from_params(cls, params, **overrides)
 
 
-@dataclass(frozen=True)
-class SftTrainResult:
-    """What a (possibly interrupted) training call did."""
-
-    steps: int
-    total_steps: int
-    stopped: bool
-    metrics: dict[str, float]
-    """The last step's metrics."""
-
-
 @dataclass
 class SftPlan:
     """Which examples every micro-batch of every optimizer step holds, on this process."""
@@ -110,7 +95,7 @@ class SftPlan:
 
     @property
     def steps_per_epoch(self) -> int:
-        return -(-len(self.examples) // self.cfg.batch_size) // self.per_step
+        return steps_per_epoch(len(self.examples), self.cfg.batch_size, self.per_step)
 
     @property
     def total_steps(self) -> int:
@@ -186,59 +171,26 @@ def train_sft(
     checkpoint_dir: Path | None = None,
     checkpoint_every: int = 0,
     should_stop: Callable[[], bool] | None = None,
-) -> SftTrainResult:
+) -> TrainResult:
     """Fine-tune `model` in place on `examples`, resuming from `checkpoint_dir` when it holds a state."""
     rank, world_size = world()
     plan = SftPlan(examples, cfg, pad_token_id, rank, world_size)
-    total = plan.total_steps
-    if total == 0:
+    if plan.total_steps == 0:
         raise ValueError(
             f"{len(examples)} examples fill no optimizer step of {plan.per_step} micro-batches of {cfg.batch_size}: "
             "lower batch_size or grad_accum_steps, or add demonstrations"
         )
-    if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.config.use_cache = False
-    optimizer, scheduler = make_optimizer(
-        model, learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
-        total_steps=total, min_lr_ratio=cfg.min_lr_ratio,
-    )  # fmt: skip
-    config = asdict(cfg) | {"world_size": world_size, "examples": len(examples)}
-    step = 0
-    if has_checkpoint(checkpoint_dir):
-        assert checkpoint_dir is not None
-        step = load_checkpoint(checkpoint_dir, model=model, optimizer=optimizer, scheduler=scheduler, config=config)
-    else:
-        seed_everything(cfg.seed)
-    model.train()
-    net: nn.Module = AnswerLoss(model)
-    if world_size > 1:
-        net = nn.parallel.DistributedDataParallel(net)
-    metrics: dict[str, float] = {}
 
-    def checkpoint() -> None:
-        if checkpoint_dir is not None and rank == 0:
-            save_checkpoint(
-                checkpoint_dir, model=model, optimizer=optimizer, scheduler=scheduler, step=step, config=config
-            )
-        barrier()
-
-    while step < total:
-        if agreed_stop(should_stop):
-            checkpoint()
-            return SftTrainResult(step, total, True, metrics)
-        started = time.perf_counter()
-        lr = float(scheduler.get_last_lr()[0])
+    def step_fn(step: int, net: nn.Module, optimizer: torch.optim.Optimizer) -> torch.Tensor:
         batches, step_tokens = plan.micro_batches(step)
-        sums = _train_step(net, batches, step_tokens, cfg, optimizer)
-        scheduler.step()
-        step += 1
-        metrics = _step_metrics(sums, time.perf_counter() - started, lr, step / plan.steps_per_epoch)
-        if on_metrics is not None and rank == 0:
-            on_metrics(step, metrics)
-        if (checkpoint_every and step % checkpoint_every == 0) or step == total:
-            checkpoint()
-    return SftTrainResult(step, total, False, metrics)
+        return _train_step(net, batches, step_tokens, cfg, optimizer)
+
+    return run_training(
+        model, AnswerLoss(model), cfg, total_steps=plan.total_steps, per_epoch=plan.steps_per_epoch,
+        config=asdict(cfg) | {"examples": len(examples)}, step_fn=step_fn, metrics_fn=_step_metrics,
+        on_metrics=on_metrics, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
+        should_stop=should_stop,
+    )  # fmt: skip
 
 
 @torch.no_grad()
