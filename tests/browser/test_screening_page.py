@@ -100,3 +100,29 @@ def test_with_no_screening_task_ready_the_queue_says_so(page, live_server):
     login(page, "screen-wait", PASSWORD)
     page.wait_for_selector("#empty:not([hidden])")
     assert "No screening task is ready" in page.locator("#empty").inner_text()
+
+
+def test_the_screening_card_counts_the_demonstration_as_it_is_written(page, live_server, screening_set, monkeypatch):
+    """A screening set of one ranking and one demonstration: the card says both, and the count moves on submit."""
+    from app.services import demonstrations as demo_service
+    from app.services.prompts import get_or_create_prompt
+
+    monkeypatch.setattr(live_server.settings, "screening_set_size", 1)
+    monkeypatch.setattr(live_server.settings, "screening_demonstrations", 1)
+    with live_server.session() as s:
+        prompt, _ = get_or_create_prompt(s, text="Screening: say what fog is.")
+        [task] = demo_service.create_demonstration_tasks(s, prompt_ids=[prompt.id], created_by=None,
+                                                         kind=TaskKind.screening)  # fmt: skip
+        demo_task = task.id
+    try:
+        _labeler(live_server, "screen-demo")
+        login(page, "screen-demo", PASSWORD)
+        assert page.locator("#screening-demos").inner_text().startswith("Demonstrations: 0 of 1 written")
+        _rank(page, reverse=False)
+        page.wait_for_selector("#demo-task:not([hidden])")
+        page.fill("#demo-text", "Fog is a cloud that touches the ground.")
+        page.click("#demo-submit")
+        page.wait_for_function("document.getElementById('screening-demos-done').textContent === '1'")
+    finally:
+        with live_server.session() as s:
+            s.get(RankingTask, demo_task).status = TaskStatus.archived
