@@ -10,7 +10,7 @@ admin, the SFT model registered (SmolLM2 converted once from the GGUF in `llm-sm
 short prompts generated in code (20 topics x 12 phrasings, split 80/10/10), `ranklab serve` and `ranklab worker` as
 real processes, a `sample` job, the gold chosen where the SFT samples' gold varies most (unless `--gold`), a simulated
 campaign (`ranklab simulate`: careful and noisy labelers, plus a demonstrator), `train_reward`, then the policy jobs
-(PPO, DPO at two betas, SFT on the accepted demonstrations), each measured with `ranklab simulate --only-policy`
+(PPO in full and with LoRA, DPO, SFT on the accepted demonstrations), each measured with `ranklab simulate --only-policy`
 (gold score and KL from SFT on held-out prompts, with best-of-n from SFT picked by the reward model and by the gold).
 The whole run's figures go to one JSON report (`--report`, default DATA_DIR/learn-report.json): per step its wall
 time and the worker's peak memory, the reward model's agreement with the gold, each policy's gold gain and KL, and
@@ -50,7 +50,8 @@ BUDGETS: dict[str, dict[str, Any]] = {
         "reward": {"epochs": 1, "learning_rate": 2e-5, "batch_size": 8, "max_length": 128},
         "ppo": {"steps": 24, "batch_size": 16, "minibatches": 2, "epochs": 2, "learning_rate": 1e-5, "kl_coef": 0.05,
                 "response_length": 32, "temperature": 1.0},
-        "dpo": [{"beta": 0.1, "learning_rate": 5e-6, "epochs": 1}, {"beta": 0.5, "learning_rate": 5e-6, "epochs": 1}],
+        "ppo_lora": {"learning_rate": 5e-5, "lora": {"r": 16, "alpha": 32, "dropout": 0.0}},
+        "dpo": [{"beta": 0.1, "learning_rate": 5e-6, "epochs": 1}],
         "sft": {"epochs": 2, "learning_rate": 1e-5, "batch_size": 8},
         "measure": {"prompts": 32, "samples": 8, "best_of": "1,2,4,8,16"},
     },
@@ -59,6 +60,7 @@ BUDGETS: dict[str, dict[str, Any]] = {
         "reward": {"epochs": 8, "learning_rate": 1e-3, "batch_size": 8, "max_length": 192},
         "ppo": {"steps": 60, "batch_size": 16, "minibatches": 2, "epochs": 4, "learning_rate": 1e-4, "kl_coef": 0.05,
                 "response_length": 32, "temperature": 1.0},
+        "ppo_lora": {"learning_rate": 1e-3, "lora": {"r": 8, "alpha": 16, "dropout": 0.0}},
         "dpo": [{"beta": 0.1, "learning_rate": 1e-3, "epochs": 2}, {"beta": 0.5, "learning_rate": 1e-3, "epochs": 2},
                 {"beta": 0.1, "learning_rate": 1e-3, "epochs": 6}],
         "sft": {"epochs": 4, "learning_rate": 1e-3, "batch_size": 8},
@@ -314,6 +316,8 @@ def run(lab: Ranklab, args: argparse.Namespace, started: float) -> dict[str, Any
 def policy_jobs(budget: dict[str, Any], q: dict[str, Any] | None) -> list[tuple[str, str, dict[str, Any]]]:
     ppo = {**budget["ppo"], **({"steps": q["ppo_steps"]} if q else {})}
     jobs = [("ppo", "train_policy", ppo)]
+    if "ppo_lora" in budget:  # the same PPO with low-rank adapters on a frozen base (reference = adapters off)
+        jobs.append(("ppo-lora", "train_policy", {**ppo, **budget["ppo_lora"]}))
     for n, dpo in enumerate(budget["dpo"][: q["dpo"] if q else None]):
         jobs.append((f"dpo-{n + 1}", "train_dpo", {**dpo, "kl_prompts": 8}))
     jobs.append(("sft-demonstrations", "train_sft", budget["sft"]))

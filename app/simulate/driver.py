@@ -7,7 +7,6 @@ leases and overlap treat the simulated labelers exactly as they treat people.
 from __future__ import annotations
 
 import logging
-import math
 import queue
 import secrets
 import threading
@@ -23,6 +22,7 @@ from app.simulate import profiles as pr
 from app.simulate.client import Api, ApiError, wait_for_server, wait_until
 from app.simulate.demonstrations import DemonstrationRun, demonstrator_account, run_demonstrations
 from app.simulate.gold import GoldPreference, Prompt
+from app.simulate.shared import Budget, Cached
 
 logger = logging.getLogger(__name__)
 
@@ -219,41 +219,6 @@ IDLE_LOOKS = 4
 """Empty answers in a row before a labeler decides the queue is empty."""
 
 
-class _Budget:
-    """Rankings left to hand out (None: unlimited), shared by the labeler threads.
-
-    A take is held until it is settled: used (a ranking was stored) or given back (no work, 403, an error). While
-    other labelers hold the last takes, a labeler waits for them to settle instead of concluding that the budget is
-    spent: a labeler that failed screening holds the last take only until its 403 comes back, and the labeler that
-    still has work must get it then.
-    """
-
-    def __init__(self, total: int | None) -> None:
-        self.left, self.held = total, 0
-        self.cond = threading.Condition()
-
-    def take(self) -> bool:
-        with self.cond:
-            if self.left is None:
-                return True
-            while self.left <= 0 and self.held > 0:
-                self.cond.wait()
-            if self.left <= 0:
-                return False
-            self.left -= 1
-            self.held += 1
-            return True
-
-    def settle(self, *, used: bool) -> None:
-        with self.cond:
-            if self.left is None:
-                return
-            self.held -= 1
-            if not used:
-                self.left += 1
-            self.cond.notify_all()
-
-
 class _LabelerPool:
     """Labelers take turns on `concurrency` threads: one ranking per turn, until nobody has work left."""
 
@@ -265,11 +230,11 @@ class _LabelerPool:
         sampling: Callable[[], bool] | None = None,
     ) -> None:
         self.cfg, self.cache, self.on_ranking = cfg, cache, on_ranking
-        self.sampling = _Cached(sampling, every_s=5.0) if sampling else None
+        self.sampling = Cached(sampling, every_s=5.0) if sampling else None
         self.turns: queue.Queue[SimLabeler] = queue.Queue()
         self.records: list[RankingRecord] = []
         self.lock = threading.Lock()
-        self.budget = _Budget(cfg.max_rankings)
+        self.budget = Budget(cfg.max_rankings)
         self.stop = threading.Event()
         self.active = 0
 
@@ -358,20 +323,6 @@ class _LabelerPool:
             return False
         time.sleep(self.cfg.poll_s if patience <= 2 * self.cfg.poll_s else max(self.cfg.poll_s, 2.0))
         return True
-
-
-class _Cached:
-    """A yes/no question to the server, asked at most every `every_s` seconds by all threads together."""
-
-    def __init__(self, ask: Callable[[], bool], *, every_s: float) -> None:
-        self.ask, self.every_s, self.lock = ask, every_s, threading.Lock()
-        self.answer, self.at = False, -math.inf
-
-    def __call__(self) -> bool:
-        with self.lock:
-            if time.monotonic() - self.at >= self.every_s:
-                self.answer, self.at = self.ask(), time.monotonic()
-            return self.answer
 
 
 def run_campaign(cfg: CampaignConfig, *, on_ranking: Callable[[int], None] | None = None) -> Campaign:

@@ -13,19 +13,20 @@ from typing import Any
 import httpx
 
 from app.simulate.client import ApiError
-from app.simulate.driver import CampaignConfig, GoldCache, SimLabeler, _Budget, _LabelerPool
+from app.simulate.driver import CampaignConfig, GoldCache, SimLabeler, _LabelerPool
 from app.simulate.gold import resolve_gold
 from app.simulate.profiles import parse_mix
+from app.simulate.shared import Budget
 
 
-def _taker(budget: _Budget, out: list[bool]) -> threading.Thread:
+def _taker(budget: Budget, out: list[bool]) -> threading.Thread:
     thread = threading.Thread(target=lambda: out.append(budget.take()), daemon=True)
     thread.start()
     return thread
 
 
 def test_the_last_take_waits_for_a_held_one_and_gets_it_when_it_is_given_back() -> None:
-    budget = _Budget(1)
+    budget = Budget(1)
     assert budget.take()
     got: list[bool] = []
     waiter = _taker(budget, got)
@@ -37,7 +38,7 @@ def test_the_last_take_waits_for_a_held_one_and_gets_it_when_it_is_given_back() 
 
 
 def test_the_last_take_is_refused_once_the_held_one_is_used() -> None:
-    budget = _Budget(1)
+    budget = Budget(1)
     assert budget.take()
     got: list[bool] = []
     waiter = _taker(budget, got)
@@ -48,7 +49,7 @@ def test_the_last_take_is_refused_once_the_held_one_is_used() -> None:
 
 
 def test_an_unlimited_budget_never_waits() -> None:
-    budget = _Budget(None)
+    budget = Budget(None)
     assert all(budget.take() for _ in range(100))
     budget.settle(used=False)
 

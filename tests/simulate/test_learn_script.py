@@ -44,12 +44,13 @@ def test_quick_learning_run_end_to_end(tmp_path):
     assert 0.0 <= report["reward_model"]["agreement_with_gold"] <= 1.0 and report["reward_model"]["tasks"] > 0
 
     # every step is a job that ran on the worker, with its wall time and the worker's peak memory
-    for step in ("sample", "reward", "ppo", "dpo-1", "sft-demonstrations"):
+    for step in ("sample", "reward", "ppo", "ppo-lora", "dpo-1", "sft-demonstrations"):
         job = report["steps"][step]
         assert job["seconds"] > 0 and job["peak_rss_mib"] > 0, (step, job)
     versions = [p["version"] for p in report["policies"].values()]
-    assert sorted(report["policies"]) == ["dpo-1", "ppo", "sft-demonstrations"]
-    assert len(set(versions)) == 3 and min(versions) > 1
+    assert sorted(report["policies"]) == ["dpo-1", "ppo", "ppo-lora", "sft-demonstrations"]
+    assert len(set(versions)) == 4 and min(versions) > 1
+    assert report["policies"]["ppo-lora"]["params"]["lora"]["r"] == 8  # PPO with adapters on a frozen base
     for name, policy in report["policies"].items():
         assert policy["sft_version"] == 1, name  # SFT on demonstrations is measured against the model it started from
         assert policy["gain"] == pytest.approx(policy["policy_gold"] - policy["sft_gold"], abs=1e-9)
