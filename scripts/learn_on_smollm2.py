@@ -10,7 +10,7 @@ admin, the SFT model registered (SmolLM2 converted once from the GGUF in `llm-sm
 short prompts generated in code (20 topics x 12 phrasings, split 80/10/10), `ranklab serve` and `ranklab worker` as
 real processes, a `sample` job, the gold chosen where the SFT samples' gold varies most (unless `--gold`), a simulated
 campaign (`ranklab simulate`: careful and noisy labelers, plus a demonstrator), `train_reward`, then the policy jobs
-(PPO in full and with LoRA, DPO, SFT on the accepted demonstrations), each measured with `ranklab simulate --only-policy`
+(PPO in full and with LoRA, DPO, SFT on the accepted demonstrations), each measured by `ranklab simulate --only-policy`
 (gold score and KL from SFT on held-out prompts, with best-of-n from SFT picked by the reward model and by the gold).
 The whole run's figures go to one JSON report (`--report`, default DATA_DIR/learn-report.json): per step its wall
 time and the worker's peak memory, the reward model's agreement with the gold, each policy's gold gain and KL, and
