@@ -47,7 +47,7 @@ GOLD_CANDIDATES = ("concept:a,i", "sentiment", "length:12", "concept:the")
 BUDGETS: dict[str, dict[str, Any]] = {
     "smollm2": {
         "max_new_tokens": 32, "labelers": "careful:4,noisy:2", "demonstrations": 48,
-        "reward": {"epochs": 1, "learning_rate": 2e-5, "batch_size": 8, "max_length": 128},
+        "reward": {"epochs": 3, "learning_rate": 1e-4, "batch_size": 8, "max_length": 128},
         "ppo": {"steps": 24, "batch_size": 16, "minibatches": 2, "epochs": 2, "learning_rate": 1e-5, "kl_coef": 0.05,
                 "response_length": 32, "temperature": 1.0},
         "ppo_lora": {"learning_rate": 5e-5, "lora": {"r": 16, "alpha": 32, "dropout": 0.0}},
