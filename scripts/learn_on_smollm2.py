@@ -10,7 +10,7 @@ admin, the SFT model registered (SmolLM2 converted once from the GGUF in `llm-sm
 short prompts generated in code (20 topics x 12 phrasings, split 80/10/10), `ranklab serve` and `ranklab worker` as
 real processes, a `sample` job, the gold chosen where the SFT samples' gold varies most (unless `--gold`), a simulated
 campaign (`ranklab simulate`: careful and noisy labelers, plus a demonstrator), `train_reward`, then the policy jobs
-(PPO in full and with LoRA, DPO, SFT on the accepted demonstrations), each measured by `ranklab simulate --only-policy`
+(PPO with LoRA or in full, DPO, SFT on the demonstrations: `--policies`), each measured by `simulate --only-policy`
 (gold score and KL from SFT on held-out prompts, with best-of-n from SFT picked by the reward model and by the gold).
 The whole run's figures go to one JSON report (`--report`, default DATA_DIR/learn-report.json): per step its wall
 time and the worker's peak memory, the reward model's agreement with the gold, each policy's gold gain and KL, and
@@ -46,17 +46,18 @@ SCREENING = 5  # the server's screening set size and the screening tasks the cam
 GOLD_CANDIDATES = ("concept:a,i", "sentiment", "length:12", "concept:the")
 BUDGETS: dict[str, dict[str, Any]] = {
     "smollm2": {
-        "max_new_tokens": 32, "labelers": "careful:4,noisy:2", "demonstrations": 48,
-        "reward": {"epochs": 3, "learning_rate": 1e-4, "batch_size": 8, "max_length": 128},
+        "max_new_tokens": 32, "k": 8, "labelers": "careful:4,noisy:2", "demonstrations": 48,
+        "reward": {"epochs": 3, "learning_rate": 1e-4, "batch_size": 4, "max_length": 128, "shared_prompt": True},
         "ppo": {"steps": 24, "batch_size": 16, "minibatches": 2, "epochs": 2, "learning_rate": 1e-5, "kl_coef": 0.05,
                 "response_length": 32, "temperature": 1.0},
-        "ppo_lora": {"learning_rate": 5e-5, "lora": {"r": 16, "alpha": 32, "dropout": 0.0}},
+        "ppo_lora": {"learning_rate": 2e-4, "lora": {"r": 16, "alpha": 32, "dropout": 0.0}},
         "dpo": [{"beta": 0.1, "learning_rate": 5e-6, "epochs": 1}],
         "sft": {"epochs": 2, "learning_rate": 1e-5, "batch_size": 8},
-        "measure": {"prompts": 32, "samples": 8, "best_of": "1,2,4,8,16"},
+        "measure": {"prompts": 32, "samples": 8, "best_of": "1,2,4,8,16", "batch_size": 64},
+        "policies": "ppo-lora,dpo",  # full PPO (~18 min) or SFT on demonstrations (~3 min) take it past the hour
     },
     "tiny": {
-        "max_new_tokens": 32, "labelers": "careful:6", "demonstrations": 120,
+        "max_new_tokens": 32, "k": 4, "labelers": "careful:6", "demonstrations": 120,
         "reward": {"epochs": 8, "learning_rate": 1e-3, "batch_size": 8, "max_length": 192},
         "ppo": {"steps": 60, "batch_size": 16, "minibatches": 2, "epochs": 4, "learning_rate": 1e-4, "kl_coef": 0.05,
                 "response_length": 32, "temperature": 1.0},
@@ -64,9 +65,11 @@ BUDGETS: dict[str, dict[str, Any]] = {
         "dpo": [{"beta": 0.1, "learning_rate": 1e-3, "epochs": 2}, {"beta": 0.5, "learning_rate": 1e-3, "epochs": 2},
                 {"beta": 0.1, "learning_rate": 1e-3, "epochs": 6}],
         "sft": {"epochs": 4, "learning_rate": 1e-3, "batch_size": 8},
-        "measure": {"prompts": 32, "samples": 8, "best_of": "1,2,4,8,16"},
+        "measure": {"prompts": 32, "samples": 8, "best_of": "1,2,4,8,16", "batch_size": 64},
+        "policies": "ppo,ppo-lora,dpo,sft",
     },
 }  # fmt: skip
+POLICY_STEPS = ("ppo", "ppo-lora", "dpo", "sft")
 QUICK: dict[str, Any] = {"topics": 4, "phrasings": 6, "ppo_steps": 2, "demonstrations": 6, "measure_prompts": 4,
                          "best_of": "1,2,4", "samples": 2, "dpo": 1}  # fmt: skip
 
@@ -218,7 +221,8 @@ def measure(lab: Ranklab, version: int, gold: str, rm_path: str, m: dict[str, An
     and by the gold (one `simulate --only-policy` run: both pickers score the same SFT samples)."""
     args = ["--gold", gold, "--only-policy", "--policy-version", str(version), "--policy-prompts", str(m["prompts"]),
             "--policy-samples", str(m["samples"]), "--best-of", m["best_of"], "--policy-max-new-tokens",
-            str(m["max_new_tokens"]), "--policy-temperature", "1.0", "--reward-model", rm_path]  # fmt: skip
+            str(m["max_new_tokens"]), "--policy-temperature", "1.0", "--reward-model", rm_path,
+            "--policy-batch-size", str(m["batch_size"])]  # fmt: skip
     got = simulate(lab, *args, report=lab.data_dir / f"{name}-measure.json")["policy"]
     keep = ("sft_version", "policy_gold", "sft_gold", "gain", "gain_se", "policy_kl", "prompts")
     return {
@@ -251,8 +255,8 @@ def run(lab: Ranklab, args: argparse.Namespace, started: float) -> dict[str, Any
     report["setup"] = setup(lab, args, q["topics"] if q else 20, q["phrasings"] if q else 12)
     lab.start()
     log(f"installed: {report['setup']['prompts']} prompts, {args.model} as SFT v1", started)
-    sample = lab.job("sample", {"n_unlabeled": 10_000, "k": 4, "max_new_tokens": budget["max_new_tokens"],
-                                "temperature": 1.0, "top_p": 1.0, "batch_size": 32, "overlap": 2,
+    sample = lab.job("sample", {"n_unlabeled": 10_000, "k": budget["k"], "max_new_tokens": budget["max_new_tokens"],
+                                "temperature": 1.0, "top_p": 1.0, "batch_size": 64, "overlap": 2,
                                 "seed": 0})  # fmt: skip
     report["steps"]["sample"] = sample
     log(f"sampled in {sample['seconds']} s", started)
@@ -286,7 +290,7 @@ def run(lab: Ranklab, args: argparse.Namespace, started: float) -> dict[str, Any
     log(
         f"reward model: agreement with gold {rm_check['agreement_with_gold']:.3f} on {rm_check['tasks']} tasks", started
     )
-    policies = policy_jobs(budget, q)
+    policies = policy_jobs(budget, q, (args.policies or budget["policies"]).split(","))
     m = {**budget["measure"], "max_new_tokens": budget["max_new_tokens"]}
     if q:
         m |= {"prompts": q["measure_prompts"], "samples": q["samples"], "best_of": q["best_of"]}
@@ -313,15 +317,27 @@ def run(lab: Ranklab, args: argparse.Namespace, started: float) -> dict[str, Any
     return report
 
 
-def policy_jobs(budget: dict[str, Any], q: dict[str, Any] | None) -> list[tuple[str, str, dict[str, Any]]]:
+def policy_jobs(
+    budget: dict[str, Any], q: dict[str, Any] | None, steps: list[str]
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """(name, job kind, params) of the chosen policy steps, in the order POLICY_STEPS lists them."""
     ppo = {**budget["ppo"], **({"steps": q["ppo_steps"]} if q else {})}
-    jobs = [("ppo", "train_policy", ppo)]
-    if "ppo_lora" in budget:  # the same PPO with low-rank adapters on a frozen base (reference = adapters off)
+    jobs = [("ppo", "train_policy", ppo)] if "ppo" in steps else []
+    if "ppo-lora" in steps:  # the same PPO with low-rank adapters on a frozen base (reference = adapters off)
         jobs.append(("ppo-lora", "train_policy", {**ppo, **budget["ppo_lora"]}))
-    for n, dpo in enumerate(budget["dpo"][: q["dpo"] if q else None]):
+    for n, dpo in enumerate(budget["dpo"][: q["dpo"] if q else None] if "dpo" in steps else []):
         jobs.append((f"dpo-{n + 1}", "train_dpo", {**dpo, "kl_prompts": 8}))
-    jobs.append(("sft-demonstrations", "train_sft", budget["sft"]))
+    if "sft" in steps:
+        jobs.append(("sft-demonstrations", "train_sft", budget["sft"]))
     return jobs
+
+
+def policy_steps(value: str) -> str:
+    steps = [s.strip() for s in value.split(",") if s.strip()]
+    unknown = sorted(set(steps) - set(POLICY_STEPS))
+    if unknown or not steps:
+        raise argparse.ArgumentTypeError(f"policy steps are a comma list of {', '.join(POLICY_STEPS)}; got {value!r}")
+    return ",".join(steps)
 
 
 def _fmt(value: float | None) -> str:
@@ -358,6 +374,9 @@ def main() -> None:
     parser.add_argument(
         "--gold", default=None, help=f"force a gold (default: the best of {', '.join(GOLD_CANDIDATES)})"
     )
+    defaults = "; ".join(f"{name}: {b['policies']}" for name, b in BUDGETS.items())
+    steps_help = f"policy steps, a comma list of {','.join(POLICY_STEPS)} (default {defaults})"
+    parser.add_argument("--policies", type=policy_steps, default=None, help=steps_help)
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--report", type=Path, default=None)
     args = parser.parse_args()

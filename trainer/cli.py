@@ -148,12 +148,16 @@ def register_trainer_commands() -> None:
 def install_reward_model_gold() -> None:
     """Let `ranklab simulate` use reward-model folders (`model:PATH`, `--reward-model`) and measure policies
     (`--policy-version`): both need torch, which only the trainer side imports."""
+    from functools import partial
+
+    from app.config import get_settings
     from app.simulate.gold import set_policy_evaluator, set_reward_model_scorer
     from trainer.gold.model import RewardModelScorer
     from trainer.gold.policy import policy_against_gold
 
     set_reward_model_scorer(RewardModelScorer)
-    set_policy_evaluator(policy_against_gold)
+    # measuring several policies of one SFT model samples the SFT model once (bounded cache in the data folder)
+    set_policy_evaluator(partial(policy_against_gold, cache_dir=get_settings().data_dir / "cache" / "sft-samples"))
 
 
 def main() -> None:

@@ -206,6 +206,9 @@ def simulate(
     policy_temperature: float = typer.Option(
         1.0, help="Sampling temperature of both (the KL and the best-of-n KL hold at this temperature)."
     ),
+    policy_batch_size: int = typer.Option(
+        16, min=1, help="Sequences per generation batch when measuring (more is faster while memory allows)."
+    ),
     screening_cutoff: float | None = typer.Option(
         None, help="The server's RANKLAB_SCREENING_CUTOFF (default: this machine's setting)."
     ),
@@ -285,7 +288,7 @@ def simulate(
             result["policy"] = _policy(
                 url, username, password, policy_version, gold_pref, reward_model, policy_prompts,
                 samples=policy_samples, best_of=tuple(best_of_ns), max_new_tokens=policy_max_new_tokens,
-                temperature=policy_temperature, seed=seed,
+                temperature=policy_temperature, seed=seed, batch_size=policy_batch_size,
             )  # fmt: skip
     except (ApiError, RuntimeError, httpx.TransportError) as exc:
         typer.echo(f"error: {exc or type(exc).__name__} ({url})", err=True)

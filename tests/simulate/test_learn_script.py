@@ -58,8 +58,22 @@ def test_quick_learning_run_end_to_end(tmp_path):
         golds = [b["gold"] for b in policy["best_of_n_by_gold"]]
         assert golds == sorted(golds)  # the gold's own pick only improves with n
 
+    # the four measurements against SFT v1 sampled the SFT model once (the data folder's bounded cache)
+    assert len(list((tmp_path / "data" / "cache" / "sft-samples").glob("*.json"))) == 1
+    assert len({p["sft_gold"] for p in report["policies"].values()}) == 1
+
     # held-out answers of SFT and of the best policy, side by side
     assert report["side_by_side"] and all(
         row["prompt"] and {"sft", "policy"} <= set(row) for row in report["side_by_side"]
     )
     assert "| policy | KL from SFT |" in done.stdout and f"report: {report_path}" in done.stdout
+
+
+def test_unknown_policy_steps_are_refused_before_anything_runs(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "scripts/learn_on_smollm2.py", "--policies", "ppo,rlhf", "--data-dir", str(tmp_path / "d")],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "policy steps are a comma list of ppo, ppo-lora, dpo, sft; got 'ppo,rlhf'" in done.stderr
+    assert not (tmp_path / "d").exists()

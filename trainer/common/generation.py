@@ -176,14 +176,16 @@ def sample_responses(
     eos_ids: Sequence[int],
     seed: int,
     max_prompt_length: int = 1024,
+    batch_size: int = SAMPLE_BATCH,
 ) -> Samples:
-    """`n` sampled responses per prompt (texts or conversations), in batches (KV-cached generation)."""
+    """`n` sampled responses per prompt (texts or conversations), in batches of `batch_size` sequences (KV-cached
+    generation; the seed of each batch follows its first sequence's index, so equal batch sizes give equal samples)."""
     pad = int(tokenizer.pad_token_id)
     repeated = [p for p in prompts for _ in range(n)]
     ids = encode_prompts(tokenizer, repeated, max_prompt_length)
     parts = []
-    for start in range(0, len(ids), SAMPLE_BATCH):
-        query_ids, query_mask = collate_queries(ids[start : start + SAMPLE_BATCH], pad)
+    for start in range(0, len(ids), batch_size):
+        query_ids, query_mask = collate_queries(ids[start : start + batch_size], pad)
         raw = generate_responses(
             model, query_ids, query_mask, max_new_tokens=max_new_tokens, temperature=temperature,
             eos_ids=eos_ids, pad_token_id=pad, seed=seed + start,

@@ -75,24 +75,36 @@ def policy_against_gold(
     max_new_tokens: int = 64,
     temperature: float = 1.0,
     seed: int = 0,
+    cache_dir: Path | None = None,
+    batch_size: int = 16,
 ) -> dict[str, Any]:
     """Gold score of policy vs SFT samples, the policy's KL from SFT, and best-of-n from SFT picked by `picker`
-    (a reward model; the gold itself when None, an upper bound)."""
+    (a reward model; the gold itself when None, an upper bound). With `cache_dir`, the SFT samples are kept there
+    and reused by the next measurement against the same SFT model and settings (`trainer.gold.cache`)."""
+    import torch
+
     from trainer.common.generation import eos_token_ids, sample_responses
     from trainer.common.logprobs import kl_on_samples
     from trainer.common.models import load_policy
+    from trainer.gold.cache import cache_key, cached_texts
 
     policy, tokenizer = load_policy(policy_path, device="cpu")
     sft, _ = load_policy(sft_path, device="cpu")
     eos = sorted(eos_token_ids(policy, tokenizer))
     n = max(max(best_of), samples)
     ours = sample_responses(policy, tokenizer, prompts, n=samples, max_new_tokens=max_new_tokens,
-                            temperature=temperature, eos_ids=eos, seed=seed)  # fmt: skip
-    base = sample_responses(sft, tokenizer, prompts, n=n, max_new_tokens=max_new_tokens, temperature=temperature,
-                            eos_ids=eos, seed=seed + 1)  # fmt: skip
+                            temperature=temperature, eos_ids=eos, seed=seed, batch_size=batch_size)  # fmt: skip
+
+    def draw_base() -> list[str]:
+        return sample_responses(sft, tokenizer, prompts, n=n, max_new_tokens=max_new_tokens, temperature=temperature,
+                                eos_ids=eos, seed=seed + 1, batch_size=batch_size).texts  # fmt: skip
+
+    key = cache_key(sft_path, prompts=prompts, n=n, max_new_tokens=max_new_tokens, temperature=temperature,
+                    seed=seed + 1, batch_size=batch_size, torch=torch.__version__)  # fmt: skip
+    base_texts = cached_texts(cache_dir, key, draw_base)
     repeat = [p for p in prompts for _ in range(n)]
-    base_gold = np.asarray(gold(repeat, base.texts), dtype=np.float64).reshape(len(prompts), n)
-    chooser = base_gold if picker is None else np.asarray(picker(repeat, base.texts)).reshape(len(prompts), n)
+    base_gold = np.asarray(gold(repeat, base_texts), dtype=np.float64).reshape(len(prompts), n)
+    chooser = base_gold if picker is None else np.asarray(picker(repeat, base_texts)).reshape(len(prompts), n)
     policy_gold = np.asarray(gold([p for p in prompts for _ in range(samples)], ours.texts), dtype=np.float64)
     gain, gain_se = gain_and_se(policy_gold.reshape(len(prompts), samples), base_gold)
     by_gold = [{"n": k, "kl": best_of_n_kl(k), "gold": best_of_n(base_gold, base_gold, k)} for k in best_of]
