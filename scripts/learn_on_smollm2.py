@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -384,6 +385,7 @@ def main() -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     lab, started = Ranklab(data_dir), time.monotonic()
     os.environ.update(lab.env)
+    signal.signal(signal.SIGTERM, lambda signum, _: sys.exit(128 + signum))  # `kill` stops its server and worker too
     try:
         report = run(lab, args, started)
     finally:

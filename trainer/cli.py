@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from typing import Any
 
 import typer
 
@@ -148,16 +149,20 @@ def register_trainer_commands() -> None:
 def install_reward_model_gold() -> None:
     """Let `ranklab simulate` use reward-model folders (`model:PATH`, `--reward-model`) and measure policies
     (`--policy-version`): both need torch, which only the trainer side imports."""
-    from functools import partial
-
-    from app.config import get_settings
     from app.simulate.gold import set_policy_evaluator, set_reward_model_scorer
     from trainer.gold.model import RewardModelScorer
-    from trainer.gold.policy import policy_against_gold
 
     set_reward_model_scorer(RewardModelScorer)
-    # measuring several policies of one SFT model samples the SFT model once (bounded cache in the data folder)
-    set_policy_evaluator(partial(policy_against_gold, cache_dir=get_settings().data_dir / "cache" / "sft-samples"))
+    set_policy_evaluator(_policy_against_gold_cached)
+
+
+def _policy_against_gold_cached(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """`policy_against_gold` with the SFT samples kept in the data folder (read when called: the settings of the
+    moment), so that measuring several policies of one SFT model samples it once (`trainer.gold.cache`, bounded)."""
+    from app.config import get_settings
+    from trainer.gold.policy import policy_against_gold
+
+    return policy_against_gold(*args, cache_dir=get_settings().data_dir / "cache" / "sft-samples", **kwargs)
 
 
 def main() -> None:

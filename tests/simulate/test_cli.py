@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from app.cli import cli
@@ -59,7 +60,18 @@ def test_simulate_refuses_an_unknown_profile(sim_server):
     assert "unknown labeler profile" in result.output
 
 
-def test_simulate_only_policy_takes_best_of_and_sampling_options(sim_server, tiny_model_dir, tmp_path):
+@pytest.fixture
+def data_dir_env(tmp_path, monkeypatch):
+    """RANKLAB_DATA_DIR for this test's CLI calls (settings re-read now and again after the test)."""
+    import app.config
+
+    monkeypatch.setenv("RANKLAB_DATA_DIR", str(tmp_path / "data"))
+    app.config.get_settings.cache_clear()
+    yield tmp_path / "data"
+    app.config.get_settings.cache_clear()
+
+
+def test_simulate_only_policy_takes_best_of_and_sampling_options(sim_server, tiny_model_dir, tmp_path, data_dir_env):
     from app.models import ModelKind, Split
     from app.services import model_registry
     from app.services.prompts import get_or_create_prompt
@@ -76,13 +88,17 @@ def test_simulate_only_policy_takes_best_of_and_sampling_options(sim_server, tin
         [
             "simulate", "--url", sim_server.base_url, "--admin", sim_server.admin, "--gold", "length:3",
             "--only-policy", "--policy-version", str(version), "--policy-prompts", "1", "--policy-samples", "2",
-            "--best-of", "1,2,4,16", "--policy-max-new-tokens", "5", "--report", str(report_path),
+            "--best-of", "1,2,4,16", "--policy-max-new-tokens", "5", "--policy-batch-size", "7",
+            "--report", str(report_path),
         ],
         env={"RANKLAB_ADMIN_PASSWORD": sim_server.password},
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     policy = json.loads(report_path.read_text())["policy"]
     assert [b["n"] for b in policy["best_of_n"]] == [1, 2, 4, 16] and policy["policy_kl"] == 0.0
+    # the SFT samples went to the data folder's cache, for the next policy measured against the same SFT model
+    (cached,) = (data_dir_env / "cache" / "sft-samples").glob("*.json")
+    assert len(json.loads(cached.read_text())) == 16
     bad = CliRunner().invoke(
         cli, ["simulate", "--url", sim_server.base_url, "--admin", "x", "--only-policy", "--policy-version", "2",
               "--best-of", "0,2"],
