@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     keep_model_versions: int = Field(default=3, ge=1)
     """Per kind, the newest model versions no round, schedule or queued job uses whose files `ranklab storage --apply`
     keeps; older ones lose their files (the registry rows stay)."""
+    cpu_bf16: bool = False
+    """Workers and measurements on a CPU run matrix products in bf16 autocast (weights and optimizers stay float32,
+    as on CUDA): about 2x faster training on CPUs with AMX or AVX512-BF16 units (`bench/cpu_bf16.py`), slower on
+    others."""
     min_free_disk_gb: float = Field(default=5.0, ge=0)
     """A worker does not start a job while the data folder's disk has less free space than this, in GB (0: no check)."""
     metrics_token: SecretStr | None = None

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from trainer.common.chat import Message, as_messages, encode_prompt
+from trainer.common.precision import cpu_bf16_autocast
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -98,7 +99,7 @@ def generate_responses(
     )
     device = policy.device
     devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices, device_type=device.type):
+    with torch.random.fork_rng(devices=devices, device_type=device.type), cpu_bf16_autocast(device):
         torch.manual_seed(seed)
         out = policy.generate(  # type: ignore[operator]
             input_ids=query_ids.to(device), attention_mask=query_mask.to(device), generation_config=config

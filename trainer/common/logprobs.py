@@ -28,11 +28,6 @@ if TYPE_CHECKING:
 DEFAULT_CHUNK_TOKENS = 1024
 
 
-def bf16_autocast(enabled: bool, device: torch.device) -> torch.autocast:
-    """bf16 autocast on CUDA when `enabled` (a no-op context on other devices)."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")
-
-
 def position_ids_from_mask(attention_mask: Tensor) -> Tensor:
     """(B, T) mask -> (B, T) positions counting real tokens only (0 on left padding)."""
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)

@@ -25,6 +25,7 @@ from trainer.common.packing import (
     encode_sequence,
     sequence_logprobs,
 )
+from trainer.common.precision import bf16_autocast
 from trainer.common.rankings import EXCLUDED, RankingRecord, TaskGroup, has_strict_pair
 
 
@@ -116,7 +117,7 @@ def reference_logprobs(
         chunk = tasks[start : start + batch_tasks]
         sequences = [s for t in chunk for s in t.sequences]
         batch = (collate_packed(sequences) if packing else collate_padded(sequences, pad_id=pad_id)).to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with bf16_autocast(True, device):
             logps = sequence_logprobs(reference, batch).float().cpu().tolist()
         for task in chunk:
             task.reference_logps, logps = logps[: len(task.sequences)], logps[len(task.sequences) :]

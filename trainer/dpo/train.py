@@ -23,6 +23,7 @@ from trainer.common.distributed import sum_over_processes, world
 from trainer.common.loop import MetricsCallback, TrainResult, run_training, steps_per_epoch
 from trainer.common.packing import CompletionBatch, sequence_logprobs
 from trainer.common.params import config_from_params, job_default
+from trainer.common.precision import bf16_autocast
 from trainer.common.rankings import length_grouped_batches
 from trainer.dpo.data import DpoBatch, DpoTask, collate_dpo, gather_groups
 from trainer.dpo.losses import DpoLossType, dpo_loss
@@ -68,7 +69,7 @@ class DpoConfig:
     gradient_checkpointing: bool = _job("gradient_checkpointing")
     """Recompute activations in the backward pass: less memory, about a third more compute."""
     bf16: bool = True
-    """bf16 autocast on CUDA (weights and optimizer stay float32); ignored on CPU."""
+    """bf16 autocast on CUDA (weights and optimizer stay float32); on CPU only with `RANKLAB_CPU_BF16`."""
     seed: int = _job("seed")
     """Seeds the batch order (per epoch) and every generator."""
 
@@ -131,7 +132,7 @@ class DpoPlan:
 def batch_loss(net: nn.Module, batch: DpoBatch, cfg: DpoConfig) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The DPO loss of one micro-batch and its stats."""
     device = batch.ranks.device
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16 and device.type == "cuda"):
+    with bf16_autocast(cfg.bf16, device):
         per_sequence = net(batch.sequences)
     policy = gather_groups(per_sequence.float(), batch.group_index)  # (G, K)
     return dpo_loss(policy, batch.reference_logps, batch.ranks, beta=cfg.beta, loss_type=cfg.loss_type)

@@ -90,7 +90,7 @@ class PPOConfig:
     """Tokens per LM-head chunk in log-prob passes (memory is chunk_tokens * vocabulary floats)."""
     bf16: bool = True
     """bf16 autocast for generation, scoring and the update on CUDA (weights and optimizer stay as loaded);
-    ignored on CPU."""
+    on CPU only with `RANKLAB_CPU_BF16`."""
     cache_implementation: Literal["static", "dynamic"] | None = None
     """KV cache for generation; "static" lets CUDA compile the decode step."""
     seed: int = _job("seed")

@@ -26,9 +26,9 @@ from trainer.common.chat import Message, as_messages, to_messages
 from trainer.common.checkpoint import has_checkpoint, load_state, save_state, seed_everything
 from trainer.common.distributed import agreed_stop, barrier, world
 from trainer.common.generation import collate_queries, encode_prompts, eos_token_ids
-from trainer.common.logprobs import bf16_autocast
 from trainer.common.loop import MetricsCallback, TrainResult
 from trainer.common.models import disable_dropout
+from trainer.common.precision import bf16_autocast
 from trainer.ppo.config import PPOConfig
 from trainer.ppo.model import PolicyAndValue
 from trainer.ppo.rollout import RewardFn, sample_rollout, score_rollout

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from trainer.common.distributed import sum_over_processes, whiten_over_processes
 from trainer.common.generation import pack_episodes
-from trainer.common.logprobs import bf16_autocast
+from trainer.common.precision import bf16_autocast
 from trainer.ppo.config import PPOConfig
 from trainer.ppo.losses import explained_variance, gae, kl_shaped_rewards, policy_loss, value_loss
 from trainer.ppo.rollout import Rollout

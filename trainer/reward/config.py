@@ -45,7 +45,7 @@ class RewardConfig:
     seed: int = _job("seed")
     """Seeds the batch order (per epoch) and every generator."""
     bf16: bool = True
-    """bf16 autocast on CUDA (weights and optimizer stay float32); ignored on CPU."""
+    """bf16 autocast on CUDA (weights and optimizer stay float32); on CPU only with `RANKLAB_CPU_BF16`."""
     gradient_checkpointing: bool = _job("gradient_checkpointing")
     """Recompute activations in the backward pass: less memory, about 30% slower."""
     weight_by_agreement: bool = _job("weight_by_agreement")

@@ -21,6 +21,7 @@ from torch import nn
 from trainer.common.chat import PromptLike, to_messages
 from trainer.common.distributed import sum_over_processes, world
 from trainer.common.loop import MetricsCallback, TrainResult, run_training, steps_per_epoch
+from trainer.common.precision import bf16_autocast
 from trainer.common.reward_model import center_rewards, encode_completion, score_sequences
 from trainer.reward.config import RewardConfig
 from trainer.reward.data import (
@@ -103,7 +104,7 @@ def _train_step(
         last = i == len(batches) - 1
         no_sync = getattr(net, "no_sync", None)
         sync = nullcontext() if last or no_sync is None else no_sync()
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.type == "cuda")
+        autocast = bf16_autocast(cfg.bf16, device)
         with sync:
             with autocast:
                 rewards = net(

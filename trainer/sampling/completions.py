@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from trainer.common.chat import Message, as_messages, encode_prompt, render_prompt
 from trainer.common.generation import batch_seed, collate_queries, eos_token_ids
+from trainer.common.precision import cpu_bf16_autocast
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -174,7 +175,8 @@ def sample_batch(
     input_ids = query_ids.to(model.device)  # (B, T_prompt)
     attention_mask = query_mask.to(model.device)  # (B, T_prompt), 0 on left padding
     devices = [model.device.index or 0] if model.device.type == "cuda" else []
-    with torch.inference_mode(), torch.random.fork_rng(devices=devices, device_type=model.device.type):
+    fork = torch.random.fork_rng(devices=devices, device_type=model.device.type)
+    with torch.inference_mode(), fork, cpu_bf16_autocast(model.device):
         torch.manual_seed(seed)
         output = model.generate(  # type: ignore[operator]  # nn.Module.__getattr__ confuses mypy
             input_ids=input_ids, attention_mask=attention_mask, **generate_kwargs(cfg, tokenizer)

@@ -23,6 +23,7 @@ from app.schemas.sft import TrainSftParams
 from trainer.common.distributed import sum_over_processes, world
 from trainer.common.loop import MetricsCallback, TrainResult, run_training, steps_per_epoch
 from trainer.common.params import config_from_params, job_default
+from trainer.common.precision import bf16_autocast
 from trainer.sft.data import SftBatch, SftExample, collate_packed, collate_padded, epoch_batches
 from trainer.sft.forward import AnswerLoss
 
@@ -58,7 +59,7 @@ class SftConfig:
     gradient_checkpointing: bool = _job("gradient_checkpointing")
     """Recompute activations in the backward pass: less memory, about a third more compute."""
     bf16: bool = True
-    """bf16 autocast on CUDA (weights and optimizer stay float32); ignored on CPU."""
+    """bf16 autocast on CUDA (weights and optimizer stay float32); on CPU only with `RANKLAB_CPU_BF16`."""
     seed: int = _job("seed")
     """Seeds the batch order (per epoch) and every generator."""
 
@@ -131,7 +132,7 @@ def _train_step(
         batch = batch.to(device)
         no_sync = getattr(net, "no_sync", None)
         sync = nullcontext() if i == len(batches) - 1 or no_sync is None else no_sync()
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.type == "cuda")
+        autocast = bf16_autocast(cfg.bf16, device)
         with sync:
             with autocast:
                 loss_sum = net(batch)
