@@ -24,7 +24,7 @@ def cpu_bf16(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("RANKLAB_CPU_BF16", "true")
     get_settings.cache_clear()
     yield
-    monkeypatch.delenv("RANKLAB_CPU_BF16")
+    monkeypatch.undo()
     get_settings.cache_clear()
 
 
